@@ -1,0 +1,15 @@
+"""The device catalogue (one data file per device type) and the payload codec they share."""
+
+from catalogue.codec import CodecError, Layout, parse_layout
+from catalogue.loader import Catalogue, CatalogueError, DeviceType, FieldSpec, load_catalogue
+
+__all__ = [
+    "Catalogue",
+    "CatalogueError",
+    "CodecError",
+    "DeviceType",
+    "FieldSpec",
+    "Layout",
+    "load_catalogue",
+    "parse_layout",
+]

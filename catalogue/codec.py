@@ -1,0 +1,258 @@
+"""Sigfox's custom-format payload grammar: one engine, decoding for ingest, encoding for simulators.
+
+A layout is a space-separated list of `name:byte_index:type:length[:endianness][:bit]`:
+
+| type    | length means                  | value  | notes                                         |
+| ------- | ----------------------------- | ------ | --------------------------------------------- |
+| `uint`  | bits, 1..64                   | int    | whole bytes, `endianness` (default big)       |
+| `int`   | bits, 1..64, two's complement | int    | as `uint`, signed                             |
+| `bool`  | bit position 0..7 (0 = LSB)   | bool   | stays in the current byte                     |
+| `float` | 32 or 64 bits, IEEE 754       | float  |                                               |
+| `char`  | bytes                         | str    | ASCII                                         |
+
+An empty byte index means "next": the byte after the previous field, or the same byte when the
+previous field was a bool or a bit field (a field with a trailing bit offset). A `uint`/`int`
+shorter than 8 bits is a bit field: its lowest bit sits at the trailing bit offset (default
+`8 - length`, i.e. the top bits of the byte). Decoding is pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["uint", "int", "bool", "float", "char"]
+Endianness = Literal["big", "little"]
+Value = int | float | bool | str
+
+MAX_PAYLOAD_BYTES = 12  # Sigfox uplink payload limit
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-#]*$")
+
+
+class CodecError(ValueError):
+    """A layout or payload the codec cannot handle; `field` names the part at fault when known."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One field of a layout, resolved to absolute positions."""
+
+    name: str
+    kind: Kind
+    byte: int  # first byte
+    size: int  # bits for uint/int/float/bool(1), bytes*8 for char
+    endianness: Endianness
+    bit: int | None  # lowest bit position inside `byte`, for bools and bit fields
+
+    @property
+    def end(self) -> int:
+        """One past the last byte this field touches."""
+        if self.bit is not None:
+            return self.byte + 1
+        return self.byte + self.size // 8
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A parsed layout: its slots and the payload length it needs."""
+
+    source: str
+    slots: tuple[Slot, ...]
+
+    @property
+    def length(self) -> int:
+        return max((s.end for s in self.slots), default=0)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.slots)
+
+    def decode(self, payload: bytes) -> dict[str, Value]:
+        """Raw values of every field; a payload shorter than the layout raises `CodecError`."""
+        if len(payload) < self.length:
+            raise CodecError(
+                f"payload is {len(payload)} bytes, layout needs {self.length}", field=None
+            )
+        return {s.name: _read(s, payload) for s in self.slots}
+
+    def encode(self, values: dict[str, Value]) -> bytes:
+        """The payload for raw `values` (all fields required); out-of-width values raise."""
+        buf = bytearray(self.length)
+        for s in self.slots:
+            if s.name not in values:
+                raise CodecError(f"no value for field {s.name!r}", field=s.name)
+            _write(s, buf, values[s.name])
+        return bytes(buf)
+
+
+def parse_layout(source: str) -> Layout:
+    """Parse a layout string; any mistake raises `CodecError` naming the field."""
+    slots: list[Slot] = []
+    cursor = 0  # byte where an empty index starts
+    prev_bitwise = False
+    seen: set[str] = set()
+    for token in source.split():
+        parts = token.split(":")
+        if len(parts) < 4:
+            raise CodecError(f"field {token!r}: expected name:byte_index:type:length", token)
+        name = parts[0]
+        if not _NAME.match(name):
+            raise CodecError(f"field {token!r}: bad name {name!r}", name)
+        if name in seen:
+            raise CodecError(f"field {name!r} appears twice", name)
+        seen.add(name)
+        slot = _make_slot(token, parts, cursor, prev_bitwise)
+        if slot.end > MAX_PAYLOAD_BYTES:
+            raise CodecError(f"field {name!r} ends at byte {slot.end}, past 12 bytes", name)
+        slots.append(slot)
+        prev_bitwise = slot.bit is not None
+        cursor = slot.byte if prev_bitwise else slot.end
+    if not slots:
+        raise CodecError("layout has no fields")
+    return Layout(source=" ".join(source.split()), slots=tuple(slots))
+
+
+def _make_slot(token: str, parts: list[str], cursor: int, prev_bitwise: bool) -> Slot:
+    name, index, kind, length, *options = parts
+    if not length.isdigit():
+        raise CodecError(f"field {token!r}: length {length!r} is not a number", name)
+    size = int(length)
+    endianness: Endianness = "big"
+    bit: int | None = None
+    for opt in options:
+        if opt in ("big-endian", "little-endian"):
+            endianness = "big" if opt == "big-endian" else "little"
+        elif opt.isdigit() and int(opt) < 8:
+            bit = int(opt)
+        else:
+            raise CodecError(f"field {token!r}: unknown option {opt!r}", name)
+    byte = _resolve_byte(
+        token,
+        name,
+        index,
+        cursor,
+        prev_bitwise
+        and kind != "bool"
+        and bit is None
+        and not (kind in ("uint", "int") and size < 8),
+    )
+    return _typed_slot(token, name, kind, byte=byte, size=size, endianness=endianness, bit=bit)
+
+
+def _resolve_byte(token: str, name: str, index: str, cursor: int, skip: bool) -> int:
+    """An explicit index, or "next": a full-width field after a bit field takes the next byte."""
+    if index == "":
+        return cursor + 1 if skip else cursor
+    if not index.isdigit():
+        raise CodecError(f"field {token!r}: byte index {index!r} is not a number", name)
+    return int(index)
+
+
+def _typed_slot(
+    token: str,
+    name: str,
+    kind: str,
+    *,
+    byte: int,
+    size: int,
+    endianness: Endianness,
+    bit: int | None,
+) -> Slot:
+    if kind == "bool":
+        if size > 7 or bit is not None:
+            raise CodecError(f"field {token!r}: bool takes a bit position 0..7", name)
+        return Slot(name, "bool", byte, 1, endianness, size)
+    if kind in ("uint", "int"):
+        if not 1 <= size <= 64:
+            raise CodecError(f"field {token!r}: {kind} length must be 1..64 bits", name)
+        if size < 8 or bit is not None:
+            if size > 8:
+                raise CodecError(f"field {token!r}: a bit offset needs a length under 8", name)
+            bit = 8 - size if bit is None else bit
+            if bit + size > 8:
+                raise CodecError(
+                    f"field {token!r}: bits {bit}..{bit + size - 1} leave the byte", name
+                )
+        elif size % 8:
+            raise CodecError(f"field {token!r}: {kind} over 8 bits must be whole bytes", name)
+        return Slot(name, "uint" if kind == "uint" else "int", byte, size, endianness, bit)
+    if kind == "float":
+        if size not in (32, 64) or bit is not None:
+            raise CodecError(f"field {token!r}: float length must be 32 or 64", name)
+        return Slot(name, "float", byte, size, endianness, None)
+    if kind == "char":
+        if not 1 <= size <= MAX_PAYLOAD_BYTES or bit is not None:
+            raise CodecError(f"field {token!r}: char length must be 1..12 bytes", name)
+        return Slot(name, "char", byte, size * 8, endianness, None)
+    raise CodecError(f"field {token!r}: unknown type {kind!r}", name)
+
+
+def _read(s: Slot, payload: bytes) -> Value:
+    if s.kind == "bool":
+        return bool(payload[s.byte] >> (s.bit or 0) & 1)
+    if s.kind == "char":
+        raw = payload[s.byte : s.end]
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise CodecError(f"field {s.name!r} is not ASCII", s.name) from exc
+    if s.kind == "float":
+        fmt = (">" if s.endianness == "big" else "<") + ("f" if s.size == 32 else "d")
+        value = float(struct.unpack_from(fmt, payload, s.byte)[0])
+        if not math.isfinite(value):
+            raise CodecError(f"field {s.name!r} is not a finite number", s.name)
+        return value
+    if s.bit is not None:
+        raw_int = payload[s.byte] >> s.bit & ((1 << s.size) - 1)
+    else:
+        raw_int = int.from_bytes(payload[s.byte : s.end], s.endianness)
+    if s.kind == "int" and raw_int >= 1 << (s.size - 1):
+        raw_int -= 1 << s.size
+    return raw_int
+
+
+def _write(s: Slot, buf: bytearray, value: Value) -> None:
+    if s.kind == "bool":
+        if not isinstance(value, bool):
+            raise CodecError(f"field {s.name!r} needs a bool", s.name)
+        buf[s.byte] |= int(value) << (s.bit or 0)
+        return
+    if s.kind == "char":
+        if not isinstance(value, str):
+            raise CodecError(f"field {s.name!r} needs a string", s.name)
+        raw = value.encode("ascii", errors="strict") if value.isascii() else None
+        if raw is None or len(raw) != s.size // 8:
+            raise CodecError(f"field {s.name!r} needs {s.size // 8} ASCII characters", s.name)
+        buf[s.byte : s.end] = raw
+        return
+    if s.kind == "float":
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise CodecError(f"field {s.name!r} needs a finite number", s.name)
+        fmt = (">" if s.endianness == "big" else "<") + ("f" if s.size == 32 else "d")
+        struct.pack_into(fmt, buf, s.byte, value)
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CodecError(f"field {s.name!r} needs an integer", s.name)
+    lo, hi = (
+        (0, (1 << s.size) - 1)
+        if s.kind == "uint"
+        else (-(1 << (s.size - 1)), (1 << (s.size - 1)) - 1)
+    )
+    if not lo <= value <= hi:
+        raise CodecError(f"field {s.name!r}: {value} does not fit {s.kind}:{s.size}", s.name)
+    raw_int = value & ((1 << s.size) - 1)
+    if s.bit is not None:
+        buf[s.byte] |= raw_int << s.bit
+    else:
+        buf[s.byte : s.end] = raw_int.to_bytes(s.size // 8, s.endianness)

@@ -1,0 +1,56 @@
+"""The uplink body: Sigfox callback names, numbers also accepted as numeric strings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+MAX_BODY_BYTES = 1024  # DESIGN section 1: a larger body is rejected
+SEQ_MODULO = 4096  # 12-bit sequence numbers
+DEVICE_ID = r"^[0-9A-Fa-f]{1,8}$"
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+HexId = Annotated[str, Field(pattern=DEVICE_ID), BeforeValidator(_upper)]
+StationId = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{1,16}$"), BeforeValidator(_upper)]
+
+
+class DuplicateStation(BaseModel):
+    """One other station in Sigfox's advanced callback `duplicates` list."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    bsId: StationId  # Sigfox's own key
+    rssi: float | None = Field(None, ge=-200, le=50, allow_inf_nan=False)
+    snr: float | None = Field(None, ge=-50, le=100, allow_inf_nan=False)
+    nbRep: int | None = Field(None, ge=0, le=16)
+
+
+class Uplink(BaseModel):
+    """A validated uplink body. `device` is upper-case, `data` lower-case hex."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_max_length=MAX_BODY_BYTES)
+
+    device: HexId
+    time: int = Field(ge=0, le=2**33)
+    seqNumber: int = Field(ge=0, lt=SEQ_MODULO)  # Sigfox's own key
+    data: str = Field(pattern=r"^([0-9A-Fa-f]{2}){0,12}$")
+    station: StationId | None = None
+    rssi: float | None = Field(None, ge=-200, le=50, allow_inf_nan=False)
+    snr: float | None = Field(None, ge=-50, le=100, allow_inf_nan=False)
+    duplicate: bool | None = None
+    duplicates: list[DuplicateStation] | None = Field(None, max_length=16)
+    deviceTypeId: str | None = Field(None, max_length=64)
+
+    @field_validator("data")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @property
+    def payload(self) -> bytes:
+        return bytes.fromhex(self.data)

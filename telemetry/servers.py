@@ -1,0 +1,300 @@
+"""Local `mosquitto` and `influxd` processes with configuration written by us.
+
+Used by `telemetry dev` and by the test fixtures, so the servers the tests use are configured
+exactly as the stack a newcomer runs. Readiness is polled, never slept for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+# Debian installs mosquitto under /usr/sbin, which is not on every user's PATH.
+_EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")
+INSTALL_HINT = {
+    "mosquitto": "install it with: sudo apt-get install mosquitto",
+    "influxd": "install it with: sudo apt-get install influxdb (InfluxDB 1.x)",
+}
+
+# Broker limits (see shared reference, reliability facts 2 and 3):
+# - the in-flight window must be >= ingest's batch size, or a batch never fills;
+# - the queue must hold an InfluxDB outage's worth of uplinks, or the broker drops silently;
+# - autosave every second bounds what a SIGKILL can lose to the last second or two;
+# - the size limit is far above the 1 KiB body limit so that oversized bodies reach ingest,
+#   which keeps them as rejected instead of the broker dropping them unseen.
+MOSQUITTO_LIMITS = {
+    "max_inflight_messages": 1000,
+    "max_queued_messages": 100_000,
+    "max_queued_bytes": 100_000_000,
+    "message_size_limit": 65_536,
+    "autosave_interval": 1,
+    "max_keepalive": 120,
+    "persistent_client_expiration": "14d",
+}
+
+
+class ServerError(Exception):
+    """A local server could not be found or started; the message says what to do."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def find_binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        for folder in _EXTRA_BIN_DIRS:
+            candidate = Path(folder) / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+        raise ServerError(f"'{name}' was not found on the PATH; {INSTALL_HINT.get(name, '')}")
+    return found
+
+
+class _Process:
+    """A child server process with its log file and signal helpers."""
+
+    name = "server"
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.host = "127.0.0.1"
+        self.log_path = data_dir / f"{self.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603  # our own argv, no shell
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}"
+                )
+            if self.ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"{self.name} did not answer on port {self.port} within {timeout:.0f}s")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def pause(self) -> None:
+        assert self.proc is not None  # noqa: S101  # a programming error, not user input
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None  # noqa: S101
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        self.stop(sig)
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Mosquitto(_Process):
+    """Mosquitto on loopback with persistence and the limits above."""
+
+    name = "mosquitto"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+    ) -> None:
+        super().__init__(data_dir, port or free_port())
+        self.binary = find_binary("mosquitto")
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.conf_path = data_dir / "mosquitto.conf"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def write_config(self) -> None:
+        persist = self.data_dir / "persistence"
+        persist.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "# written by telemetry; see telemetry/servers.py for why each limit",
+            "per_listener_settings false",
+            f"listener {self.port} {self.host}",
+            # Mosquitto drops root privileges to this user; the persistence folder must be
+            # writable by it, or persistence fails silently (reliability facts 3).
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            "persistence true",
+            f"persistence_location {persist}/",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+        ]
+        if self.password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
+        lines += [f"{k} {v}" for k, v in MOSQUITTO_LIMITS.items()]
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.conf_path)]
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        super().start(timeout)
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+
+class Influxd(_Process):
+    """InfluxDB 1.x on loopback, debug endpoints off, optionally with authentication on."""
+
+    name = "influxd"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        auth: bool = False,
+        admin_user: str = "admin",
+        admin_password: str = "admin-password",  # noqa: S107  # local test/dev server only
+    ) -> None:
+        super().__init__(data_dir, port or free_port())
+        self.binary = find_binary("influxd")
+        self.rpc_port = free_port()
+        self.auth = auth
+        self.admin = (admin_user, admin_password)
+        self.conf_path = data_dir / "influxdb.conf"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def write_config(self) -> None:
+        d = self.data_dir
+        self.conf_path.write_text(
+            f"""# written by telemetry; loopback only, debug endpoints off (reliability facts 9)
+reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+[coordinator]
+  query-timeout = "30s"
+  log-queries-after = "5s"
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "{self.host}:{self.port}"
+  auth-enabled = {"true" if self.auth else "false"}
+  log-enabled = false
+  pprof-enabled = false
+  max-body-size = 25000000
+[continuous_queries]
+  enabled = false
+"""
+        )
+
+    def command(self) -> list[str]:
+        return [self.binary, "-config", str(self.conf_path)]
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        super().start(timeout)
+        if self.auth:
+            self._ensure_admin()
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def query(self, q: str, *, database: str | None = None, method: str = "POST") -> httpx.Response:
+        """Run InfluxQL as the admin (for setup and tests)."""
+        params = {"q": q} | ({"db": database} if database else {})
+        auth = self.admin if self.auth else None
+        return httpx.request(method, f"{self.url}/query", params=params, auth=auth, timeout=30)
+
+    def _ensure_admin(self) -> None:
+        user, password = self.admin
+        # Allowed without credentials only while no user exists; afterwards it is a no-op 401.
+        httpx.post(
+            f"{self.url}/query",
+            params={"q": f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"},
+            timeout=10,
+        )
+
+    def create_database(self, name: str) -> None:
+        r = self.query(f'CREATE DATABASE "{name}"')
+        if r.status_code != 200 or "error" in r.text:
+            raise ServerError(f"cannot create database {name!r}: {r.text.strip()}")

@@ -1,0 +1,127 @@
+"""One settings class, read once at start from `TELEMETRY_*` variables (and `.env`), passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Mosquitto's default port; mqtts:// means TLS on 8883.
+MQTT_PORT = 1883
+MQTTS_PORT = 8883
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; `str()` is the one line shown to the user."""
+
+
+class MqttEndpoint:
+    """The parts of `TELEMETRY_MQTT_URL`, parsed once."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme!r}")
+        if not parts.hostname:
+            raise ValueError("no host in the URL")
+        self.tls = parts.scheme == "mqtts"
+        self.host = parts.hostname
+        self.port = parts.port or (MQTTS_PORT if self.tls else MQTT_PORT)
+        self.username = parts.username
+        self.password = parts.password
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Flags of the `telemetry` command override these."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TELEMETRY_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- MQTT (DESIGN section 1) ---
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_topic_prefix: str = Field("uplink", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+    # A fixed id keeps the persistent session (and its queued uplinks) across ingester restarts.
+    mqtt_client_id: str = Field("telemetry-ingest", min_length=1, max_length=64)
+    # Set to share the uplink stream between several ingesters ($share/<group>/...).
+    mqtt_share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]+$")
+    mqtt_keepalive: int = Field(20, ge=5, le=600)
+
+    # --- InfluxDB (DESIGN section 3) ---
+    influx_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8086")
+    influx_database: str = Field("telemetry", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    influx_token: SecretStr | None = None
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+    influx_timeout: float = Field(10.0, gt=0, le=120)
+
+    # --- API (DESIGN section 4) ---
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    api_auth: Literal["enabled", "disabled"] = "enabled"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+
+    # --- Ingest ---
+    # A batch is written when it holds this many points or is this old, whichever comes first.
+    # Mosquitto's max_inflight_messages must be >= ingest_batch_size, or a batch never fills.
+    ingest_batch_size: int = Field(1000, ge=1, le=50_000)
+    ingest_flush_interval: float = Field(0.2, gt=0, le=10)
+    ingest_spool_dir: Path = Path("var/spool")
+    ingest_spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    ingest_metrics_port: int = Field(9108, ge=0, le=65535)  # 0: no metrics listener
+    ingest_metrics_host: str = "127.0.0.1"
+    ingest_rate_burst: int = Field(20, ge=1)  # uplinks a device may send back to back
+    ingest_rate_per_hour: float = Field(
+        60.0, gt=0
+    )  # sustained; Sigfox allows ~6/h, demos run faster
+    ingest_future_tolerance: int = Field(300, ge=0)  # seconds a `time` may lie ahead of our clock
+    ingest_shutdown_timeout: float = Field(10.0, gt=0, le=300)
+
+    # --- Catalogue (DESIGN section 2) ---
+    catalogue_dir: Path | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str) -> str:
+        MqttEndpoint(value)
+        return value
+
+    @field_validator("catalogue_dir")
+    @classmethod
+    def _check_catalogue_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a folder")
+        return value
+
+    @property
+    def mqtt(self) -> MqttEndpoint:
+        return MqttEndpoint(self.mqtt_url)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings; flags given as `overrides` (None means not given) win over the env."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]  # keys are checked by pydantic itself
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem, named as the environment variable the user sets."""
+    err = exc.errors(include_url=False)[0]
+    name = "_".join(str(p) for p in err["loc"][:1]) or "settings"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"invalid setting TELEMETRY_{name.upper()}: {msg}"

@@ -1,0 +1,101 @@
+"""Session fixtures: real `mosquitto` and `influxd` processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from telemetry.servers import Influxd, Mosquitto, ServerError, find_binary
+
+
+def _require(binary: str) -> None:
+    try:
+        find_binary(binary)
+    except ServerError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One broker for the session; tests isolate themselves with a unique topic prefix."""
+    _require("mosquitto")
+    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """One InfluxDB for the session; tests isolate themselves with a database of their own."""
+    _require("influxd")
+    server = Influxd(tmp_path_factory.mktemp("influxd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """A broker of the test's own, for tests that stop, kill or reconfigure it."""
+    _require("mosquitto")
+    started: list[Mosquitto] = []
+
+    def make(**kwargs: object) -> Mosquitto:
+        server = Mosquitto(tmp_path / f"mosquitto{len(started)}", **kwargs)  # type: ignore[arg-type]
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def make_influxd(tmp_path: Path) -> Iterator[Callable[..., Influxd]]:
+    """An InfluxDB of the test's own, for tests that stop, pause or reconfigure it."""
+    _require("influxd")
+    started: list[Influxd] = []
+
+    def make(**kwargs: object) -> Influxd:
+        server = Influxd(tmp_path / f"influxd{len(started)}", **kwargs)  # type: ignore[arg-type]
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def database(influxd: Influxd) -> Iterator[str]:
+    """A fresh database on the session InfluxDB, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    influxd.create_database(name)
+    yield name
+    influxd.query(f'DROP DATABASE "{name}"')
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique uplink prefix, so tests sharing the broker never see each other's messages."""
+    return f"uplink-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """On failure, attach the tail of every server log the test touched."""
+    report = yield
+    if getattr(report, "failed", False):
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Mosquitto | Influxd):
+                report.sections.append((f"{value.name} log", value.log_tail()))  # type: ignore[attr-defined]
+    return report

@@ -1,0 +1,38 @@
+"""Reading InfluxDB directly in tests, apart from the project's own query code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from telemetry.servers import Influxd
+
+
+def select(server: Influxd, database: str, q: str) -> list[dict[str, Any]]:
+    """Rows of a one-statement query as dicts (column -> value); [] when nothing matched."""
+    r = server.query(q, database=database, method="GET")
+    r.raise_for_status()
+    result = r.json()["results"][0]
+    if "error" in result:
+        raise AssertionError(f"query failed: {result['error']}: {q}")
+    rows: list[dict[str, Any]] = []
+    for series in result.get("series", []):
+        tags = series.get("tags", {})
+        for values in series["values"]:
+            rows.append(dict(zip(series["columns"], values, strict=True)) | tags)
+    return rows
+
+
+def write_lines(server: Influxd, database: str, lines: list[str], precision: str = "s") -> None:
+    """Write raw line protocol, as fixtures for API tests."""
+    auth = server.admin if server.auth else None
+    r = httpx.post(
+        f"{server.url}/write",
+        params={"db": database, "precision": precision},
+        content="\n".join(lines).encode(),
+        auth=auth,
+        timeout=60,
+    )
+    if r.status_code != 204:
+        raise AssertionError(f"write failed {r.status_code}: {r.text}")
