@@ -52,8 +52,9 @@ def _value_for(slot: Slot) -> st.SearchStrategy[Value]:
         alphabet = st.characters(min_codepoint=32, max_codepoint=126)
         return st.text(alphabet, min_size=slot.size // 8, max_size=slot.size // 8)
     if slot.kind == "float":
-        width = 32 if slot.size == 32 else 64
-        return st.floats(allow_nan=False, allow_infinity=False, width=width)
+        if slot.size == 32:
+            return st.floats(allow_nan=False, allow_infinity=False, width=32)
+        return st.floats(allow_nan=False, allow_infinity=False)
     if slot.kind == "uint":
         return st.integers(0, (1 << slot.size) - 1)
     return st.integers(-(1 << (slot.size - 1)), (1 << (slot.size - 1)) - 1)
