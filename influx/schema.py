@@ -1,0 +1,66 @@
+"""The storage layout of DESIGN section 3, in one place for ingest, API, dashboards and tests.
+
+measurement `<type>` (one per device type)
+    tags: device
+    fields: the decoded values (typed by the catalogue), seq (int), rssi, snr, stations (int)
+    time: the uplink's `time`, in seconds
+measurement `uplink` (every accepted message, raw)
+    tags: device, type
+    fields: data (hex), seq (int), rssi, snr, stations (int), station, station_ids,
+            out_of_range (int)
+    time: the uplink's `time`, in seconds
+measurement `rejected`
+    tags: reason, device (when known)
+    fields: topic, body (cut at 1 KiB), detail
+    time: the receipt time in nanoseconds, so no two rejects overwrite each other
+
+- A point's identity is (measurement, device, time): a redelivered or re-merged message
+  overwrites itself, never adds a row (`station` is a field, never a tag, for that reason).
+- `stations` is the number of distinct stations that heard the transmission; `station_ids` is
+  their sorted, comma-separated ids, so a copy arriving after a restart can still be merged.
+  `rssi`/`snr`/`station` are those of the best (highest RSSI) station.
+- Loss is not stored: it is derived from `seq` ordered by `time`, wrap-aware (see
+  `sigfox.sequence`), which stays right under reordering and with several ingesters.
+- `out_of_range` counts the decoded values left out of the `<type>` point for being outside
+  their field's valid range.
+"""
+
+from __future__ import annotations
+
+UPLINK = "uplink"
+REJECTED = "rejected"
+
+TAG_DEVICE = "device"
+TAG_TYPE = "type"
+TAG_REASON = "reason"
+
+# Link fields written on both the `<type>` and `uplink` points.
+LINK_FIELDS = ("seq", "rssi", "snr", "stations")
+UPLINK_FIELDS = (
+    "data",
+    "seq",
+    "rssi",
+    "snr",
+    "stations",
+    "station",
+    "station_ids",
+    "out_of_range",
+)
+REJECT_FIELDS = ("topic", "body", "detail")
+BODY_KEEP_BYTES = 1024  # DESIGN section 3: rejected bodies are cut at 1 KiB
+
+# Rejection reasons: the first failing step of the validation ladder (ingest/validate.py).
+REJECT_REASONS = (
+    "topic",  # not <prefix>/<type>/<device>
+    "too_large",  # body over 1 KiB
+    "encoding",  # not UTF-8
+    "json",  # not a JSON object
+    "envelope",  # missing or malformed keys (pydantic)
+    "unknown_type",  # type not in the catalogue
+    "device_mismatch",  # body device differs from the topic device
+    "future",  # time too far ahead of the receiver's clock
+    "payload_length",  # data shorter than the type's layout
+    "decode",  # payload the codec refuses
+    "rate_limited",  # device over its uplink rate
+    "write_refused",  # InfluxDB refused the line for its content (400 partial write)
+)
