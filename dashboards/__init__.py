@@ -1,0 +1,1 @@
+"""Grafana dashboards generated from the device catalogue, with their provisioning files."""
