@@ -1,0 +1,98 @@
+"""Every response body of the API, as pydantic models (they are also the OpenAPI schemas)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = float | int | str | bool | None
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str = Field(examples=["urn:sigfox-telemetry:problem:invalid-parameter"])
+    title: str
+    status: int
+    detail: str
+    parameter: str | None = Field(None, description="The request parameter at fault")
+
+
+class FieldInfo(BaseModel):
+    unit: str
+
+
+class FieldDescription(BaseModel):
+    name: str
+    unit: str
+    description: str
+    type: str = Field(description="InfluxDB field type: integer, float, boolean or string")
+    scale: float
+    min: float | None
+    max: float | None
+
+
+class DeviceTypeOut(BaseModel):
+    name: str
+    description: str
+    layout: str = Field(description="Payload layout in Sigfox's custom-format grammar")
+    payload_length: int
+    fields: list[FieldDescription]
+
+
+class DeviceTypes(BaseModel):
+    types: list[DeviceTypeOut]
+
+
+class Device(BaseModel):
+    device: str = Field(examples=["1A2B3C"])
+    type: str
+    last_seen: str = Field(description="Time of the newest stored message (RFC 3339 UTC)")
+    last_seq: int | None
+
+
+class Devices(BaseModel):
+    devices: list[Device]
+
+
+class Point(BaseModel):
+    """A time and the values of the requested fields (null when not stored)."""
+
+    model_config = ConfigDict(extra="allow")
+    time: str
+
+
+class DeviceDetail(Device):
+    latest: Point | None
+    messages: int = Field(description="Messages stored (copies merged)")
+    lost: int = Field(description="Uplinks never heard, from sequence gaps across the wrap")
+    duplicates: int = Field(description="Copies heard by further stations, merged away")
+    rssi: float | None = Field(description="Mean RSSI of the best station, dBm")
+    out_of_range: int = Field(description="Decoded values not stored for being out of range")
+
+
+class History(BaseModel):
+    device: str
+    type: str
+    fields: dict[str, FieldInfo]
+    points: list[Point]
+    next: str | None = Field(description="Cursor for the next page; null when there is no more")
+
+
+class Message(BaseModel):
+    time: str
+    seq: int | None
+    data: str | None
+    stations: int | None
+    station: str | None
+    rssi: float | None
+    snr: float | None
+
+
+class Messages(BaseModel):
+    device: str
+    messages: list[Message]
+    next: str | None = Field(description="Cursor for the next page; null when there is no more")
+
+
+class Health(BaseModel):
+    status: str

@@ -1,0 +1,157 @@
+"""Query parameters parsed and checked: device ids, times, durations, fields, paging cursors.
+
+Pure functions; each failure is an `ApiError` naming the parameter, so bad input is a 4xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from api.problems import bad_parameter
+from catalogue import DeviceType
+from influx.query import DEVICE_RE
+
+NS = 1_000_000_000
+DAY_NS = 86_400 * NS
+# InfluxDB stores int64 nanoseconds (years 1677..2262); we accept 1970 up to 2255 so that
+# `end + every` arithmetic can never overflow.
+MIN_NS = 0
+MAX_NS = 9_000_000_000 * NS
+DEFAULT_SPAN_NS = DAY_NS  # DESIGN 4: the last 24 h when no range is given
+# Buckets from one second (the time key's precision) to a year.
+MIN_EVERY_NS = NS
+MAX_EVERY_NS = 366 * DAY_NS
+
+_EPOCH_RE = re.compile(r"^(\d{1,11})(?:\.(\d{1,9}))?$")
+_RFC3339_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
+)
+_DURATION_RE = re.compile(r"^(\d{1,9})(s|m|h|d|w)$")
+_UNIT_NS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": DAY_NS, "w": 7 * DAY_NS}
+
+
+def parse_device(raw: str) -> str:
+    """1 to 8 hex digits, any case; returned upper-case."""
+    device = raw.upper()
+    if not DEVICE_RE.match(device):
+        raise bad_parameter("device", "device ids are 1 to 8 hex digits")
+    return device
+
+
+def parse_time(raw: str, parameter: str) -> int:
+    """RFC 3339 (with an offset) or epoch seconds, to integer nanoseconds."""
+    text = raw.strip()
+    m = _EPOCH_RE.match(text)
+    if m:
+        ns = int(m.group(1)) * NS + int((m.group(2) or "").ljust(9, "0") or 0)
+    else:
+        m = _RFC3339_RE.match(text)
+        if not m:
+            raise bad_parameter(
+                parameter, f"{parameter} must be RFC 3339 (2024-05-18T02:40:00Z) or epoch seconds"
+            )
+        year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+        try:
+            base = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        except ValueError:
+            raise bad_parameter(parameter, f"{parameter} is not a real date and time") from None
+        offset = 0
+        if m.group(9):
+            hours, minutes = int(m.group(10)), int(m.group(11))
+            if hours > 23 or minutes > 59:
+                raise bad_parameter(parameter, f"{parameter} has a bad UTC offset")
+            offset = (hours * 60 + minutes) * 60 * (1 if m.group(9) == "+" else -1)
+        seconds = int(base.timestamp()) - offset
+        ns = seconds * NS + int((m.group(7) or "").ljust(9, "0") or 0)
+    if not MIN_NS <= ns < MAX_NS:
+        raise bad_parameter(parameter, f"{parameter} must lie between 1970 and 2255")
+    return ns
+
+
+def parse_duration(raw: str, parameter: str = "every") -> int:
+    """An InfluxQL-style duration (`30s`, `5m`, `1h`, `1d`, `1w`) to nanoseconds."""
+    m = _DURATION_RE.match(raw.strip())
+    if not m:
+        raise bad_parameter(parameter, f"{parameter} must be a number and a unit s, m, h, d or w")
+    ns = int(m.group(1)) * _UNIT_NS[m.group(2)]
+    if not MIN_EVERY_NS <= ns <= MAX_EVERY_NS:
+        raise bad_parameter(parameter, f"{parameter} must be between 1s and 366d")
+    return ns
+
+
+def parse_fields(raw: str | None, dtype: DeviceType) -> tuple[str, ...]:
+    """A comma list of the type's field names (default: all of them), de-duplicated in order."""
+    if raw is None or not raw.strip():
+        return tuple(dtype.fields)
+    names: list[str] = []
+    for part in raw.split(","):
+        name = part.strip()
+        if name not in dtype.fields:
+            raise bad_parameter(
+                "fields",
+                f"{name[:40]!r} is not a field of {dtype.name}; known: {', '.join(dtype.fields)}",
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def format_time(ns: int) -> str:
+    """RFC 3339 UTC with Z; a fraction only when the time has one."""
+    seconds, frac = divmod(ns, NS)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    return text + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The time range [start, end) still to be read, in nanoseconds."""
+
+    start: int
+    end: int
+
+
+def resolve_window(start: str | None, end: str | None, now_ns: int) -> Window:
+    """Defaults: end now, start 24 h before end. An inverted range is an error."""
+    end_ns = parse_time(end, "end") if end is not None else now_ns
+    start_ns = parse_time(start, "start") if start is not None else max(0, end_ns - DEFAULT_SPAN_NS)
+    if start_ns >= end_ns:
+        raise bad_parameter("start", "start must be before end")
+    return Window(start_ns, end_ns)
+
+
+def fingerprint(*parts: object) -> str:
+    """What a cursor is bound to, so a cursor cannot be replayed against another query."""
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def encode_cursor(fp: str, window: Window) -> str:
+    doc = {"v": 1, "f": fp, "s": window.start, "e": window.end}
+    return base64.urlsafe_b64encode(json.dumps(doc, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(raw: str, fp: str) -> Window:
+    """The window left to read, from a cursor made by `encode_cursor` for the same query."""
+    bad = bad_parameter("cursor", "cursor is not one this API made")
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise bad from None
+    if not isinstance(doc, dict) or doc.get("v") != 1 or not {"s", "e", "f"} <= doc.keys():
+        raise bad
+    start, end, bound = doc["s"], doc["e"], doc["f"]
+    if bound != fp:
+        raise bad_parameter("cursor", "cursor belongs to another query; send the same parameters")
+    ok = all(type(v) is int and MIN_NS <= v <= MAX_NS for v in (start, end))
+    if not ok or start >= end:
+        raise bad
+    return Window(start, end)

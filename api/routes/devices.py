@@ -1,0 +1,88 @@
+"""`GET /v1/devices` and `GET /v1/devices/{device}`: the fleet and one device's link health."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import AuthDep, CatalogueDep, DeviceDep, ReaderDep
+from api.models import Device, DeviceDetail, Devices, Point
+from api.params import format_time
+from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter, not_found
+from influx import query as q
+from influx.reader import Series
+
+router = APIRouter(prefix="/v1", tags=["devices"], dependencies=[AuthDep])
+
+
+@router.get("/devices", response_model=Devices, responses=COMMON_ERRORS)
+async def devices(
+    reader: ReaderDep,
+    catalogue: CatalogueDep,
+    type: Annotated[  # the public parameter name of DESIGN section 4
+        str | None, Query(description="Only devices of this type", max_length=64)
+    ] = None,
+) -> Devices:
+    """Every device seen, with the time of its newest message and that message's seq."""
+    if type is not None and type not in catalogue:
+        raise bad_parameter("type", f"unknown device type; known: {', '.join(catalogue.names())}")
+    (series,) = await reader.query(q.devices(type, catalogue.names()))
+    out = [
+        Device(
+            device=s.tags.get("device", ""),
+            type=s.tags.get("type", ""),
+            last_seen=format_time(s.values[0][0]),
+            last_seq=s.values[0][1],
+        )
+        for s in series
+        if s.values
+    ]
+    out.sort(key=lambda d: (d.type, d.device))
+    return Devices(devices=out)
+
+
+@router.get("/devices/{device}", response_model=DeviceDetail, responses=COMMON_ERRORS | NOT_FOUND)
+async def device(
+    device: DeviceDep, reader: ReaderDep, catalogue: CatalogueDep, request: Request
+) -> DeviceDetail:
+    """One device: newest values, and link health from its stored messages."""
+    identity, counts, loss = await reader.query(q.device_summary(device))
+    if not identity:
+        raise not_found(f"no device {device} has sent anything", "device")
+    newest = max(identity, key=_last_time)
+    type_name = newest.tags.get("type", "")
+    request.app.state.type_memo.remember(device, type_name)
+    stats = _first_row(counts)
+    messages = int(stats.get("messages") or 0)
+    stations = stats.get("stations")
+    latest: Point | None = None
+    if type_name in catalogue:
+        (rows,) = await reader.query(q.latest(catalogue[type_name], device))
+        row = _first_row(rows)
+        if row:
+            latest = Point(time=format_time(row.pop("time")), **row)
+    return DeviceDetail(
+        device=device,
+        type=type_name,
+        last_seen=format_time(newest.values[0][0]),
+        last_seq=newest.values[0][1],
+        latest=latest,
+        messages=messages,
+        lost=int(_first_row(loss).get("lost") or 0),
+        duplicates=max(0, int(stations) - messages) if stations is not None else 0,
+        rssi=stats.get("rssi"),
+        out_of_range=int(stats.get("out_of_range") or 0),
+    )
+
+
+def _last_time(series: Series) -> int:
+    return int(series.values[0][0]) if series.values else 0
+
+
+def _first_row(series: list[Series]) -> dict[str, Any]:
+    for s in series:
+        rows = s.rows()
+        if rows:
+            return rows[0]
+    return {}

@@ -1,0 +1,225 @@
+"""Every InfluxQL statement the API runs, built here from checked identifiers and bound values.
+
+Safety rules (reliability facts 7: naive concatenation leaked every device and dropped a
+database on 1.6.7):
+
+- Identifiers (measurements, fields) come only from the catalogue, never from the request:
+  callers pass a `DeviceType` and field names already checked against it; `ident()` refuses
+  anything else and double-quotes what it accepts.
+- Values (device id, times, durations) travel as bound parameters (`params=` JSON to /query),
+  and are also checked and escaped so that `Query.inline()` renders a safe literal statement
+  for servers that ignore bound parameters (InfluxDB 3's v1 API, influxdb#24805).
+- Statements are fixed templates: no request text can add a `;` or another clause.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from catalogue import DeviceType
+from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
+
+# 12-bit Sigfox sequence numbers: the loss subquery folds differences into 0..4095 and counts a
+# forward step of at most half the space as real (larger steps are reorderings), as
+# sigfox.sequence.lost_between does.
+SEQ_MODULO = 4096
+SEQ_HALF = SEQ_MODULO // 2
+
+Aggregate = Literal["mean", "min", "max", "sum", "count", "first", "last", "median"]
+AGGREGATES: tuple[Aggregate, ...] = (
+    "mean",
+    "min",
+    "max",
+    "sum",
+    "count",
+    "first",
+    "last",
+    "median",
+)
+Order = Literal["asc", "desc"]
+
+DEVICE_RE = re.compile(r"^[0-9A-F]{1,8}$")
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MESSAGE_FIELDS = ("seq", "data", "stations", "station", "rssi", "snr")
+
+ParamValue = str | int | float | dict[str, int]
+
+
+class QueryBuildError(ValueError):
+    """A value that must never reach InfluxQL (a programming error upstream, or an attack)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One or more fixed InfluxQL statements plus their bound parameters."""
+
+    text: str
+    params: dict[str, ParamValue] = field(default_factory=dict)
+
+    def inline(self) -> str:
+        """The statement with every `$name` replaced by its escaped literal."""
+
+        def literal(match: re.Match[str]) -> str:
+            value = self.params[match.group(1)]
+            if isinstance(value, dict):
+                return f"{value['duration']}ns"
+            if isinstance(value, str):
+                return string_literal(value)
+            return repr(value)
+
+        return re.sub(r"\$([A-Za-z_][A-Za-z0-9_]*)", literal, self.text)
+
+
+def string_literal(value: str) -> str:
+    """A single-quoted InfluxQL string; control characters are refused, not escaped."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise QueryBuildError("control character in a string value")
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ident(name: str) -> str:
+    """A double-quoted identifier; only plain names (catalogue names, our fixed names) pass."""
+    if not _IDENT_RE.match(name):
+        raise QueryBuildError(f"not a plain identifier: {name!r}")
+    return f'"{name}"'
+
+
+def device_value(device: str) -> str:
+    if not DEVICE_RE.match(device):
+        raise QueryBuildError(f"not a device id: {device!r}")
+    return device
+
+
+def _check_fields(dtype: DeviceType, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        if name not in dtype.fields:
+            raise QueryBuildError(f"{name!r} is not a field of {dtype.name}")
+
+
+def _ns(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise QueryBuildError("times are integer nanoseconds")
+    return value
+
+
+def devices(type_name: str | None, known_types: list[str]) -> Query:
+    """Every device seen: its type, newest measurement time and the seq at that time."""
+    where = ""
+    params: dict[str, ParamValue] = {}
+    if type_name is not None:
+        if type_name not in known_types:
+            raise QueryBuildError(f"unknown type {type_name!r}")
+        where = f" WHERE {ident(TAG_TYPE)} = $type"
+        params["type"] = type_name
+    return Query(
+        f'SELECT last("seq") AS "last_seq" FROM {ident(UPLINK)}{where} '
+        f"GROUP BY {ident(TAG_DEVICE)}, {ident(TAG_TYPE)}",
+        params,
+    )
+
+
+def _identity(device_param: str) -> str:
+    return (
+        f'SELECT last("seq") AS "last_seq" FROM {ident(UPLINK)} '
+        f"WHERE {ident(TAG_DEVICE)} = {device_param} GROUP BY {ident(TAG_TYPE)}"
+    )
+
+
+def device_type(device: str) -> Query:
+    """The device's type(s) with its newest message time and seq; no series: unknown device."""
+    return Query(_identity("$device"), {"device": device_value(device)})
+
+
+def device_summary(device: str) -> Query:
+    """Three statements: identity (type, last point), link counts, and loss from seq gaps."""
+    dev = ident(TAG_DEVICE)
+    up = ident(UPLINK)
+    text = "; ".join(
+        (
+            _identity("$device"),
+            f'SELECT count("seq") AS "messages", sum("stations") AS "stations", '
+            f'mean("rssi") AS "rssi", sum("out_of_range") AS "out_of_range" '
+            f"FROM {up} WHERE {dev} = $device",
+            # difference() follows time order; the modulo folds the wrap 4095 -> 0 into a step
+            # of 1; steps of 0 (same seq) or above half the space (reordering) lose nothing.
+            f'SELECT sum("step") - count("step") AS "lost" FROM ('
+            f'SELECT ((difference("seq") % {SEQ_MODULO}) + {SEQ_MODULO}) % {SEQ_MODULO} '
+            f'AS "step" FROM {up} WHERE {dev} = $device) '
+            f'WHERE "step" >= 1 AND "step" <= {SEQ_HALF}',
+        )
+    )
+    return Query(text, {"device": device_value(device)})
+
+
+def latest(dtype: DeviceType, device: str) -> Query:
+    """The newest decoded point of a device."""
+    cols = ", ".join(ident(f) for f in dtype.fields)
+    return Query(
+        f"SELECT {cols} FROM {ident(dtype.name)} WHERE {ident(TAG_DEVICE)} = $device "
+        "ORDER BY time DESC LIMIT 1",
+        {"device": device_value(device)},
+    )
+
+
+def history(
+    dtype: DeviceType,
+    device: str,
+    *,
+    fields: tuple[str, ...],
+    start_ns: int,
+    end_ns: int,
+    order: Order,
+    limit: int,
+    every_ns: int | None = None,
+    agg: Aggregate = "mean",
+) -> Query:
+    """Raw points, or one `agg` per `every` bucket (empty buckets left out), in [start, end)."""
+    _check_fields(dtype, fields)
+    if not fields:
+        raise QueryBuildError("no fields")
+    params: dict[str, ParamValue] = {
+        "device": device_value(device),
+        "start": _ns(start_ns),
+        "end": _ns(end_ns),
+    }
+    if every_ns is None:
+        cols = ", ".join(ident(f) for f in fields)
+        group = ""
+    else:
+        if agg not in AGGREGATES:
+            raise QueryBuildError(f"unknown aggregate {agg!r}")
+        cols = ", ".join(f"{agg}({ident(f)}) AS {ident(f)}" for f in fields)
+        params["every"] = {"duration": _ns(every_ns)}
+        # fill(none): buckets with no data are left out, never invented.
+        group = " GROUP BY time($every) fill(none)"
+    return Query(
+        f"SELECT {cols} FROM {ident(dtype.name)} WHERE {ident(TAG_DEVICE)} = $device "
+        f"AND time >= $start AND time < $end{group} "
+        f"ORDER BY time {_order(order)} LIMIT {_limit(limit)}",
+        params,
+    )
+
+
+def messages(device: str, start_ns: int, end_ns: int, order: Order, limit: int) -> Query:
+    """Raw uplinks of a device in [start, end)."""
+    cols = ", ".join(ident(f) for f in MESSAGE_FIELDS)
+    return Query(
+        f"SELECT {cols} FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device "
+        f"AND time >= $start AND time < $end ORDER BY time {_order(order)} LIMIT {_limit(limit)}",
+        {"device": device_value(device), "start": _ns(start_ns), "end": _ns(end_ns)},
+    )
+
+
+def _order(order: str) -> str:
+    if order not in ("asc", "desc"):
+        raise QueryBuildError(f"bad order {order!r}")
+    return order.upper()
+
+
+def _limit(limit: int) -> int:
+    # LIMIT is written into the text (InfluxQL takes no parameter there): an int, bounded.
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_001:
+        raise QueryBuildError(f"bad limit {limit!r}")
+    return limit
