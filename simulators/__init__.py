@@ -1,0 +1,1 @@
+"""Device simulators: pure device models, Sigfox radio realism, and one MQTT publisher."""

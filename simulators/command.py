@@ -1,0 +1,238 @@
+"""`telemetry simulate`: realistic Sigfox devices publishing uplinks to the MQTT broker.
+
+Modes (DESIGN section 6):
+- real time (default): each device sends on its own rhythm, about every 10 to 30 minutes;
+- `--speed N`: rhythms and uplink rate N times faster, timestamps still the wall clock; capped
+  per device type so that a device never sends twice within one second (said on stderr);
+- `--backfill 7d`: first publishes 7 days of history ending now, with their own timestamps, as
+  fast as the broker acknowledges; then goes on live, unless `--backfill-only` or `--duration`
+  (counted from the start, backfill included; a backfill always completes) says stop;
+- `--rate N`: load mode, N transmissions a second in all, round-robin over the fleet.
+At the end, one line on stderr: uplinks published, messages (station copies) acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from catalogue import Catalogue
+from simulators.fleet import build_fleet
+from simulators.publisher import Publisher, PublisherError
+from simulators.runner import Counts, Runner, WallClock, capped_speeds, devices_for_rate
+from telemetry.runtime import StartupError, clean_errors, start
+
+DRAIN_TIMEOUT = 15.0  # seconds to wait for the last PUBACKs before reporting
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Duration(click.ParamType[float]):
+    """`90`, `30s`, `10m`, `2h`, `7d` -> seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.match(str(value))
+        if match is None or float(match[1]) <= 0:
+            self.fail(f"{value!r} is not a duration such as 30s, 10m, 2h or 7d", param, ctx)
+        return float(match[1]) * _UNITS[match[2]]
+
+
+@click.command("simulate")
+@click.option(
+    "--devices",
+    type=click.IntRange(1, 100_000),
+    default=2,
+    show_default=True,
+    help="Devices of each type.",
+)
+@click.option(
+    "--types",
+    "types_",
+    default=None,
+    help="Comma list of device types (default: every type in the catalogue).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1.0),
+    default=1.0,
+    show_default=True,
+    help="Run rhythms and uplinks N times faster (capped so a device sends at most once a second).",
+)
+@click.option(
+    "--duration",
+    type=Duration(),
+    default=None,
+    help="Stop after this much wall-clock time (30s, 10m, 2h), backfill included.",
+)
+@click.option(
+    "--backfill",
+    type=Duration(),
+    default=None,
+    help="First publish this much history ending now (e.g. 7d), with its timestamps.",
+)
+@click.option("--backfill-only", is_flag=True, help="Stop once the backfill is published.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Load mode: transmissions per second in all, spread over the fleet.",
+)
+@click.option(
+    "--loss",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.02,
+    show_default=True,
+    help="Share of transmissions no base station hears.",
+)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Same seed, same devices and values."
+)
+@click.option("--mqtt-url", default=None, help="mqtt://user:pass@host:port [TELEMETRY_MQTT_URL]")
+@click.option(
+    "--report-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the final counts to this file as JSON.",
+)
+@clean_errors
+def simulate(
+    *,
+    devices: int,
+    types_: str | None,
+    speed: float,
+    duration: float | None,
+    backfill: float | None,
+    backfill_only: bool,
+    rate: float | None,
+    loss: float,
+    seed: int,
+    mqtt_url: str | None,
+    report_json: Path | None,
+) -> None:
+    """Simulate Sigfox devices (wristbands, scales, weather stations, plant sensors, and any
+    type of the catalogue) publishing uplinks over MQTT at QoS 1."""
+    began = time.time()
+    settings, catalogue = start(mqtt_url=mqtt_url)
+    names = _check(
+        catalogue, types_, speed=speed, rate=rate, backfill=backfill, backfill_only=backfill_only
+    )
+    if rate is not None and devices * len(names) < devices_for_rate(rate):
+        devices = math.ceil(devices_for_rate(rate) / len(names))
+        note(
+            f"--rate {rate:g} needs {devices} devices of each type (one uplink per device "
+            "every 2 s at most); using that"
+        )
+    fleet = build_fleet(catalogue, names, devices, seed, loss)
+    if rate is None:
+        for type_name, cap in capped_speeds(fleet, speed).items():
+            note(
+                f"speed {speed:g} capped at {cap} for {type_name}: a device never sends twice "
+                "within one second"
+            )
+
+    publisher = Publisher(settings.mqtt)
+    try:
+        publisher.connect()
+    except PublisherError as exc:
+        raise StartupError(str(exc)) from None
+
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    runner = Runner(fleet, settings.mqtt_topic_prefix, publisher, WallClock(), stop)
+    until = began + duration if duration is not None else None
+    try:
+        t0 = time.time()
+        if backfill is not None:
+            progress = _progress_bar if sys.stderr.isatty() else None
+            t0 = runner.backfill(t0 - backfill, progress)
+        if not (backfill_only or stop.is_set() or (until is not None and time.time() >= until)):
+            if rate is not None:
+                runner.load(t0, rate, until)
+            else:
+                runner.live(t0, speed, until)
+    except PublisherError as exc:
+        note(str(exc))
+        stop.set()
+    complete = publisher.drain(DRAIN_TIMEOUT)
+    publisher.close()
+    report(runner.counts, publisher, report_json)
+    if not complete:
+        sys.exit(1)
+
+
+def _check(
+    catalogue: Catalogue,
+    types_: str | None,
+    *,
+    speed: float,
+    rate: float | None,
+    backfill: float | None,
+    backfill_only: bool,
+) -> list[str]:
+    """The device types to simulate, after checking that the flags go together."""
+    if rate is not None and speed != 1.0:
+        raise StartupError("--rate (load mode) and --speed cannot be used together")
+    if backfill_only and backfill is None:
+        raise StartupError("--backfill-only needs --backfill")
+    known = [t.name for t in catalogue]
+    names = [t.strip() for t in types_.split(",") if t.strip()] if types_ else known
+    unknown = [n for n in names if n not in catalogue]
+    if unknown or not names:
+        bad = unknown[0] if unknown else types_
+        raise StartupError(f"unknown device type {bad!r}; known: {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+def note(message: str) -> None:
+    click.echo(f"telemetry simulate: {message}", err=True)
+
+
+def report(counts: Counts, publisher: Publisher, path: Path | None) -> None:
+    """One line for people, and optionally a JSON file for scripts."""
+    note(
+        f"published {counts.uplinks} uplinks as {publisher.published} messages (one per "
+        f"station); the broker acknowledged {publisher.acked}; {counts.lost} of "
+        f"{counts.transmissions} transmissions lost on the radio"
+    )
+    if path is not None:
+        data = {
+            "uplinks": counts.uplinks,
+            "messages": publisher.published,
+            "acknowledged": publisher.acked,
+            "transmissions": counts.transmissions,
+            "lost": counts.lost,
+            "per_type": counts.per_type,
+        }
+        path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    frac = min(1.0, done / total) if total else 1.0
+    bar = "#" * int(frac * width)
+    end = "\n" if done >= total else ""
+    sys.stderr.write(f"\rbackfill [{bar:<{width}}] {frac:4.0%} {done}/{total} uplinks{end}")
+    sys.stderr.flush()
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
