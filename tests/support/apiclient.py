@@ -1,0 +1,42 @@
+"""The API app in-process (lifespan run, real InfluxDB behind it) for API tests and the bench."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from api.app import create_app
+from catalogue import load_catalogue
+from telemetry.settings import Settings
+
+API_KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def api_settings(influx_url: str, database: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "influx_url": influx_url,
+        "influx_database": database,
+        "api_keys": [API_KEY],
+        "influx_timeout": 10.0,
+    }
+    return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def api_client(
+    influx_url: str, database: str, *, auth: bool = True, **overrides: object
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client wired to the app through ASGI, with the app's lifespan running."""
+    app = create_app(api_settings(influx_url, database, **overrides), load_catalogue())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://api.test",
+            headers=AUTH if auth else {},
+            timeout=60,
+        ) as client:
+            yield client
