@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ def lines_for(ups: list[Uplink]) -> list[str]:
 
 def expected_lost(seqs_in_time_order: list[int]) -> int:
     lost = 0
-    for prev, cur in zip(seqs_in_time_order, seqs_in_time_order[1:], strict=False):
+    for prev, cur in itertools.pairwise(seqs_in_time_order):
         step = (cur - prev) % 4096
         if 1 <= step <= 2048:
             lost += step - 1
