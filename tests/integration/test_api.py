@@ -11,6 +11,7 @@ import io
 import itertools
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -218,7 +219,7 @@ async def test_aggregated_history_matches_python(
     buckets: dict[int, list[Uplink]] = defaultdict(list)
     for u in sorted(filled, key=lambda u: u.time):
         buckets[u.time - u.time % 3600].append(u)
-    fold = {
+    folds: dict[str, Callable[[list[int]], float]] = {
         "mean": statistics.fmean,
         "min": min,
         "max": max,
@@ -227,7 +228,8 @@ async def test_aggregated_history_matches_python(
         "first": lambda v: v[0],
         "last": lambda v: v[-1],
         "median": statistics.median,
-    }[agg]
+    }
+    fold = folds[agg]
     expected = [
         {"time": iso(t), "heart_rate": fold([u.heart_rate for u in us])}
         for t, us in sorted(buckets.items())
