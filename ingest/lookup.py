@@ -1,0 +1,72 @@
+"""What is already stored for transmissions the merge cache does not know (a late copy after a
+restart or an eviction, or a copy handled by another ingester of a share group)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import httpx
+
+from influx.schema import UPLINK
+from ingest.merge import UNKNOWN_STATION, Copy, Key
+
+log = logging.getLogger(__name__)
+
+DEVICES_PER_QUERY = 200  # statements per /query request: one per device
+
+
+class StoredLookup:
+    """One `/query` request (one statement per device) for a whole chunk of cache misses."""
+
+    def __init__(self, client: httpx.AsyncClient, database: str) -> None:
+        self.client = client
+        self.database = database
+        self.failures = 0
+
+    async def __call__(self, keys: Iterable[Key]) -> dict[Key, tuple[str, Copy]]:
+        by_device: dict[str, list[Key]] = {}
+        for key in keys:
+            by_device.setdefault(key[0], []).append(key)
+        found: dict[Key, tuple[str, Copy]] = {}
+        devices = sorted(by_device)
+        for i in range(0, len(devices), DEVICES_PER_QUERY):
+            part = devices[i : i + DEVICES_PER_QUERY]
+            found |= await self._query({d: by_device[d] for d in part})
+        return found
+
+    async def _query(self, by_device: dict[str, list[Key]]) -> dict[Key, tuple[str, Copy]]:
+        # Device ids passed `sigfox.topics` validation (1-8 hex digits): safe inside quotes.
+        statements = []
+        for device, keys in by_device.items():
+            lo, hi = min(k[2] for k in keys), max(k[2] for k in keys)
+            statements.append(
+                f"SELECT station_ids, station, rssi, snr FROM {UPLINK} "  # noqa: S608  # hex id, ints
+                f"WHERE device = '{device}' AND time >= {lo}s AND time <= {hi}s"
+            )
+        try:
+            r = await self.client.post(
+                "/query",
+                data={"q": ";".join(statements)},
+                params={"db": self.database, "epoch": "s"},
+            )
+            r.raise_for_status()
+            results = r.json()["results"]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            self.failures += 1
+            log.warning("cannot read stored copies (%s); merging with the cache only", exc)
+            return {}
+        found: dict[Key, tuple[str, Copy]] = {}
+        for keys, result in zip(by_device.values(), results, strict=False):
+            wanted = {k[2]: k for k in keys}
+            for series in result.get("series", []):
+                cols = series["columns"]
+                for values in series["values"]:
+                    row = dict(zip(cols, values, strict=True))
+                    key = wanted.get(row["time"])
+                    if key is None:
+                        continue
+                    station = row.get("station") or UNKNOWN_STATION
+                    best = Copy(station, row.get("rssi"), row.get("snr"))
+                    found[key] = (row.get("station_ids") or "", best)
+        return found

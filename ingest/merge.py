@@ -1,0 +1,98 @@
+"""Copies of one transmission (device, seqNumber, time) from several stations become one point.
+
+A bounded LRU of recent transmissions keeps the union of stations. After a restart, or once an
+entry was evicted, a late copy may miss the cache: the caller then seeds the entry from the stored
+`uplink` point (`station_ids` and the best station's values), so `stations` never goes down.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+UNKNOWN_STATION = "-"  # a copy without a station id still counts as one station
+
+Key = tuple[str, int, int]  # device, seq, time (s)
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One station's hearing of a transmission."""
+
+    station: str
+    rssi: float | None
+    snr: float | None
+
+
+@dataclass(slots=True)
+class Transmission:
+    """The merged state of one transmission."""
+
+    stations: dict[str, Copy] = field(default_factory=dict)
+
+    def add(self, copy: Copy) -> bool:
+        """Union in one copy; True when it changed anything."""
+        old = self.stations.get(copy.station)
+        if old is None or (old.rssi is None and copy.rssi is not None):
+            self.stations[copy.station] = copy
+            return True
+        return False
+
+    @property
+    def best(self) -> Copy:
+        """The highest RSSI (no RSSI ranks last); ties go to the smallest id, for determinism."""
+        return min(
+            self.stations.values(),
+            key=lambda c: (c.rssi is None, -(c.rssi or 0.0), c.station),
+        )
+
+    @property
+    def station_ids(self) -> str:
+        return ",".join(sorted(self.stations))
+
+
+class Merger:
+    """Recent transmissions by key, at most `capacity` of them."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._cache: OrderedDict[Key, Transmission] = OrderedDict()
+        # The newest `time` ever evicted: below it the cache cannot tell "new" from "evicted".
+        self.evicted_max_time = -1
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._cache
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def merge(self, key: Key, copies: list[Copy]) -> tuple[Transmission, int]:
+        """Add copies; returns the state and how many new stations they brought."""
+        state = self._cache.get(key)
+        if state is None:
+            state = Transmission()
+            self._cache[key] = state
+            self._evict()
+        else:
+            self._cache.move_to_end(key)
+        before = len(state.stations)
+        for c in copies:
+            state.add(c)
+        return state, len(state.stations) - before
+
+    def seed(self, key: Key, station_ids: str, best: Copy) -> None:
+        """Union in what is already stored for `key` (ids known; only the best one's values)."""
+        copies = [Copy(s, None, None) for s in station_ids.split(",") if s]
+        copies.append(best)
+        state = self._cache.get(key)
+        if state is None:
+            state = Transmission()
+            self._cache[key] = state
+            self._evict()
+        for c in copies:
+            state.add(c)
+
+    def _evict(self) -> None:
+        while len(self._cache) > self.capacity:
+            (_device, _seq, when), _ = self._cache.popitem(last=False)
+            self.evicted_max_time = max(self.evicted_max_time, when)

@@ -1,0 +1,187 @@
+"""The MQTT boundary: the only module that imports aiomqtt (and, through it, paho).
+
+Delivery is at least once end to end:
+- MQTT v3.1.1, `clean_session=False`, a fixed client id, QoS 1: the broker keeps our session
+  and the uplinks queued for it while we are away (v5 sessions do not survive a Mosquitto 2.0.11
+  restart, reliability facts 4).
+- paho's manual ack is on, so a PUBACK goes out only when `ack()` is called, after the message's
+  points are stored in InfluxDB or fsynced to the spool. aiomqtt 2.5 has no public API for it
+  (empicano/aiomqtt#345, draft PR #346): we reach the private `Client._client` (paho) here and
+  nowhere else; `tests/unit/test_ingest_mqtt.py` fails if an aiomqtt upgrade breaks this.
+- `mid`s are per connection: an ack for a message of an earlier connection is dropped, the
+  broker redelivers it and the idempotent write makes that harmless.
+
+In-flight window and batch size go together: the broker sends at most `max_inflight_messages`
+unacked QoS 1 messages (Mosquitto's default 20, `telemetry/servers.py` sets 1000). The batcher
+flushes at `ingest_batch_size` points (a message gives 1 or 2 points), so the window must be
+at least the batch size or a batch never fills and only the flush timer writes. The window is
+also our memory bound: aiomqtt's own queue stays unlimited (a bounded one would silently discard
+messages that then hold an in-flight slot until reconnect) and never holds more than the window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import aiomqtt
+
+from sigfox.topics import subscription
+from telemetry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECONNECT_BASE = 0.5  # s, first retry after a lost connection (full jitter)
+RECONNECT_CAP = 30.0  # s, a broker down for long is retried twice a minute
+CHUNK = 500  # messages handed downstream at once: one queue hop per chunk, not per message
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One received message, with what is needed to ack it on the same connection."""
+
+    topic: str
+    body: bytes
+    mid: int
+    qos: int
+    generation: int
+    received_ns: int
+
+
+AckToken = tuple[int, int, int]  # mid, qos, generation
+
+
+class MqttSource:
+    """Keeps a persistent session, hands received messages downstream in chunks, acks on demand."""
+
+    def __init__(self, settings: Settings, out: asyncio.Queue[list[Incoming] | None]) -> None:
+        self.settings = settings
+        self.out = out
+        self.topic = subscription(settings.mqtt_topic_prefix, settings.mqtt_share_group)
+        self.generation = 0
+        self.connected = asyncio.Event()
+        self.acks_dropped = 0  # acks for messages of an earlier connection (redelivered)
+        self._client: aiomqtt.Client | None = None
+        self._intake = True
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+
+    def _make_client(self) -> aiomqtt.Client:
+        ep = self.settings.mqtt
+        client = aiomqtt.Client(
+            ep.host,
+            ep.port,
+            username=ep.username,
+            password=ep.password,
+            identifier=self.settings.mqtt_client_id,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            clean_session=False,
+            keepalive=self.settings.mqtt_keepalive,
+            tls_params=aiomqtt.TLSParameters() if ep.tls else None,
+            # unlimited on purpose, see the module docstring
+            max_queued_incoming_messages=None,
+        )
+        # Before connecting: the session's queued messages arrive right after CONNACK and would
+        # be auto-acked otherwise. Private API, empicano/aiomqtt#345.
+        client._client.manual_ack_set(True)
+        return client
+
+    async def run(self) -> None:
+        """Connect, subscribe, read; reconnect with capped, jittered backoff until `close()`."""
+        attempt = 0
+        while not self._closed.is_set():
+            client = self._make_client()
+            try:
+                async with client:
+                    await client.subscribe(self.topic, qos=1)
+                    self.generation += 1
+                    self._client = client
+                    self.connected.set()
+                    attempt = 0
+                    log.info(
+                        "connected to MQTT %s:%d as %r, subscribed to %r",
+                        self.settings.mqtt.host,
+                        self.settings.mqtt.port,
+                        self.settings.mqtt_client_id,
+                        self.topic,
+                    )
+                    await self._serve(client)
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT connection lost or refused: %s", exc)
+            finally:
+                self._client = None
+                self.connected.clear()
+            if self._closed.is_set():
+                break
+            delay = random.uniform(0, min(RECONNECT_CAP, RECONNECT_BASE * 2**attempt))  # noqa: S311
+            attempt += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), delay)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Read until the connection drops (raises) or `close()` (returns)."""
+        self._reader = asyncio.create_task(self._read(client)) if self._intake else None
+        closed = asyncio.create_task(self._closed.wait())
+        waiting: set[asyncio.Task[None] | asyncio.Task[bool]] = {closed}
+        if self._reader is not None:
+            waiting.add(self._reader)
+        try:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            reader = self._reader
+            if reader is not None and reader in done and not reader.cancelled():
+                reader.result()  # re-raises the MqttError that ended it
+            if not self._closed.is_set():
+                await closed  # intake stopped: stay connected to send the last acks
+        finally:
+            closed.cancel()
+            if self._reader is not None:
+                self._reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._reader
+                self._reader = None
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        generation = self.generation
+        # aiomqtt's queue, drained without a task per message (private, aiomqtt#345 canary).
+        queue = client._queue
+        async for first in client.messages:
+            now = time.time_ns()
+            batch = [_incoming(first, generation, now)]
+            while len(batch) < CHUNK:
+                try:
+                    m = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                batch.append(_incoming(m, generation, now))
+            await self.out.put(batch)
+
+    def stop_intake(self) -> None:
+        """Stop handing messages downstream; unread ones stay unacked and come back later."""
+        self._intake = False
+        if self._reader is not None:
+            self._reader.cancel()
+
+    def close(self) -> None:
+        """Disconnect (after the last acks were sent)."""
+        self._closed.set()
+
+    def ack(self, tokens: list[AckToken]) -> int:
+        """PUBACK messages of the current connection, in order; returns how many were sent."""
+        client = self._client
+        sent = 0
+        for mid, qos, generation in tokens:
+            if client is None or generation != self.generation or qos == 0:
+                self.acks_dropped += qos > 0
+                continue
+            client._client.ack(mid, qos)  # private, aiomqtt#345
+            sent += 1
+        return sent
+
+
+def _incoming(m: aiomqtt.Message, generation: int, now: int) -> Incoming:
+    body = m.payload if isinstance(m.payload, bytes | bytearray) else str(m.payload).encode()
+    return Incoming(m.topic.value, bytes(body), m.mid, m.qos, generation, now)

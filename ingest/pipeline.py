@@ -1,0 +1,244 @@
+"""The ingest stages: process (validate, rate-limit, merge, encode), batch, store and ack.
+
+    MqttSource ─list[Incoming]─► Processor ─Chunk─► Batcher ─Batch─► Storer ─acks─► MqttSource
+                 (bounded)                (bounded)        (bounded)   │
+                                                                      └─► InfluxDB or Spool
+
+Every queue is bounded, so a slow InfluxDB stops the reading and leaves uplinks in the broker.
+Work is done a chunk at a time: one queue hop per chunk, plain functions per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from catalogue import Catalogue
+from influx.lineprotocol import LineProtocolError
+from ingest.gaps import GapCounter
+from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger
+from ingest.metrics import Metrics
+from ingest.mqtt import AckToken, Incoming
+from ingest.points import PointKey, accepted_points, rejected_point
+from ingest.ratelimit import RateLimiter
+from ingest.sink import NotStored, Sink
+from ingest.validate import Accepted, Rejection, validate
+from telemetry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Lookup = Callable[[Iterable[Key]], Awaitable[dict[Key, tuple[str, Copy]]]]
+
+
+@dataclass(slots=True)
+class Chunk:
+    """The points of some messages and the acks they earn once stored."""
+
+    lines: list[tuple[PointKey, str]]
+    acks: list[AckToken]
+    received_ns: int
+
+
+@dataclass(slots=True)
+class Batch:
+    """Points keyed by identity (a later line for one point replaces the earlier one)."""
+
+    points: dict[PointKey, str] = field(default_factory=dict)
+    acks: list[AckToken] = field(default_factory=list)
+    received_ns: int = 0
+    started: float = 0.0
+
+    def add(self, chunk: Chunk) -> None:
+        if not self.acks and not self.points:
+            self.received_ns = chunk.received_ns
+        for key, line in chunk.lines:
+            self.points.pop(key, None)  # keep write order = arrival order of the newest state
+            self.points[key] = line
+        self.acks.extend(chunk.acks)
+
+    def __bool__(self) -> bool:
+        return bool(self.points or self.acks)
+
+
+class Processor:
+    """Messages to points. Pure per message; awaits only the stored-copy lookup per chunk."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        metrics: Metrics,
+        lookup: Lookup | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.catalogue = catalogue
+        self.prefix = settings.mqtt_topic_prefix
+        self.tolerance = settings.ingest_future_tolerance
+        self.metrics = metrics
+        self.lookup = lookup
+        self.clock = clock
+        self.monotonic = monotonic
+        self.merger = Merger()
+        self.limiter = RateLimiter(settings.ingest_rate_burst, settings.ingest_rate_per_hour)
+        self.gaps = GapCounter()
+        # The cache knows every transmission stamped after our start (one ingester): an earlier
+        # process may have written any time up to its clock plus the future tolerance.
+        self.known_after = int(clock()) + settings.ingest_future_tolerance
+        # In a share group other ingesters write copies too: always look up on a miss.
+        self.always_lookup = settings.mqtt_share_group is not None
+        self._last_reject_ns = 0
+
+    def _needs_lookup(self, key: Key) -> bool:
+        if key in self.merger:
+            return False
+        when = key[2]
+        horizon = max(self.known_after, self.merger.evicted_max_time)
+        return self.always_lookup or when <= horizon
+
+    async def process(self, messages: list[Incoming]) -> Chunk:
+        now = self.clock()
+        self.metrics.received.inc(len(messages))
+        results: list[Accepted | Rejection] = [
+            validate(
+                m.topic,
+                m.body,
+                catalogue=self.catalogue,
+                prefix=self.prefix,
+                now=now,
+                future_tolerance=self.tolerance,
+            )
+            for m in messages
+        ]
+        if self.lookup is not None:
+            misses = {
+                k
+                for r in results
+                if isinstance(r, Accepted)
+                and self._needs_lookup(k := (r.device, r.uplink.seqNumber, r.uplink.time))
+            }
+            if misses:
+                for key, (ids, best) in (await self.lookup(misses)).items():
+                    self.merger.seed(key, ids, best)
+        lines: list[tuple[PointKey, str]] = []
+        acks: list[AckToken] = []
+        mono = self.monotonic()
+        for m, r in zip(messages, results, strict=True):
+            try:
+                rejection = self._accept(m, r, mono, lines) if isinstance(r, Accepted) else r
+                if rejection is not None:
+                    lines.append(self._reject(m, rejection))
+            except Exception as exc:  # a bug must not stop the loop; keep the message aside
+                log.exception("internal error on a message from %r", m.topic)
+                lines.append(self._reject(m, Rejection("decode", f"internal error: {exc!r}")))
+            acks.append((m.mid, m.qos, m.generation))
+        return Chunk(lines, acks, messages[0].received_ns if messages else time.time_ns())
+
+    def _accept(
+        self, m: Incoming, acc: Accepted, mono: float, lines: list[tuple[PointKey, str]]
+    ) -> Rejection | None:
+        up = acc.uplink
+        key = (acc.device, up.seqNumber, up.time)
+        copies = [Copy(up.station or UNKNOWN_STATION, up.rssi, up.snr)]
+        copies += [Copy(d.bsId, d.rssi, d.snr) for d in up.duplicates or ()]
+        known = key in self.merger
+        if not known:  # copies and redeliveries of a known transmission cost no token
+            if not self.limiter.allow(acc.device, mono):
+                return Rejection("rate_limited", "device over its uplink rate", acc.device)
+            self.metrics.lost.inc(self.gaps.observe(acc.device, up.seqNumber))
+        state, added = self.merger.merge(key, copies)
+        merged = added if known else max(0, added - 1)
+        if merged:
+            self.metrics.merged.inc(merged)
+        try:
+            lines.extend(accepted_points(acc, state))
+        except LineProtocolError as exc:  # e.g. a char field decoding to a control character
+            return Rejection("decode", str(exc), acc.device)
+        if acc.decoded.out_of_range:
+            self.metrics.out_of_range.inc(len(acc.decoded.out_of_range))
+        self.metrics.stored.inc()
+        return None
+
+    def _reject(self, m: Incoming, r: Rejection) -> tuple[PointKey, str]:
+        self.metrics.rejected.labels(r.reason).inc()
+        log.warning("rejected %s from %r: %s (%d bytes)", r.reason, m.topic, r.detail, len(m.body))
+        # Receipt time in ns, made strictly increasing so that no two rejects share a point.
+        ts = max(m.received_ns, self._last_reject_ns + 1)
+        self._last_reject_ns = ts
+        return rejected_point(r.reason, r.device, m.topic, m.body, r.detail, ts)
+
+    async def run(
+        self, inbox: asyncio.Queue[list[Incoming] | None], outbox: asyncio.Queue[Chunk | None]
+    ) -> None:
+        while (messages := await inbox.get()) is not None:
+            await outbox.put(await self.process(messages))
+        await outbox.put(None)
+
+
+class Batcher:
+    """Chunks into batches: flushed at `size` points or `interval` seconds, whichever first."""
+
+    def __init__(self, size: int, interval: float) -> None:
+        self.size = size
+        self.interval = interval
+
+    async def run(
+        self, inbox: asyncio.Queue[Chunk | None], outbox: asyncio.Queue[Batch | None]
+    ) -> None:
+        batch = Batch()
+        loop = asyncio.get_running_loop()
+        while True:
+            if batch:
+                remaining = batch.started + self.interval - loop.time()
+                try:
+                    chunk = await asyncio.wait_for(inbox.get(), max(0.0, remaining))
+                except TimeoutError:
+                    await outbox.put(batch)
+                    batch = Batch()
+                    continue
+            else:
+                chunk = await inbox.get()
+            if chunk is None:
+                if batch:
+                    await outbox.put(batch)
+                await outbox.put(None)
+                return
+            if not batch:
+                batch.started = loop.time()
+            batch.add(chunk)
+            if len(batch.points) >= self.size:
+                await outbox.put(batch)
+                batch = Batch()
+
+
+class Storer:
+    """Stores batches in order and acks each batch's messages once it is stored or spooled."""
+
+    def __init__(self, sink: Sink, ack: Callable[[list[AckToken]], int], metrics: Metrics):
+        self.sink = sink
+        self.ack = ack
+        self.metrics = metrics
+        self.unacked_since: list[int] = []  # receipt time (ns) of each batch not yet acked
+
+    def oldest_unacked(self) -> float:
+        return (time.time_ns() - self.unacked_since[0]) / 1e9 if self.unacked_since else 0.0
+
+    async def run(self, inbox: asyncio.Queue[Batch | None]) -> None:
+        while (batch := await inbox.get()) is not None:
+            self.unacked_since.append(batch.received_ns)
+            try:
+                await self.sink.store(list(batch.points.values()))
+            except NotStored as exc:  # deadline with a full spool: the broker keeps them
+                log.error(  # noqa: TRY400  # an expected condition, no traceback
+                    "%d messages not stored before the deadline (%s); not acked",
+                    len(batch.acks),
+                    exc,
+                )
+                return
+            finally:
+                self.unacked_since.pop(0)
+            self.metrics.acks.inc(self.ack(batch.acks))

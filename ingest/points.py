@@ -1,0 +1,71 @@
+"""Accepted and rejected uplinks as line-protocol points, laid out as `influx.schema` says."""
+
+from __future__ import annotations
+
+from catalogue.codec import Value
+from influx.lineprotocol import FieldValue, encode_point, printable, text_of
+from influx.schema import (
+    BODY_KEEP_BYTES,
+    REJECTED,
+    TAG_DEVICE,
+    TAG_REASON,
+    TAG_TYPE,
+    UPLINK,
+)
+from ingest.merge import Transmission
+from ingest.validate import Accepted
+
+NS = 1_000_000_000
+DETAIL_KEEP_CHARS = 512  # enough for any pydantic or InfluxDB message we produce or relay
+
+# A point's identity in a batch: measurement, device, time (ns). Two lines with one key in a
+# batch would be the same point, so only the newest is written.
+PointKey = tuple[str, str, int]
+
+
+def _link(state: Transmission, seq: int) -> dict[str, FieldValue]:
+    best = state.best
+    fields: dict[str, FieldValue] = {"seq": seq, "stations": len(state.stations)}
+    if best.rssi is not None:
+        fields["rssi"] = float(best.rssi)
+    if best.snr is not None:
+        fields["snr"] = float(best.snr)
+    return fields
+
+
+def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, str]]:
+    """The decoded `<type>` point and the raw `uplink` point of one (merged) transmission."""
+    up = acc.uplink
+    ts = up.time * NS
+    link = _link(state, up.seqNumber)
+    values: dict[str, Value] = acc.decoded.values
+    decoded_fields: dict[str, FieldValue] = {**values, **link}
+    best = state.best
+    raw: dict[str, FieldValue] = {
+        "data": up.data,
+        **link,
+        "station": best.station,
+        "station_ids": state.station_ids,
+        "out_of_range": len(acc.decoded.out_of_range),
+    }
+    name = acc.dtype.name
+    return [
+        ((name, acc.device, ts), encode_point(name, {TAG_DEVICE: acc.device}, decoded_fields, ts)),
+        (
+            (UPLINK, acc.device, ts),
+            encode_point(UPLINK, {TAG_DEVICE: acc.device, TAG_TYPE: name}, raw, ts),
+        ),
+    ]
+
+
+def rejected_point(  # noqa: PLR0917  # the fields of one record
+    reason: str, device: str | None, topic: str, body: bytes, detail: str, received_ns: int
+) -> tuple[PointKey, str]:
+    """A kept copy of a refused message, at its receipt time in ns (unique per ingester)."""
+    tags = {TAG_REASON: reason} | ({TAG_DEVICE: device} if device else {})
+    fields: dict[str, FieldValue] = {
+        "topic": printable(topic[:BODY_KEEP_BYTES]),
+        "body": text_of(body[:BODY_KEEP_BYTES]),
+        "detail": printable(detail[:DETAIL_KEEP_CHARS]),
+    }
+    return (REJECTED, device or "", received_ns), encode_point(REJECTED, tags, fields, received_ns)

@@ -1,0 +1,88 @@
+"""The ingester's lifecycle: open clients, run the stages in one TaskGroup, shut down in order.
+
+Shutdown (first SIGTERM/SIGINT): stop reading from the broker, let the stages drain, store or
+spool what was read under `ingest_shutdown_timeout`, ack it, disconnect. A second signal exits
+at once (the broker redelivers whatever was not acked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from catalogue import Catalogue
+from influx.admin import ensure_database
+from influx.connection import async_client
+from influx.writer import InfluxWriter
+from ingest.lookup import StoredLookup
+from ingest.metrics import Metrics
+from ingest.mqtt import Incoming, MqttSource
+from ingest.pipeline import Batch, Batcher, Chunk, Processor, Storer
+from ingest.sink import Sink
+from ingest.spool import Spool
+from telemetry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Queue bounds, in chunks/batches: enough to keep every stage busy while the next one works.
+# Memory is bounded by them and by the broker's in-flight window (see ingest/mqtt.py).
+INBOX_CHUNKS = 4
+BATCHES_AHEAD = 2
+
+
+async def run(
+    settings: Settings,
+    catalogue: Catalogue,
+    stop: asyncio.Event,
+    metrics: Metrics | None = None,
+) -> None:
+    """Run until `stop` is set, then drain and return."""
+    metrics = metrics or Metrics()
+    spool = Spool(settings.ingest_spool_dir, settings.ingest_spool_max_bytes)
+    if not spool.empty:
+        log.info("%d spooled batches from an earlier run will be replayed", len(spool))
+    async with async_client(settings) as http:
+        await ensure_database(http, settings.influx_database)
+        sink = Sink(InfluxWriter(http, settings.influx_database), spool, metrics)
+        inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
+        chunks: asyncio.Queue[Chunk | None] = asyncio.Queue(INBOX_CHUNKS)
+        batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
+        source = MqttSource(settings, inbox)
+        processor = Processor(
+            settings, catalogue, metrics, StoredLookup(http, settings.influx_database)
+        )
+        storer = Storer(sink, source.ack, metrics)
+        metrics.watch_oldest(storer.oldest_unacked)
+        async with asyncio.TaskGroup() as tg:
+            mqtt_task = tg.create_task(source.run())
+            replay_task = tg.create_task(sink.replay())
+            stages = [
+                tg.create_task(processor.run(inbox, chunks)),
+                tg.create_task(
+                    Batcher(settings.ingest_batch_size, settings.ingest_flush_interval).run(
+                        chunks, batches
+                    )
+                ),
+                tg.create_task(storer.run(batches)),
+            ]
+            await stop.wait()
+            log.info("stopping: no new messages, storing what was read")
+            source.stop_intake()
+            loop = asyncio.get_running_loop()
+            sink.deadline = loop.time() + settings.ingest_shutdown_timeout
+            try:
+                async with asyncio.timeout(settings.ingest_shutdown_timeout + 1):
+                    await inbox.put(None)
+                    await asyncio.gather(*stages)
+            except TimeoutError:
+                log.error(  # noqa: TRY400  # expected, no traceback
+                    "shutdown deadline passed; unacked messages stay with the broker"
+                )
+                for task in stages:
+                    task.cancel()
+            source.close()
+            replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mqtt_task
+    log.info("stopped")

@@ -1,0 +1,136 @@
+"""Where a batch goes: straight to InfluxDB, or to the disk spool while InfluxDB is unreachable.
+
+- Spool empty: one direct write. Lines refused for their content go to `rejected`; a failure
+  worth retrying sends the batch to the spool instead (the replayer does the retrying).
+- Spool not empty: the batch is appended behind the others, so that points reach InfluxDB in
+  arrival order (a newer merge of a transmission must not be overwritten by an older one).
+- Spool full: wait for room; meanwhile nothing is acked and intake stops (back-pressure).
+- The replayer writes the oldest spooled batch until InfluxDB takes it (capped exponential
+  backoff with full jitter, Retry-After honoured), then deletes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from influx.lineprotocol import LineProtocolError
+from influx.writer import InfluxWriter, Refused, WriteError, backoff
+from ingest.metrics import Metrics
+from ingest.points import rejected_point
+from ingest.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+class NotStored(Exception):
+    """The shutdown deadline passed before a batch could be stored or spooled."""
+
+
+class Sink:
+    def __init__(self, writer: InfluxWriter, spool: Spool, metrics: Metrics) -> None:
+        self.writer = writer
+        self.spool = spool
+        self.metrics = metrics
+        self.deadline: float | None = None  # loop time; set at shutdown
+        self._changed = asyncio.Event()  # the spool grew or shrank
+        self._failing = False
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        self.metrics.spool_batches.set(len(self.spool))
+        self.metrics.spool_bytes.set(self.spool.bytes)
+
+    def _remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+    async def _write(self, lines: list[str]) -> None:
+        """One attempt; refused lines are kept as rejects (in the same call)."""
+        started = time.perf_counter()
+        try:
+            refused = await self.writer.write(lines)
+        finally:
+            self.metrics.write_latency.observe(time.perf_counter() - started)
+        self.metrics.points.inc(len(lines) - len(refused))
+        if refused:
+            await self._keep_refused(refused)
+        if self._failing:
+            log.info("InfluxDB takes writes again")
+            self._failing = False
+
+    async def _keep_refused(self, refused: list[Refused]) -> None:
+        keep = []
+        for item in refused:
+            self.metrics.rejected.labels("write_refused").inc()
+            log.warning("InfluxDB refused a line: %s: %r", item.message, item.line[:200])
+            try:
+                _, line = rejected_point(
+                    "write_refused", None, "", item.line.encode(), item.message, time.time_ns()
+                )
+            except LineProtocolError:  # cannot happen for our own text, but never loop
+                continue
+            keep.append(line)
+        again = await self.writer.write(keep)
+        for item in again:  # the reject record itself refused: nothing more we can do
+            log.error("InfluxDB refused a rejected-message record: %s", item.message)
+
+    async def store(self, lines: list[str]) -> None:
+        """Return once `lines` are in InfluxDB or fsynced in the spool."""
+        if not lines:
+            return
+        if self.spool.empty:
+            try:
+                async with asyncio.timeout(self._remaining()):
+                    await self._write(lines)
+            except (WriteError, TimeoutError) as exc:
+                self._note_failure(exc)
+            else:
+                return
+        await self._append(lines)
+
+    async def _append(self, lines: list[str]) -> None:
+        while self.spool.full:
+            self._changed.clear()
+            try:
+                async with asyncio.timeout(self._remaining()):
+                    await self._changed.wait()
+            except TimeoutError:
+                raise NotStored("spool full") from None
+        await asyncio.to_thread(self.spool.append, lines)
+        self._update_gauges()
+        self._changed.set()
+
+    def _note_failure(self, exc: Exception) -> None:
+        self.metrics.retries.inc()
+        if not self._failing:
+            log.warning("InfluxDB write failed (%s); spooling to disk until it recovers", exc)
+            self._failing = True
+
+    async def replay(self) -> None:
+        """Forever: write the oldest spooled batch, delete it once stored."""
+        attempt = 0
+        while True:
+            if self.spool.empty:  # checked with no await before the wait: no lost wake-up
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            oldest = await asyncio.to_thread(self.spool.oldest)
+            if oldest is None:
+                continue
+            path, lines = oldest
+            try:
+                await self._write(lines)
+            except WriteError as exc:
+                self._note_failure(exc)
+                await asyncio.sleep(backoff(attempt, hint=exc.wait))
+                attempt += 1
+                continue
+            attempt = 0
+            self.spool.remove(path)
+            self._update_gauges()
+            self._changed.set()
+            if self.spool.empty:
+                log.info("spool replayed")
