@@ -104,6 +104,13 @@ class Duration(click.ParamType[float]):
 )
 @click.option("--mqtt-url", default=None, help="mqtt://user:pass@host:port [TELEMETRY_MQTT_URL]")
 @click.option(
+    "--broker-wait",
+    type=click.FloatRange(min=0.0),
+    default=5.0,
+    show_default=True,
+    help="Seconds to keep trying to reach the broker at start.",
+)
+@click.option(
     "--report-json",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -122,6 +129,7 @@ def simulate(
     loss: float,
     seed: int,
     mqtt_url: str | None,
+    broker_wait: float,
     report_json: Path | None,
 ) -> None:
     """Simulate Sigfox devices (wristbands, scales, weather stations, plant sensors, and any
@@ -147,7 +155,7 @@ def simulate(
 
     publisher = Publisher(settings.mqtt)
     try:
-        publisher.connect()
+        publisher.connect(broker_wait)
     except PublisherError as exc:
         raise StartupError(str(exc)) from None
 

@@ -56,12 +56,21 @@ class Publisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
 
-    def connect(self) -> None:
+    def connect(self, wait: float = 0.0) -> None:
+        """Connect, retrying a refused or failed connection for up to `wait` seconds (a broker
+        started at the same time as us may not listen yet)."""
         where = f"{self.endpoint.host}:{self.endpoint.port}"
-        try:
-            self._client.connect(self.endpoint.host, self.endpoint.port, KEEPALIVE)
-        except (OSError, ValueError) as exc:
-            raise PublisherError(f"cannot reach the MQTT broker at {where}: {exc}") from None
+        give_up = time.monotonic() + wait
+        while True:
+            try:
+                self._client.connect(self.endpoint.host, self.endpoint.port, KEEPALIVE)
+                break
+            except (OSError, ValueError) as exc:
+                if time.monotonic() >= give_up:
+                    raise PublisherError(
+                        f"cannot reach the MQTT broker at {where}: {exc}"
+                    ) from None
+                time.sleep(0.25)
         self._client.loop_start()
         deadline = time.monotonic() + CONNECT_TIMEOUT
         while not self._connected.wait(0.05):

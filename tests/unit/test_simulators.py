@@ -255,7 +255,17 @@ def test_speed_cap_per_type() -> None:
 def test_speed_cap_is_announced(tmp_path: Path) -> None:
     # the cap is said before connecting; the unreachable broker then ends the run
     result = CliRunner().invoke(
-        simulate, ["--speed", "10000", "--mqtt-url", "mqtt://127.0.0.1:9", "--types", "wristband"]
+        simulate,
+        [
+            "--speed",
+            "10000",
+            "--mqtt-url",
+            "mqtt://127.0.0.1:9",
+            "--broker-wait",
+            "0",
+            "--types",
+            "wristband",
+        ],
     )
     assert "speed 10000 capped at 540 for wristband" in result.output
     assert result.exit_code == 2
