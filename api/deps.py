@@ -68,7 +68,12 @@ def require_key(
 
 def device_param(
     device: Annotated[
-        str, Path(description="Sigfox device id: 1 to 8 hex digits, any case", max_length=64)
+        str,
+        Path(
+            description="Sigfox device id: 1 to 8 hex digits, any case",
+            max_length=64,
+            examples=["1A2B3C"],
+        ),
     ],
 ) -> str:
     return parse_device(device)
