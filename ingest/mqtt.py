@@ -26,6 +26,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiomqtt
@@ -58,8 +59,14 @@ AckToken = tuple[int, int, int]  # mid, qos, generation
 class MqttSource:
     """Keeps a persistent session, hands received messages downstream in chunks, acks on demand."""
 
-    def __init__(self, settings: Settings, out: asyncio.Queue[list[Incoming] | None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        out: asyncio.Queue[list[Incoming] | None],
+        on_received: Callable[[int], None] = lambda n: None,
+    ) -> None:
         self.settings = settings
+        self.on_received = on_received
         self.out = out
         self.topic = subscription(settings.mqtt_topic_prefix, settings.mqtt_share_group)
         self.generation = 0
@@ -157,6 +164,7 @@ class MqttSource:
                 except asyncio.QueueEmpty:
                     break
                 batch.append(_incoming(m, generation, now))
+            self.on_received(len(batch))
             await self.out.put(batch)
 
     def stop_intake(self) -> None:

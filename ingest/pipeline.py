@@ -102,7 +102,6 @@ class Processor:
 
     async def process(self, messages: list[Incoming]) -> Chunk:
         now = self.clock()
-        self.metrics.received.inc(len(messages))
         results: list[Accepted | Rejection] = [
             validate(
                 m.topic,

@@ -48,7 +48,7 @@ async def run(
         inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
         chunks: asyncio.Queue[Chunk | None] = asyncio.Queue(INBOX_CHUNKS)
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
-        source = MqttSource(settings, inbox)
+        source = MqttSource(settings, inbox, metrics.received.inc)
         processor = Processor(
             settings, catalogue, metrics, StoredLookup(http, settings.influx_database)
         )
