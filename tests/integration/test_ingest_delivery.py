@@ -42,7 +42,7 @@ def uplinks(prefix: str, n: int = N, device: str = "D1") -> list[tuple[str, dict
 def count(influxd: Influxd, database: str) -> int:
     try:
         got = select(influxd, database, "SELECT count(heart_rate) FROM wristband")
-    except Exception:  # noqa: BLE001  # the server may be restarting: not yet
+    except Exception:  # the server may be restarting: not yet
         return -1
     return int(got[0]["count"]) if got else 0
 

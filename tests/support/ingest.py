@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from telemetry.servers import free_port
 
@@ -22,7 +23,9 @@ T = TypeVar("T")
 TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
 
 
-def wait_for(probe: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
+def wait_for(
+    probe: Callable[[], T | Literal[False] | None], timeout: float = 30.0, what: str = "condition"
+) -> T:
     """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -103,7 +106,7 @@ class Publisher:
 
     def __init__(self, host: str, port: int) -> None:
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}"
+            CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}"
         )
         self.client.max_inflight_messages_set(1000)
         self.client.connect(host, port)
@@ -112,7 +115,7 @@ class Publisher:
     def publish(self, topic: str, body: bytes | str | dict[str, Any]) -> None:
         self.many([(topic, body)])
 
-    def many(self, messages: list[tuple[str, bytes | str | dict[str, Any]]]) -> None:
+    def many(self, messages: Sequence[tuple[str, bytes | str | dict[str, Any]]]) -> None:
         infos = []
         for topic, body in messages:
             payload = json.dumps(body).encode() if isinstance(body, dict) else body
