@@ -10,6 +10,7 @@ Every scenario ends in numbers: a `Report`, printed by the test.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -128,8 +129,9 @@ class LedgerPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._lock = threading.Lock()
         self._pending: dict[int, SentUplink] = {}
+        self._acked_mids: collections.deque[int] = collections.deque()
         self.published: dict[tuple[str, int], SentUplink] = {}
-        self.acked: dict[tuple[str, int], SentUplink] = {}
+        self._acked: dict[tuple[str, int], SentUplink] = {}
         self.connects = 0
         self.disconnects = 0
         self._host, self._port = host, port
@@ -139,10 +141,9 @@ class LedgerPublisher:
     # --- paho callbacks (network thread) ---
 
     def _on_publish(self, _c: object, _u: object, mid: int, _rc: object, _p: object) -> None:
-        with self._lock:
-            up = self._pending.pop(mid, None)
-            if up is not None:
-                self.acked[up.key] = up
+        # paho calls this holding its own message lock: taking ours here could deadlock with a
+        # publish() in progress, so only record the mid (deque appends are thread-safe).
+        self._acked_mids.append(mid)
 
     def _on_connect(self, *_args: object) -> None:
         self.connects += 1
@@ -158,13 +159,29 @@ class LedgerPublisher:
         wait_for(self._client.is_connected, timeout, "publisher connected")
         return self
 
+    def _drain(self) -> None:
+        """Move PUBACKed uplinks into the ledger; called with `_lock` held."""
+        while self._acked_mids:
+            up = self._pending.pop(self._acked_mids.popleft(), None)
+            if up is not None:
+                self._acked[up.key] = up
+
+    @property
+    def acked(self) -> dict[tuple[str, int], SentUplink]:
+        """The uplinks whose PUBACK arrived: the ledger."""
+        with self._lock:
+            self._drain()
+            return self._acked
+
     def publish(self, up: SentUplink, **override: object) -> None:
-        # One lock across publish() and the mid bookkeeping: the PUBACK can come back before
-        # publish() returns, and on_publish must find the mid.
+        # The mid is recorded before any drain can look at it: a PUBACK that comes back before
+        # publish() returns waits in the deque. paho hands out mids in sequence (wrapping at
+        # 65535) and we never have more than 1000 in flight, so a mid is not reused meanwhile.
         with self._lock:
             info = self._client.publish(up.topic(self.prefix), up.body(**override), qos=1)
             self._pending[info.mid] = up
             self.published[up.key] = up
+            self._drain()
 
     def publish_raw(self, topic: str, body: bytes) -> None:
         """Outside the ledger: for bodies the test expects to be rejected."""
@@ -193,10 +210,16 @@ class LedgerPublisher:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @property
+    def unacked(self) -> int:
+        with self._lock:
+            self._drain()
+            return len(self._pending)
+
     def wait_all_acked(self, timeout: float) -> bool:
         """True when every published uplink got its PUBACK within `timeout`."""
         try:
-            wait_for(lambda: not self._pending, timeout, "all PUBACKs")
+            wait_for(lambda: not self.unacked, timeout, "all PUBACKs")
         except TimeoutError:
             return False
         return True
