@@ -7,12 +7,14 @@ in any order, after a restart.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
 _MASK = (1 << 64) - 1
 
 
+@functools.lru_cache(maxsize=1 << 16)  # models ask for the same few keys again and again
 def key_of(*parts: object) -> int:
     """A 64-bit key from any printable parts (stable across runs, unlike `hash()`)."""
     text = "\x1f".join(str(p) for p in parts).encode()
