@@ -1,0 +1,38 @@
+"""Canary for the private aiomqtt API that manual acks rely on (empicano/aiomqtt#345).
+
+If an aiomqtt upgrade renames `Client._client` (the paho client) or `Client._queue`, these fail
+before any message could be acked too early. `tests/integration/test_ingest_mqtt.py` checks
+the behaviour against a real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import aiomqtt
+import paho.mqtt.client as paho
+import pytest
+
+from ingest.mqtt import MqttSource
+from telemetry.settings import Settings
+
+
+@pytest.mark.asyncio
+async def test_manual_ack_reaches_paho_before_connecting() -> None:
+    source = MqttSource(Settings(mqtt_url="mqtt://127.0.0.1:1"), asyncio.Queue(1))
+    client = source._make_client()
+    inner = client._client
+    assert isinstance(inner, paho.Client)
+    assert inner._manual_ack is True  # set before connect: session messages are not auto-acked
+    assert "mid" in inspect.signature(inner.ack).parameters
+    assert inner._protocol == paho.MQTTv311
+    assert inner._clean_session is False
+    assert isinstance(client._queue, asyncio.Queue)
+    assert client._queue.maxsize == 0  # unlimited: a bounded one discards without acking
+
+
+def test_aiomqtt_version_is_the_one_checked() -> None:
+    # The pin in pyproject.toml (<2.6) and this canary go together; re-check on upgrade.
+    major, minor, *_ = (int(p) for p in aiomqtt.__version__.split(".")[:2])
+    assert (major, minor) == (2, 5)
