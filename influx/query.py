@@ -120,37 +120,40 @@ def devices(type_name: str | None, known_types: list[str]) -> Query:
     )
 
 
-def _identity(device_param: str) -> str:
-    return (
-        f'SELECT last("seq") AS "last_seq" FROM {ident(UPLINK)} '
-        f"WHERE {ident(TAG_DEVICE)} = {device_param} GROUP BY {ident(TAG_TYPE)}"
-    )
-
-
 def device_type(device: str) -> Query:
     """The device's type(s) with its newest message time and seq; no series: unknown device."""
-    return Query(_identity("$device"), {"device": device_value(device)})
+    return Query(
+        f'SELECT last("seq") AS "last_seq" FROM {ident(UPLINK)} '
+        f"WHERE {ident(TAG_DEVICE)} = $device GROUP BY {ident(TAG_TYPE)}",
+        {"device": device_value(device)},
+    )
 
 
-def device_summary(device: str) -> Query:
-    """Three statements: identity (type, last point), link counts, and loss from seq gaps."""
+def device_summary(device: str) -> tuple[Query, Query, Query]:
+    """Identity (type, last point), link counts, and loss from seq gaps.
+
+    Separate queries, not one multi-statement request, so they can run concurrently: InfluxDB
+    runs the statements of one request one after the other, and the loss scan dominates.
+    """
     dev = ident(TAG_DEVICE)
     up = ident(UPLINK)
-    text = "; ".join(
-        (
-            _identity("$device"),
-            f'SELECT count("seq") AS "messages", sum("stations") AS "stations", '
-            f'mean("rssi") AS "rssi", sum("out_of_range") AS "out_of_range" '
-            f"FROM {up} WHERE {dev} = $device",
-            # difference() follows time order; the modulo folds the wrap 4095 -> 0 into a step
-            # of 1; steps of 0 (same seq) or above half the space (reordering) lose nothing.
-            f'SELECT sum("step") - count("step") AS "lost" FROM ('
-            f'SELECT ((difference("seq") % {SEQ_MODULO}) + {SEQ_MODULO}) % {SEQ_MODULO} '
-            f'AS "step" FROM {up} WHERE {dev} = $device) '
-            f'WHERE "step" >= 1 AND "step" <= {SEQ_HALF}',
-        )
+    params: dict[str, ParamValue] = {"device": device_value(device)}
+    counts = Query(
+        f'SELECT count("seq") AS "messages", sum("stations") AS "stations", '
+        f'mean("rssi") AS "rssi", sum("out_of_range") AS "out_of_range" '
+        f"FROM {up} WHERE {dev} = $device",
+        params,
     )
-    return Query(text, {"device": device_value(device)})
+    # difference() follows time order; the modulo folds the wrap 4095 -> 0 into a step of 1;
+    # steps of 0 (same seq) or above half the space (a reordering) lose nothing.
+    loss = Query(
+        f'SELECT sum("step") - count("step") AS "lost" FROM ('
+        f'SELECT ((difference("seq") % {SEQ_MODULO}) + {SEQ_MODULO}) % {SEQ_MODULO} '
+        f'AS "step" FROM {up} WHERE {dev} = $device) '
+        f'WHERE "step" >= 1 AND "step" <= {SEQ_HALF}',
+        params,
+    )
+    return device_type(device), counts, loss
 
 
 def latest(dtype: DeviceType, device: str) -> Query:

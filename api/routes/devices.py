@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -47,21 +48,28 @@ async def device(
     device: DeviceDep, reader: ReaderDep, catalogue: CatalogueDep, request: Request
 ) -> DeviceDetail:
     """One device: newest values, and link health from its stored messages."""
-    identity, counts, loss = await reader.query(q.device_summary(device))
+    memo = request.app.state.type_memo
+    queries = list(q.device_summary(device))
+    known = memo.get(device)
+    if known in catalogue:  # the type is known: its latest point can be read at the same time
+        queries.append(q.latest(catalogue[known], device))
+    answers = await asyncio.gather(*(reader.query(query) for query in queries))
+    identity, counts, loss = (a[0] for a in answers[:3])
     if not identity:
         raise not_found(f"no device {device} has sent anything", "device")
     newest = max(identity, key=_last_time)
     type_name = newest.tags.get("type", "")
-    request.app.state.type_memo.remember(device, type_name)
+    memo.remember(device, type_name)
+    latest_rows = answers[3][0] if len(answers) > 3 and known == type_name else None
+    if latest_rows is None and type_name in catalogue:
+        (latest_rows,) = await reader.query(q.latest(catalogue[type_name], device))
     stats = _first_row(counts)
     messages = int(stats.get("messages") or 0)
     stations = stats.get("stations")
     latest: Point | None = None
-    if type_name in catalogue:
-        (rows,) = await reader.query(q.latest(catalogue[type_name], device))
-        row = _first_row(rows)
-        if row:
-            latest = Point(time=format_time(row.pop("time")), **row)
+    row = _first_row(latest_rows or [])
+    if row:
+        latest = Point(time=format_time(row.pop("time")), **row)
     return DeviceDetail(
         device=device,
         type=type_name,

@@ -143,7 +143,10 @@ async def test_device_detail_link_health(
 ) -> None:
     async with api_client(influxd.url, database) as client:
         r = await client.get(f"/v1/devices/{DEVICE.lower()}")
+        # again, now that the type is remembered and the latest point is read concurrently
+        again = await client.get(f"/v1/devices/{DEVICE}")
     assert r.status_code == 200
+    assert again.json() == r.json()
     body = r.json()
     newest = max(filled, key=lambda u: u.time)
     assert body["device"] == DEVICE
