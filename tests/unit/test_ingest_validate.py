@@ -1,0 +1,116 @@
+"""The validation ladder: every reason, and the first failing step wins."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from catalogue import load_catalogue
+from ingest.validate import Accepted, Rejection, validate
+
+CAT = load_catalogue(None)
+NOW = 1_716_000_000
+GOOD = struct.pack(">BIHBB", 72, 12345, 512, 2, 88).hex()
+
+
+def body(**over: object) -> bytes:
+    doc = {"device": "1A2B3C", "time": NOW, "seqNumber": 123, "data": GOOD} | over
+    return json.dumps({k: v for k, v in doc.items() if v is not None}).encode()
+
+
+def run(topic: str, raw: bytes) -> Accepted | Rejection:
+    return validate(topic, raw, catalogue=CAT, prefix="uplink", now=NOW, future_tolerance=300)
+
+
+CASES = {
+    "topic": ("uplink/wristband", body()),
+    "topic-device": ("uplink/wristband/XYZ", body()),
+    "topic-prefix": ("other/wristband/1A2B3C", body()),
+    "too_large": ("uplink/wristband/1A2B3C", body(deviceTypeId="x" * 1100)),
+    "encoding": ("uplink/wristband/1A2B3C", b'{"device": "\xc3\x28"}'),
+    "json": ("uplink/wristband/1A2B3C", b"{not json"),
+    "json-array": ("uplink/wristband/1A2B3C", b"[1, 2]"),
+    "json-deep": ("uplink/wristband/1A2B3C", b"[" * 1000),
+    "envelope": ("uplink/wristband/1A2B3C", body(seqNumber=4096)),
+    "envelope-missing": ("uplink/wristband/1A2B3C", body(data=None)),
+    "envelope-hex": ("uplink/wristband/1A2B3C", body(data="zz")),
+    "envelope-nan": (
+        "uplink/wristband/1A2B3C",
+        b'{"device":"1A2B3C","time":1,"seqNumber":1,"data":"","rssi":NaN}',
+    ),
+    "unknown_type": ("uplink/toaster/1A2B3C", body()),
+    "device_mismatch": ("uplink/wristband/1A2B3D", body()),
+    "future": ("uplink/wristband/1A2B3C", body(time=NOW + 301)),
+    "payload_length": ("uplink/wristband/1A2B3C", body(data=GOOD[:-2])),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_each_reason(name: str) -> None:
+    topic, raw = CASES[name]
+    result = run(topic, raw)
+    assert isinstance(result, Rejection)
+    assert result.reason == name.split("-", maxsplit=1)[0]
+    assert result.detail
+
+
+def test_decode_reason_for_a_payload_the_codec_refuses(tmp_path: Path) -> None:
+    folder = tmp_path
+    (folder / "label.toml").write_text(
+        'name = "label"\nlayout = "tag::char:2"\n[fields.tag]\nunit = ""\n'
+    )
+    cat = load_catalogue(folder)
+    raw = json.dumps({"device": "A", "time": NOW, "seqNumber": 1, "data": "ff41"}).encode()
+    result = validate(
+        "uplink/label/A", raw, catalogue=cat, prefix="uplink", now=NOW, future_tolerance=0
+    )
+    assert isinstance(result, Rejection)
+    assert result.reason == "decode"
+
+
+def test_first_failing_step_wins() -> None:
+    # unknown type AND device mismatch AND future: the earliest rung is reported
+    result = run("uplink/toaster/1A2B3D", body(time=NOW + 10_000))
+    assert isinstance(result, Rejection)
+    assert result.reason == "unknown_type"
+    assert result.device == "1A2B3D"
+
+
+def test_accepted_values_numeric_strings_and_case() -> None:
+    raw = body(device="1a2b3c", seqNumber="123", time=str(NOW), rssi="-118.5", data=GOOD.upper())
+    result = run("uplink/wristband/1a2b3c", raw)
+    assert isinstance(result, Accepted)
+    assert result.device == "1A2B3C"
+    assert result.uplink.seqNumber == 123
+    assert result.uplink.rssi == -118.5
+    hr, steps, kcal, sleep, battery = struct.unpack(">BIHBB", bytes.fromhex(GOOD))
+    assert result.decoded.values == {
+        "heart_rate": hr,
+        "steps": steps,
+        "calories": kcal,
+        "sleep_phase": sleep,
+        "battery": battery,
+    }
+
+
+def test_out_of_range_values_are_left_out_not_rejected() -> None:
+    data = struct.pack(">BIHBB", 255, 1, 1, 9, 50).hex()
+    result = run("uplink/wristband/1A2B3C", body(data=data))
+    assert isinstance(result, Accepted)
+    assert set(result.decoded.out_of_range) == {"heart_rate", "sleep_phase"}
+    assert "heart_rate" not in result.decoded.values
+
+
+def test_exactly_at_the_future_tolerance_is_accepted() -> None:
+    assert isinstance(run("uplink/wristband/1A2B3C", body(time=NOW + 300)), Accepted)
+
+
+def test_body_of_exactly_1_kib_passes_the_size_rung() -> None:
+    raw = body()[:-1] + b', "pad": "'  # unknown keys are ignored
+    raw += b"x" * (1024 - len(raw) - 2) + b'"}'
+    assert len(raw) == 1024
+    assert isinstance(run("uplink/wristband/1A2B3C", raw), Accepted)
+    assert run("uplink/wristband/1A2B3C", raw[:-2] + b'x"}').reason == "too_large"  # type: ignore[union-attr]
