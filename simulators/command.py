@@ -168,6 +168,8 @@ def simulate(
         if backfill is not None:
             progress = _progress_bar if sys.stderr.isatty() else None
             t0 = runner.backfill(t0 - backfill, progress)
+            if progress is not None:
+                sys.stderr.write("\n")  # end the progress line, finished or interrupted
         if not (backfill_only or stop.is_set() or (until is not None and time.time() >= until)):
             if rate is not None:
                 runner.load(t0, rate, until)
@@ -233,8 +235,7 @@ def _progress_bar(done: int, total: int) -> None:
     width = 30
     frac = min(1.0, done / total) if total else 1.0
     bar = "#" * int(frac * width)
-    end = "\n" if done >= total else ""
-    sys.stderr.write(f"\rbackfill [{bar:<{width}}] {frac:4.0%} {done}/{total} uplinks{end}")
+    sys.stderr.write(f"\rbackfill [{bar:<{width}}] {frac:4.0%} {done}/{total} uplinks")
     sys.stderr.flush()
 
 

@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -148,11 +149,16 @@ def subscriber(mosquitto: Mosquitto, topic_prefix: str) -> Iterator[Subscriber]:
     sub.close()
 
 
+def _env(broker_url: str, prefix: str) -> dict[str, str]:
+    """Our settings only: a TELEMETRY_* variable of the caller's shell must not leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
+    return env | {"TELEMETRY_MQTT_URL": broker_url, "TELEMETRY_MQTT_TOPIC_PREFIX": prefix}
+
+
 def simulate(
     broker_url: str, prefix: str, tmp_path: Path, *args: str, catalogue_dir: Path | None = None
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
-    env |= {"TELEMETRY_MQTT_URL": broker_url, "TELEMETRY_MQTT_TOPIC_PREFIX": prefix}
+    env = _env(broker_url, prefix)
     if catalogue_dir is not None:
         env["TELEMETRY_CATALOGUE_DIR"] = str(catalogue_dir)
     report = tmp_path / "report.json"
@@ -330,3 +336,53 @@ def test_a_bad_or_unreachable_broker_is_one_line(url: str, expect: str) -> None:
     assert len(lines) == 1, proc.stderr
     assert expect in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_load_mode_spreads_the_rate_over_devices(
+    mosquitto: Mosquitto, topic_prefix: str, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    proc, report = simulate(
+        mosquitto.url,
+        topic_prefix,
+        tmp_path,
+        *("--rate", "40", "--duration", "3s", "--devices", "1", "--types", "wristband,scale"),
+    )
+    assert "needs 40 devices of each type" in proc.stderr  # 2 s per device at most
+    messages = subscriber.wait_for(report["messages"])
+    assert len(messages) == report["messages"] == report["acknowledged"]
+    copies = group_copies(messages)
+    devices = {device for device, _, _ in copies}
+    assert len(devices) > 40
+    assert report["transmissions"] <= 40 * 3 + 1
+    per_device: dict[str, list[int]] = defaultdict(list)
+    for (device, _, stamp), group in copies.items():
+        check_envelope(group[0], topic_prefix)
+        per_device[device].append(stamp)
+    for stamps in per_device.values():
+        assert len(set(stamps)) == len(stamps)  # never twice in one second
+
+
+def test_sigterm_stops_cleanly_with_a_report(
+    mosquitto: Mosquitto, topic_prefix: str, subscriber: Subscriber
+) -> None:
+    proc = subprocess.Popen(
+        [str(TELEMETRY), "simulate", "--speed", "500", "--types", "weather_station"],
+        env=_env(mosquitto.url, topic_prefix),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert subscriber.wait_for(1, timeout=30), "no uplink within 30 s at 500x"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    last = stderr.strip().splitlines()[-1]
+    match = re.search(r"as (\d+) messages .* acknowledged (\d+);", last)
+    assert match is not None, last
+    assert match[1] == match[2]
+    assert len(subscriber.wait_for(int(match[1]))) == int(match[1])
+    assert "Traceback" not in stderr
