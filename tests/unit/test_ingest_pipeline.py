@@ -1,0 +1,98 @@
+"""The processing and batching stages in-process, without servers (no lookup, no I/O)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+
+import pytest
+
+from catalogue import load_catalogue
+from ingest.metrics import Metrics
+from ingest.mqtt import Incoming
+from ingest.pipeline import Batch, Batcher, Chunk, Processor
+from telemetry.settings import Settings
+
+NOW = 1_716_000_000
+DATA = struct.pack(">BIHBB", 70, 100, 10, 1, 80).hex()
+
+
+def msg(mid: int, device: str = "AB", seq: int = 1, t: int = NOW - 5, **extra: object) -> Incoming:
+    body = {"device": device, "time": t, "seqNumber": seq, "data": DATA} | extra
+    return Incoming(f"uplink/wristband/{device}", json.dumps(body).encode(), mid, 1, 1, mid)
+
+
+def processor(**settings: object) -> tuple[Processor, Metrics]:
+    metrics = Metrics()
+    proc = Processor(
+        Settings(**settings),  # type: ignore[arg-type]
+        load_catalogue(None),
+        metrics,
+        clock=lambda: float(NOW),
+        monotonic=lambda: 0.0,
+    )
+    return proc, metrics
+
+
+@pytest.mark.asyncio
+async def test_copies_merge_and_every_message_is_acked() -> None:
+    proc, metrics = processor()
+    chunk = await proc.process(
+        [
+            msg(1, station="01", rssi=-120),
+            msg(2, station="02", rssi=-100),
+            msg(3, station="02", rssi=-100),  # redelivery
+            Incoming("uplink/wristband/AB", b"\xff", 4, 1, 1, 4),
+        ]
+    )
+    assert [a[0] for a in chunk.acks] == [1, 2, 3, 4]
+    batch = Batch()
+    batch.add(chunk)
+    lines = list(batch.points.values())
+    assert len(lines) == 3  # wristband, uplink (merged, newest wins), rejected
+    uplink = next(line for line in lines if line.startswith("uplink,"))
+    assert "stations=2i" in uplink
+    assert 'station="02"' in uplink
+    assert "rssi=-100.0" in uplink
+    assert any(line.startswith("rejected,device=AB,reason=encoding ") for line in lines)
+    assert metrics.merged._value.get() == 1
+    assert metrics.stored._value.get() == 3
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_skips_copies() -> None:
+    proc, metrics = processor(ingest_rate_burst=1)
+    chunk = await proc.process(
+        [msg(1, seq=1, station="01"), msg(2, seq=1, station="02"), msg(3, seq=2, t=NOW - 4)]
+    )
+    rejected = [line for _, line in chunk.lines if line.startswith("rejected")]
+    assert len(rejected) == 1
+    assert rejected[0].startswith("rejected,device=AB,reason=rate_limited")
+    assert metrics.rejected.labels("rate_limited")._value.get() == 1
+
+
+@pytest.mark.asyncio
+async def test_reject_timestamps_never_collide() -> None:
+    proc, _ = processor()
+    chunk = await proc.process([Incoming("x", b"", i, 1, 1, 1000) for i in range(3)])
+    assert len({key for key, _ in chunk.lines}) == 3
+
+
+@pytest.mark.asyncio
+async def test_batcher_flushes_on_size_then_on_age() -> None:
+    inbox: asyncio.Queue[Chunk | None] = asyncio.Queue()
+    outbox: asyncio.Queue[Batch | None] = asyncio.Queue()
+    task = asyncio.create_task(Batcher(size=2, interval=0.05).run(inbox, outbox))
+    for i in range(3):
+        await inbox.put(Chunk([(("m", "d", i), f"m f=1i {i}")], [(i, 1, 1)], time.time_ns()))
+    first = await asyncio.wait_for(outbox.get(), 10)
+    assert first is not None
+    assert len(first.points) == 2
+    second = await asyncio.wait_for(outbox.get(), 10)  # the age flush
+    assert second is not None
+    assert [a[0] for a in second.acks] == [2]
+    await inbox.put(None)
+    assert await asyncio.wait_for(outbox.get(), 10) is None
+    await task

@@ -1,0 +1,79 @@
+"""Write outcomes: classification, Retry-After, backoff; and the disk spool."""
+
+from __future__ import annotations
+
+import email.utils
+from pathlib import Path
+
+import pytest
+
+from influx.writer import Outcome, backoff, classify, retry_after
+from ingest.spool import Spool
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (204, Outcome.STORED),
+        (200, Outcome.STORED),
+        (400, Outcome.REFUSED),
+        (422, Outcome.REFUSED),
+        (413, Outcome.TOO_LARGE),
+        (429, Outcome.RETRY),
+        (408, Outcome.RETRY),
+        (500, Outcome.RETRY),
+        (503, Outcome.RETRY),
+        (401, Outcome.RETRY),  # configuration: keep (spool) until fixed, never drop
+        (403, Outcome.RETRY),
+        (404, Outcome.RETRY),  # database not found
+    ],
+)
+def test_classify(status: int, outcome: Outcome) -> None:
+    assert classify(status) is outcome
+
+
+def test_retry_after_seconds_and_date() -> None:
+    assert retry_after("7") == 7.0
+    assert retry_after(None) is None
+    assert retry_after("soon") is None
+    date = email.utils.formatdate(1_000_030, usegmt=True)
+    assert retry_after(date, now=1_000_000) == pytest.approx(30.0)
+    assert retry_after(email.utils.formatdate(1, usegmt=True), now=1_000) == 0.0
+
+
+def test_backoff_is_capped_jittered_and_honours_the_server() -> None:
+    delays = [backoff(attempt, base=0.5, cap=30.0) for attempt in range(40)]
+    assert all(0 <= d <= 30.0 for d in delays)
+    assert len(set(delays)) > 1  # jitter
+    assert backoff(0, hint=12.0) >= 12.0
+    assert backoff(0, cap=30.0, hint=10_000.0) <= 120.0  # a silly Retry-After is bounded
+
+
+def test_spool_is_fifo_durable_and_counts_bytes(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=1024)
+    assert spool.empty
+    spool.append(["m f=1i 1", "m f=2i 2"])
+    spool.append(["m f=3i 3"])
+    assert len(spool) == 2
+    assert spool.bytes == len(b"m f=1i 1\nm f=2i 2\n") + len(b"m f=3i 3\n")
+    again = Spool(tmp_path / "s", max_bytes=1024)  # as after a crash
+    oldest = again.oldest()
+    assert oldest is not None
+    assert oldest[1] == ["m f=1i 1", "m f=2i 2"]
+    again.remove(oldest[0])
+    again.append(["m f=4i 4"])  # numbering continues after the existing files
+    batches = []
+    while (item := again.oldest()) is not None:
+        batches.append(item[1])
+        again.remove(item[0])
+    assert batches == [["m f=3i 3"], ["m f=4i 4"]]
+    assert again.bytes == 0
+
+
+def test_spool_full_and_leftover_temp_files(tmp_path: Path) -> None:
+    (tmp_path / "000000000009.tmp").write_text("half written")
+    spool = Spool(tmp_path, max_bytes=1024)
+    assert not list(tmp_path.glob("*.tmp"))
+    assert not spool.full
+    spool.append(["x" * 1100])
+    assert spool.full
