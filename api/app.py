@@ -51,7 +51,9 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with async_client(settings) as client:
-            app.state.reader = Reader(client, settings.influx_database)
+            app.state.reader = Reader(
+                client, settings.influx_database, bind_params=settings.influx_bind_params
+            )
             yield
 
     app = FastAPI(

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     influx_username: str | None = None
     influx_password: SecretStr | None = None
     influx_timeout: float = Field(10.0, gt=0, le=120)
+    # Values go to /query as bound parameters; InfluxDB 3's v1 API ignores them (influxdb#24805),
+    # so set this false there to send the (checked, escaped) values inline in the statement.
+    influx_bind_params: bool = True
 
     # --- API (DESIGN section 4) ---
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -372,3 +372,22 @@ async def test_openapi_documents_routes_and_problems(influxd: Influxd, database:
     for status in ("400", "401", "404", "422", "503"):
         assert "application/problem+json" in history[status]["content"]
     assert "Problem" in doc["components"]["schemas"]
+
+
+async def test_inline_values_answer_as_bound_parameters(
+    influxd: Influxd, database: str, filled: list[Uplink]
+) -> None:
+    """For servers that ignore `params` (InfluxDB 3): escaped literals give the same answers."""
+    requests = [
+        ("/v1/devices", {"type": "wristband"}),
+        (f"/v1/devices/{DEVICE}", {}),
+        (f"/v1/devices/{DEVICE}/history", RANGE | {"limit": "5"}),
+        (f"/v1/devices/{DEVICE}/history", RANGE | {"every": "1h", "agg": "median"}),
+        (f"/v1/devices/{DEVICE}/messages", RANGE | {"order": "desc", "limit": "3"}),
+    ]
+    answers = {}
+    for bind in (True, False):
+        async with api_client(influxd.url, database, influx_bind_params=bind) as client:
+            answers[bind] = [(await client.get(p, params=ps)).json() for p, ps in requests]
+    assert answers[True] == answers[False]
+    assert answers[False][1]["messages"] == len(filled)

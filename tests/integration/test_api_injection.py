@@ -78,12 +78,13 @@ def check(status: int, body: object, path: str) -> None:
         assert OTHER not in json.dumps(body), path
 
 
+@pytest.mark.parametrize("bind_params", [True, False], ids=["bound", "inline-escaped"])
 async def test_hostile_values_in_every_parameter(
-    influxd: Influxd, database: str, two_devices: None
+    influxd: Influxd, database: str, two_devices: None, bind_params: bool
 ) -> None:
     before = snapshot(influxd, database)
     base = {"start": str(T0), "end": str(T0 + 3600)}
-    async with api_client(influxd.url, database) as client:
+    async with api_client(influxd.url, database, influx_bind_params=bind_params) as client:
         for raw in HOSTILE:
             value = raw.format(db=database)
             # the device path segment
