@@ -19,7 +19,7 @@ SIGFOX_DAILY_LIMIT = 140  # uplinks a day a Sigfox device may send (ETSI duty cy
 # Seconds between uplinks, per type. Each stays under 140/day even with jitter: a 24 h window
 # holds at most DAY/period + 1 slots.
 PERIODS = {
-    "wristband": 720.0,  # 120/day: activity trackers report as often as they can
+    "wristband": 620.0,  # ~139/day: an activity tracker uses the whole Sigfox allowance
     "weather_station": 900.0,  # 96/day: every quarter hour
     "plant_sensor": 1800.0,  # 48/day: soil changes slowly
 }

@@ -246,8 +246,8 @@ def test_at_most_140_uplinks_a_day(type_name: str) -> None:
 def test_speed_cap_per_type() -> None:
     fleet = build_fleet(CATALOGUE, BUILTIN, 2, seed=1, loss=0.0)
     caps = capped_speeds(fleet, 1000)
-    assert caps == {"wristband": 540, "weather_station": 675}
-    assert capped_speeds(fleet, 500) == {}
+    assert caps == {"wristband": 465, "weather_station": 675}
+    assert capped_speeds(fleet, 465) == {}
     for d in fleet:
         assert speed_cap(d.schedule) <= d.schedule.min_gap
 
@@ -267,7 +267,7 @@ def test_speed_cap_is_announced(tmp_path: Path) -> None:
             "wristband",
         ],
     )
-    assert "speed 10000 capped at 540 for wristband" in result.output
+    assert "speed 10000 capped at 465 for wristband" in result.output
     assert result.exit_code == 2
 
 
