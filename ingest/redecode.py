@@ -1,0 +1,188 @@
+"""`telemetry redecode`: decode stored raw `uplink` points again with the current catalogue.
+
+After a decoder fix, the `<type>` points are rewritten from the raw bytes kept in `uplink`.
+Idempotent: a point's identity is (measurement, device, time), so a second run rewrites the same
+points with the same values. A field that the new decoder leaves out (now out of range) keeps
+its old value: InfluxDB cannot drop one field of a point; the `out_of_range` count is updated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import click
+import httpx
+
+from catalogue import Catalogue, CodecError
+from influx.connection import async_client
+from influx.lineprotocol import FieldValue, encode_point
+from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
+from influx.writer import InfluxWriter, WriteError, backoff
+from ingest.points import NS
+from sigfox.envelope import DEVICE_ID
+from telemetry.runtime import StartupError, clean_errors, start
+from telemetry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PAGE = 5000  # rows read per query and lines per write: well under InfluxDB's limits
+WRITE_ATTEMPTS = 6  # then give up with one line: a re-run picks up where it failed (idempotent)
+
+
+def parse_time(value: str | None, default: int) -> int:
+    """Epoch seconds from epoch seconds or RFC 3339; `StartupError` with one line otherwise."""
+    if value is None:
+        return default
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise StartupError(f"cannot read time {value!r}: use RFC 3339 or epoch seconds") from None
+    if parsed.tzinfo is None:
+        raise StartupError(f"time {value!r} needs a time zone (e.g. Z)")
+    return int(parsed.timestamp())
+
+
+@dataclass
+class Totals:
+    rewritten: int = 0
+    skipped: int = 0
+    devices: int = 0
+
+
+class Redecoder:
+    def __init__(self, client: httpx.AsyncClient, settings: Settings, catalogue: Catalogue):
+        self.client = client
+        self.db = settings.influx_database
+        self.catalogue = catalogue
+        self.writer = InfluxWriter(client, self.db)
+        self.totals = Totals()
+
+    async def query(self, q: str, **params: object) -> list[dict[str, Any]]:
+        r = await self.client.post(
+            "/query",
+            data={"q": q, "params": json.dumps(params)},
+            params={"db": self.db, "epoch": "s"},
+        )
+        if r.status_code != 200:
+            raise StartupError(f"InfluxDB answered {r.status_code} to a query: {r.text[:200]}")
+        result = r.json()["results"][0]
+        if "error" in result:
+            raise StartupError(f"InfluxDB query failed: {result['error']}")
+        rows = []
+        for series in result.get("series", []):
+            for values in series["values"]:
+                rows.append(dict(zip(series["columns"], values, strict=True)))
+        return rows
+
+    async def devices(self) -> list[str]:
+        rows = await self.query(f'SHOW TAG VALUES FROM "{UPLINK}" WITH KEY = "device"')
+        return sorted(str(r["value"]) for r in rows)
+
+    async def run_device(self, device: str, start_s: int, end_s: int) -> None:
+        cursor = start_s
+        first = True
+        while True:
+            op = ">=" if first else ">"
+            rows = await self.query(
+                f'SELECT * FROM "{UPLINK}" WHERE "device" = $device '  # noqa: S608  # bound
+                f"AND time {op} {cursor}s AND time < {end_s}s ORDER BY time ASC LIMIT {PAGE}",
+                device=device,
+            )
+            first = False
+            if not rows:
+                return
+            await self.write([line for row in rows for line in self.lines(device, row)])
+            cursor = int(rows[-1]["time"])
+            if len(rows) < PAGE:
+                return
+
+    def lines(self, device: str, row: dict[str, Any]) -> list[str]:
+        dtype = self.catalogue.types.get(str(row.get("type")))
+        ts = int(row["time"]) * NS
+        if dtype is None:
+            self.totals.skipped += 1
+            log.warning(
+                "cannot redecode %r at %d: type %r unknown", device, row["time"], row.get("type")
+            )
+            return []
+        try:
+            decoded = dtype.decode(bytes.fromhex(str(row.get("data") or "")))
+        except (CodecError, ValueError) as exc:
+            self.totals.skipped += 1
+            log.warning("cannot redecode %r at %d: %s", device, row["time"], exc)
+            return []
+        link: dict[str, FieldValue] = {
+            k: row[k] for k in ("seq", "stations") if isinstance(row.get(k), int)
+        }
+        link |= {k: float(row[k]) for k in ("rssi", "snr") if row.get(k) is not None}
+        fields: dict[str, FieldValue] = {**decoded.values, **link}
+        self.totals.rewritten += 1
+        return [
+            encode_point(dtype.name, {TAG_DEVICE: device}, fields, ts),
+            encode_point(
+                UPLINK,
+                {TAG_DEVICE: device, TAG_TYPE: dtype.name},
+                {"out_of_range": len(decoded.out_of_range)},
+                ts,
+            ),
+        ]
+
+    async def write(self, lines: list[str]) -> None:
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                refused = await self.writer.write(lines)
+            except WriteError as exc:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise StartupError(f"InfluxDB write failed: {exc}; run again") from None
+                await asyncio.sleep(backoff(attempt, hint=exc.wait))
+                continue
+            for item in refused:
+                log.error("InfluxDB refused %r: %s", item.line[:200], item.message)
+            return
+
+
+async def _run(
+    settings: Settings, catalogue: Catalogue, device: str | None, s: int, e: int
+) -> Totals:
+    async with async_client(settings) as client:
+        redecoder = Redecoder(client, settings, catalogue)
+        try:
+            devices = [device] if device else await redecoder.devices()
+            for d in devices:
+                await redecoder.run_device(d, s, e)
+                redecoder.totals.devices += 1
+        except httpx.HTTPError as exc:
+            raise StartupError(f"cannot reach InfluxDB at {settings.influx_url}: {exc}") from None
+        return redecoder.totals
+
+
+@click.command()
+@click.option("--device", help="Only this device (1-8 hex digits); default: every device.")
+@click.option(
+    "--start", "start_", help="From (inclusive), RFC 3339 or epoch seconds; default: all."
+)
+@click.option("--end", help="To (exclusive), RFC 3339 or epoch seconds; default: now.")
+@clean_errors
+def redecode(device: str | None, start_: str | None, end: str | None) -> None:
+    """Decode stored raw uplinks again with the current catalogue and rewrite decoded points."""
+    settings, catalogue = start()
+    if device is not None and not re.fullmatch(DEVICE_ID, device):
+        raise StartupError(f"--device {device!r} is not 1-8 hex digits")
+    s = parse_time(start_, 0)
+    e = parse_time(end, int(time.time()) + 1)
+    if e <= s:
+        raise StartupError("--end must be after --start")
+    totals = asyncio.run(_run(settings, catalogue, device.upper() if device else None, s, e))
+    click.echo(
+        f"redecoded {totals.rewritten} uplinks of {totals.devices} devices"
+        f" ({totals.skipped} skipped)"
+    )
