@@ -132,8 +132,24 @@ def simulate(
     broker_wait: float,
     report_json: Path | None,
 ) -> None:
-    """Simulate Sigfox devices (wristbands, scales, weather stations, plant sensors, and any
-    type of the catalogue) publishing uplinks over MQTT at QoS 1."""
+    """Simulate Sigfox devices publishing uplinks over MQTT at QoS 1.
+
+    Every type of the catalogue is simulated (types added as files too), each device with
+    its own rhythm, at most 140 uplinks a day, heard by one to three base stations (one
+    message per station), some transmissions lost.
+
+    \b
+    Modes:
+      (default)      real time, until --duration or Ctrl-C
+      --speed N      rhythms N times faster, timestamps still the wall clock
+      --backfill 7d  first the last 7 days with their own timestamps, as fast as
+                     the broker acknowledges; then live, unless --backfill-only.
+                     --duration counts from the start; a backfill always completes
+      --rate N       load: N transmissions a second spread over the fleet
+
+    Ends with one line on stderr: uplinks published, messages acknowledged; exit 1 if
+    some were never acknowledged.
+    """
     began = time.time()
     settings, catalogue = start(mqtt_url=mqtt_url)
     names = _check(
