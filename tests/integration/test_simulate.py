@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from telemetry.servers import Mosquitto, free_port
+from telemetry.servers import Mosquitto, find_binary, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -386,3 +386,25 @@ def test_sigterm_stops_cleanly_with_a_report(
     assert match[1] == match[2]
     assert len(subscriber.wait_for(int(match[1]))) == int(match[1])
     assert "Traceback" not in stderr
+
+
+def test_wrong_credentials_are_one_line(
+    make_mosquitto: Callable[..., Mosquitto], tmp_path: Path
+) -> None:
+    passwd = tmp_path / "passwd"
+    subprocess.run(
+        [find_binary("mosquitto_passwd"), "-b", "-c", str(passwd), "sim", "secret"], check=True
+    )
+    broker = make_mosquitto(password_file=passwd)
+    url = f"mqtt://sim:wrong@{broker.host}:{broker.port}"
+    proc = subprocess.run(
+        [str(TELEMETRY), "simulate", "--mqtt-url", url, "--broker-wait", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"telemetry: the MQTT broker at {broker.host}:{broker.port} refused us: Not authorized"
+    ]
