@@ -70,3 +70,25 @@ class StoredLookup:
                     best = Copy(station, row.get("rssi"), row.get("snr"))
                     found[key] = (row.get("station_ids") or "", best)
         return found
+
+
+async def newest_stored_time(client: httpx.AsyncClient, database: str) -> int | None:
+    """The newest `uplink` time stored (-1 if none), or None if InfluxDB cannot say now.
+
+    No copy of a transmission stamped later than this can have been written before our start,
+    so the cache alone is right for those (one ingester).
+    """
+    try:
+        r = await client.post(
+            "/query",
+            data={"q": f"SELECT last(seq) FROM {UPLINK}"},  # noqa: S608  # constant
+            params={"db": database, "epoch": "s"},
+        )
+        r.raise_for_status()
+        result = r.json()["results"][0]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        return None
+    if "error" in result:
+        return None
+    series = result.get("series") or []
+    return int(series[0]["values"][0][0]) if series else -1

@@ -75,6 +75,7 @@ class Processor:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        known_after: int | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.prefix = settings.mqtt_topic_prefix
@@ -86,9 +87,12 @@ class Processor:
         self.merger = Merger()
         self.limiter = RateLimiter(settings.ingest_rate_burst, settings.ingest_rate_per_hour)
         self.gaps = GapCounter()
-        # The cache knows every transmission stamped after our start (one ingester): an earlier
-        # process may have written any time up to its clock plus the future tolerance.
-        self.known_after = int(clock()) + settings.ingest_future_tolerance
+        # The cache knows every transmission stamped after `known_after` (one ingester): the
+        # newest time stored when we started, or, when that is unknown, our start plus the
+        # future tolerance (an earlier process may have written up to its clock plus that).
+        if known_after is None:
+            known_after = int(clock()) + settings.ingest_future_tolerance
+        self.known_after = known_after
         # In a share group other ingesters write copies too: always look up on a miss.
         self.always_lookup = settings.mqtt_share_group is not None
         self._last_reject_ns = 0

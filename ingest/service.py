@@ -15,7 +15,7 @@ from catalogue import Catalogue
 from influx.admin import ensure_database
 from influx.connection import async_client
 from influx.writer import InfluxWriter
-from ingest.lookup import StoredLookup
+from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
 from ingest.mqtt import Incoming, MqttSource
 from ingest.pipeline import Batch, Batcher, Chunk, Processor, Storer
@@ -49,8 +49,14 @@ async def run(
         chunks: asyncio.Queue[Chunk | None] = asyncio.Queue(INBOX_CHUNKS)
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
         source = MqttSource(settings, inbox, metrics.received.inc)
+        # Spooled batches are not in InfluxDB yet: their times are unknown, stay conservative.
+        newest = await newest_stored_time(http, settings.influx_database) if spool.empty else None
         processor = Processor(
-            settings, catalogue, metrics, StoredLookup(http, settings.influx_database)
+            settings,
+            catalogue,
+            metrics,
+            StoredLookup(http, settings.influx_database),
+            known_after=newest,
         )
         storer = Storer(sink, source.ack, metrics)
         metrics.watch_oldest(storer.oldest_unacked)
