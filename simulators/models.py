@@ -15,7 +15,7 @@ from typing import Protocol
 
 from catalogue import DeviceType, FieldSpec
 from catalogue.codec import Value
-from simulators.clock import DAY, local, weekday
+from simulators.localtime import DAY, local, weekday
 from simulators.noise import drift, gauss, key_of, signed, smooth, unit
 
 HOUR = 3600.0

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from simulators.clock import DAY, local, local_midnight
+from simulators.localtime import DAY, local, local_midnight
 from simulators.noise import key_of, signed, unit
 
 SIGFOX_DAILY_LIMIT = 140  # uplinks a day a Sigfox device may send (ETSI duty cycle)
