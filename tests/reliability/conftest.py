@@ -92,6 +92,13 @@ class Ingester:
         except OSError:
             return ""
 
+    def connections(self) -> int:
+        """MQTT (re)connections so far, from the ingester's own log line."""
+        return self.log_text().count("connected to MQTT")
+
+    def disconnections(self) -> int:
+        return self.log_text().count("MQTT connection lost")
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
