@@ -11,12 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from catalogue import load_catalogue
-from simulators.command import simulate
+from simulators.command import Duration, simulate
 from simulators.fleet import bodies, build_fleet, transmit
+from simulators.models import quantize
 from simulators.radio import radio_for, seq_number
 from simulators.runner import Runner, capped_speeds
 from simulators.schedule import speed_cap
@@ -455,3 +457,52 @@ def test_generic_model_for_a_type_added_as_a_file(tmp_path: Path) -> None:
     assert seen["fault"] == {True, False}
     assert len(seen["water"]) > 50
     assert len(seen["level"]) > 3
+
+
+# --- flags ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("30s", 30), ("10m", 600), ("1.5h", 5400), ("7d", 604800), (" 2d ", 172800)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert Duration().convert(text, None, None) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10x", "0s", "-1m", "m", "1d2h"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(click.BadParameter, match="is not a duration"):
+        Duration().convert(text, None, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--rate", "10", "--speed", "5"],
+            "--rate (load mode) and --speed cannot be used together",
+        ),
+        (["--backfill-only"], "--backfill-only needs --backfill"),
+        (["--types", "wristband,toaster"], "unknown device type 'toaster'; known: plant_sensor"),
+    ],
+)
+def test_flags_that_do_not_go_together(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(simulate, [*args, "--mqtt-url", "mqtt://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_values_snap_inside_ranges_that_are_off_the_raw_grid(tmp_path: Path) -> None:
+    (tmp_path / "odd.toml").write_text(
+        'name = "odd"\nlayout = "a::uint:8 b::int:16"\n'
+        '[fields.a]\nunit = ""\nscale = 0.5\nmin = 0.7\nmax = 99.9\n'
+        '[fields.b]\nunit = ""\nscale = 0.01\nmin = -1.005\nmax = 1.005\n'
+    )
+    dtype = load_catalogue(tmp_path)["odd"]
+    for target in (-1000.0, -1.0, 0.0, 0.7, 50.3, 99.9, 1000.0):
+        values = {n: quantize(spec, target) for n, spec in dtype.fields.items()}
+        a, b = struct.unpack(">Bh", dtype.encode(values))
+        assert 0.7 <= a * 0.5 <= 99.9
+        assert -1.005 <= b * 0.01 <= 1.005
+        assert dtype.decode(dtype.encode(values)).out_of_range == ()
