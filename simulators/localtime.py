@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,7 +18,12 @@ except ZoneInfoNotFoundError:  # pragma: no cover - depends on the host's tz dat
 
 def utc_offset(t: float) -> float:
     """Seconds to add to epoch `t` to get local wall-clock seconds."""
-    offset = datetime.fromtimestamp(t, HOME_TZ).utcoffset()
+    return _offset_in_hour(int(t // 3600))
+
+
+@functools.lru_cache(maxsize=4096)  # models ask many times per hour; offsets change on the hour
+def _offset_in_hour(hour: int) -> float:
+    offset = datetime.fromtimestamp(hour * 3600, HOME_TZ).utcoffset()
     return offset.total_seconds() if offset is not None else 0.0
 
 
