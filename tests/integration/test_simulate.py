@@ -261,7 +261,7 @@ def test_backfill_then_live_matches_the_contract(
         assert len(set(stamps)) == len(stamps)  # never two uplinks in one second
         for (_, a), (_, b) in itertools.pairwise(uplinks):
             step = (b - a) % 4096
-            assert 1 <= step <= 4, (device, a, b)  # consecutive, except for a lost one or two
+            assert 1 <= step <= 8, (device, a, b)  # consecutive, except for a few lost
             gaps += step - 1
         if types_seen[device] != "scale":
             assert len(uplinks) <= 140 + 20  # a day of history, plus the sped-up live part
