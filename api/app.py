@@ -60,7 +60,10 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
         title="Sigfox telemetry API",
         version=_version(),
         description="Devices, decoded history and raw uplinks stored in InfluxDB. "
-        "Errors are RFC 9457 problem details. Send `Authorization: Bearer <key>`.",
+        "Errors are RFC 9457 problem details (`application/problem+json`) naming the parameter "
+        "at fault. Send `Authorization: Bearer <key>` (keys from TELEMETRY_API_KEYS) to `/v1` "
+        "and `/metrics`; `/healthz` and `/readyz` are open. Pages: pass the `next` of a page as "
+        "`cursor`, with the same other parameters.",
         lifespan=lifespan,
     )
     app.state.settings = settings
