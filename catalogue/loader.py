@@ -65,12 +65,16 @@ class FieldSpec:
     def to_physical(self, raw: Value) -> Value:
         if isinstance(raw, bool | str) or self.scale == 1:
             return raw
+        if self.slot.kind == "float":
+            return raw * self.scale
         # round away binary noise: 0.01 * 2150 must be 21.5, not 21.500000000000004
         return round(raw * self.scale, _decimals(self.scale))
 
     def to_raw(self, value: Value) -> Value:
-        if isinstance(value, bool | str) or self.scale == 1 or self.slot.kind == "float":
+        if isinstance(value, bool | str) or self.scale == 1:
             return value
+        if self.slot.kind == "float":
+            return value / self.scale
         return round(value / self.scale)
 
     def in_range(self, value: Value) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import struct
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,14 @@ def test_encode_rejects_values_that_do_not_fit() -> None:
         layout.encode({"x": 256})
     with pytest.raises(CodecError, match="no value"):
         layout.encode({})
+
+
+def test_scaled_float_field_round_trips(tmp_path: Path) -> None:
+    (tmp_path / "thermo.toml").write_text(
+        'name = "thermo"\nlayout = "t::float:32 n::uint:8"\n'
+        '[fields.t]\nunit = "°C"\nscale = 0.1\n[fields.n]\nunit = ""\n'
+    )
+    dtype = load_catalogue(tmp_path)["thermo"]
+    payload = dtype.encode({"t": 2.5, "n": 3})
+    assert struct.unpack(">f", payload[:4])[0] == 25.0
+    assert dtype.decode(payload).values == {"t": 2.5, "n": 3}
