@@ -391,3 +391,18 @@ async def test_inline_values_answer_as_bound_parameters(
             answers[bind] = [(await client.get(p, params=ps)).json() for p, ps in requests]
     assert answers[True] == answers[False]
     assert answers[False][1]["messages"] == len(filled)
+
+
+async def test_last_seen_is_the_newest_time_not_the_last_arrival(
+    influxd: Influxd, database: str
+) -> None:
+    newest, older = T0 + 7200, T0
+    write_lines(influxd, database, [f"uplink,device=BEEF,type=scale seq=20i,stations=1i {newest}"])
+    # a late copy of an older uplink arrives afterwards (e.g. replayed from an ingester's spool)
+    write_lines(influxd, database, [f"uplink,device=BEEF,type=scale seq=19i,stations=1i {older}"])
+    async with api_client(influxd.url, database) as client:
+        listed = (await client.get("/v1/devices")).json()["devices"]
+        detail = (await client.get("/v1/devices/beef")).json()
+    assert listed == [{"device": "BEEF", "type": "scale", "last_seen": iso(newest), "last_seq": 20}]
+    assert (detail["last_seen"], detail["last_seq"], detail["lost"]) == (iso(newest), 20, 0)
+    assert detail["latest"] is None  # no decoded point stored
