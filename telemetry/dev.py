@@ -18,6 +18,7 @@ that dies on its own is reported with its last log lines, and the rest is stoppe
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import shutil
@@ -50,6 +51,7 @@ FIRST_BACKFILL = "2d"
 READY_TIMEOUT = 60.0  # seconds for a child to become ready (a cold start imports FastAPI)
 STOP_GRACE = 5.0  # seconds beyond a child's own shutdown timeout before SIGKILL
 LOG_TAIL_LINES = 15
+PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 SIMULATE_DRAIN = 15.0  # simulators wait this long for the last PUBACKs (simulators.command)
 # Sigfox allows ~140 uplinks a day per device; a backfill sends them in seconds and --speed runs
 # devices up to once a second, so the dev ingester's per-device rate limit is opened up to that.
@@ -78,6 +80,8 @@ class Child:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # Runs before exec while this process has no other thread (PLW1509's concern).
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
 
     @property
@@ -107,6 +111,13 @@ class Child:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if `telemetry dev` itself dies, even by SIGKILL,
+    since its own session keeps it out of reach of the terminal's Ctrl-C."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

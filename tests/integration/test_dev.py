@@ -19,6 +19,7 @@ import pytest
 from catalogue import load_catalogue
 from telemetry.dev import telemetry_argv
 from telemetry.servers import ServerError, find_binary, free_port
+from tests.support.ingest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -204,5 +205,39 @@ def test_a_dying_child_stops_the_rest(data_dir: Path) -> None:
         dev.wait_for(r"api exited with status -9", timeout=30)
         assert dev.proc.wait(STOP) == 1
         assert processes_using(data_dir) == []
+    finally:
+        dev.kill()
+
+
+def test_sigterm_stops_it_like_ctrl_c(data_dir: Path) -> None:
+    dev = Dev(data_dir, "--no-simulate")
+    try:
+        dev.wait_for(r"API key:")
+        assert len(processes_using(data_dir)) >= 5  # dev, mosquitto, influxd, ingest, api
+        dev.proc.send_signal(signal.SIGTERM)
+        assert dev.proc.wait(STOP) == 0
+        assert processes_using(data_dir) == []
+    finally:
+        dev.kill()
+
+
+def test_children_stop_even_if_dev_is_killed(data_dir: Path) -> None:
+    dev = Dev(data_dir, "--no-simulate")
+    try:
+        dev.wait_for(r"API key:")
+        children = [
+            pid
+            for pid in processes_using(data_dir)
+            if pid != dev.proc.pid and b"telemetry" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(children) == 2, children  # ingest and api
+        os.kill(dev.proc.pid, signal.SIGKILL)  # no chance to clean up
+        dev.proc.wait(STOP)
+        wait_for(
+            lambda: not any(pid in processes_using(data_dir) for pid in children),
+            timeout=STOP,
+            what="ingest and api to stop after their parent died",
+        )
+        # The servers are not our children's business; the fixture removes them.
     finally:
         dev.kill()
