@@ -32,6 +32,8 @@ router = APIRouter(prefix="/v1", tags=["devices"], dependencies=[AuthDep])
 MAX_LIMIT = 10_000  # DESIGN 4: at most 10000 points a page
 CSV_MEDIA_TYPE = "text/csv"
 NEXT_HEADER = "X-Next-Cursor"  # the CSV body has no room for the cursor
+# InfluxDB refuses these on string and boolean fields; count, first and last take any type.
+NUMERIC_AGGREGATES = frozenset({"mean", "min", "max", "sum", "median"})
 
 Start = Annotated[
     str | None,
@@ -55,10 +57,9 @@ _CSV_DOC = {
 }
 
 
-def _window(start: str | None, end: str | None, cursor: str | None, fp: str) -> Window:
-    # start/end are checked even beside a cursor, so a bad one is reported, not ignored.
-    window = resolve_window(start, end, time.time_ns())
-    return decode_cursor(cursor, fp) if cursor is not None else window
+def _window(asked: Window, cursor: str | None, fp: str) -> Window:
+    # start/end were checked even beside a cursor, so a bad one is reported, not ignored.
+    return decode_cursor(cursor, fp) if cursor is not None else asked
 
 
 @router.get(
@@ -95,13 +96,20 @@ async def history(
     if agg is not None and every_ns is None:
         raise bad_parameter("agg", "agg needs every (raw points are not aggregated)")
     aggregate: Aggregate = agg or "mean"
+    asked = resolve_window(start, end, time.time_ns())
     type_name = await lookup.device_type(reader, request.app.state.type_memo, device)
     if type_name not in catalogue:
         raise bad_parameter("device", f"device type {type_name!r} is not in the catalogue")
     dtype = catalogue[type_name]
     names = parse_fields(fields, dtype)
+    if every_ns is not None and aggregate in NUMERIC_AGGREGATES:
+        text = [n for n in names if dtype.fields[n].storage in ("string", "boolean")]
+        if text:
+            raise bad_parameter(
+                "agg", f"{aggregate} needs numbers; {text[0]} is not (use count, first or last)"
+            )
     fp = fingerprint("history", device, names, every_ns, aggregate, order, start, end)
-    window = _window(start, end, cursor, fp)
+    window = _window(asked, cursor, fp)
     query = q.history(
         dtype,
         device,
@@ -147,9 +155,10 @@ async def messages(
     cursor: Cursor = None,
 ) -> Response:
     """Raw uplinks as stored (copies merged): time, seq, payload hex, stations, best station."""
+    asked = resolve_window(start, end, time.time_ns())
     await lookup.device_type(reader, request.app.state.type_memo, device)
     fp = fingerprint("messages", device, order, start, end)
-    window = _window(start, end, cursor, fp)
+    window = _window(asked, cursor, fp)
     (series,) = await reader.query(q.messages(device, window.start, window.end, order, limit + 1))
     rows = [r for s in series for r in s.rows()]
     kept, next_cursor = page(rows, limit, window=window, order=order, step_ns=1, fingerprint=fp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,31 @@ async def test_missing_database_is_503(influxd: Influxd) -> None:
     async with api_client(influxd.url, "no_such_db") as client:
         r = await client.get("/v1/devices")
     assert r.status_code == 503
+
+
+async def test_numeric_aggregate_of_a_text_field_is_400(
+    influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    (tmp_path / "door.toml").write_text(
+        'name = "door"\nlayout = "open::bool:0 tag::char:2"\n'
+        '[fields.open]\nunit = ""\n[fields.tag]\nunit = ""\n'
+    )
+    write_lines(
+        influxd,
+        database,
+        [
+            f'door,device=D00 open=true,tag="AB",seq=1i {T0}',
+            f"uplink,device=D00,type=door seq=1i,stations=1i {T0}",
+        ],
+    )
+    params = {"start": str(T0), "end": str(T0 + 60), "every": "1m"}
+    async with api_client(influxd.url, database, catalogue_dir=tmp_path) as client:
+        bad = await client.get("/v1/devices/D00/history", params=params | {"agg": "mean"})
+        ok = await client.get("/v1/devices/D00/history", params=params | {"agg": "last"})
+        raw = await client.get(
+            "/v1/devices/D00/history", params={"start": str(T0), "end": str(T0 + 60)}
+        )
+    assert bad.status_code == 400
+    assert bad.json()["parameter"] == "agg"
+    assert ok.json()["points"] == [{"time": "2024-05-18T02:40:00Z", "open": True, "tag": "AB"}]
+    assert raw.json()["points"] == ok.json()["points"]

@@ -30,7 +30,8 @@ async def api_client(
     influx_url: str, database: str, *, auth: bool = True, **overrides: object
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client wired to the app through ASGI, with the app's lifespan running."""
-    app = create_app(api_settings(influx_url, database, **overrides), load_catalogue())
+    settings = api_settings(influx_url, database, **overrides)
+    app = create_app(settings, load_catalogue(settings.catalogue_dir))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
