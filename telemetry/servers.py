@@ -7,6 +7,7 @@ exactly as the stack a newcomer runs. Readiness is polled, never slept for.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pwd
 import shutil
@@ -41,6 +42,19 @@ MOSQUITTO_LIMITS = {
     "max_keepalive": 120,
     "persistent_client_expiration": "14d",
 }
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux).
+
+    The servers run in their own session (so Ctrl-C in a terminal reaches only `telemetry dev`,
+    which stops them in order); this keeps them from outliving a `dev` that was killed.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ServerError(Exception):
@@ -88,7 +102,11 @@ class _Process:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603  # our own argv, no shell
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509  # only calls prctl, async-signal-safe
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
