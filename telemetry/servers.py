@@ -52,6 +52,7 @@ def _die_with_parent() -> None:
 
     The servers run in their own session (so Ctrl-C in a terminal reaches only `telemetry dev`,
     which stops them in order); this keeps them from outliving a `dev` that was killed.
+    Linux ties the signal to the starting thread: start servers from a thread that outlives them.
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
