@@ -25,7 +25,7 @@ from api.params import (
 )
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter
 from influx import query as q
-from influx.query import Aggregate, Order
+from influx.query import MESSAGE_FIELDS, Aggregate, Order
 
 router = APIRouter(prefix="/v1", tags=["devices"], dependencies=[AuthDep])
 
@@ -51,7 +51,7 @@ OrderParam = Annotated[Order, Query(description="Time order")]
 Cursor = Annotated[str | None, Query(description="The `next` of the previous page", max_length=512)]
 
 _CSV_DOC = {
-    "description": "Points as JSON, or as CSV with a header row for `Accept: text/csv` "
+    "description": "Rows as JSON, or as CSV with a header row for `Accept: text/csv` "
     "(the next cursor then comes in the `X-Next-Cursor` header)",
     "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}},
 }
@@ -141,7 +141,7 @@ async def history(
 @router.get(
     "/devices/{device}/messages",
     response_model=Messages,
-    responses=COMMON_ERRORS | NOT_FOUND,
+    responses=COMMON_ERRORS | NOT_FOUND | {200: _CSV_DOC},
 )
 async def messages(
     *,
@@ -153,6 +153,7 @@ async def messages(
     limit: Limit = 1000,
     order: OrderParam = "asc",
     cursor: Cursor = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Raw uplinks as stored (copies merged): time, seq, payload hex, stations, best station."""
     asked = resolve_window(start, end, time.time_ns())
@@ -162,6 +163,8 @@ async def messages(
     (series,) = await reader.query(q.messages(device, window.start, window.end, order, limit + 1))
     rows = [r for s in series for r in s.rows()]
     kept, next_cursor = page(rows, limit, window=window, order=order, step_ns=1, fingerprint=fp)
+    if _wants_csv(accept):
+        return _csv(["time", *MESSAGE_FIELDS], kept, next_cursor)
     return JSONResponse(
         {"device": device, "messages": [_point(r) for r in kept], "next": next_cursor}
     )

@@ -321,6 +321,29 @@ async def test_messages_are_the_raw_uplinks(
                 params=RANGE | {"limit": "10", "cursor": first["next"]},
             )
         ).json()
+        as_csv = await client.get(
+            f"/v1/devices/{DEVICE}/messages",
+            params=RANGE | {"limit": "2"},
+            headers={"Accept": "text/csv"},
+        )
+    assert (
+        list(csv.reader(io.StringIO(as_csv.text)))
+        == [
+            ["time", "seq", "data", "stations", "station", "rssi", "snr"],
+            *[
+                [
+                    iso(u.time),
+                    str(u.seq),
+                    "3c00000064000a0150",
+                    str(u.stations),
+                    "0A1B",
+                    f"{u.rssi:g}",  # InfluxDB sends -100.0 as -100
+                    "7.5",
+                ]
+                for u in filled[:2]
+            ],
+        ]
+    )
     assert first["device"] == DEVICE
     got = first["messages"] + rest["messages"]
     assert rest["next"] is None
