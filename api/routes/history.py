@@ -128,11 +128,17 @@ async def history(
     )
     if _wants_csv(accept):
         return _csv(["time", *names], kept, next_cursor)
+    # count is an integer whatever the field; other aggregates of a float field are floats
+    floats = (
+        ()
+        if every_ns is not None and aggregate == "count"
+        else tuple(n for n in names if dtype.fields[n].storage == "float")
+    )
     body: dict[str, Any] = {
         "device": device,
         "type": dtype.name,
         "fields": {n: {"unit": dtype.fields[n].unit} for n in names},
-        "points": [_point(r) for r in kept],
+        "points": [_point(r, floats) for r in kept],
         "next": next_cursor,
     }
     return JSONResponse(body)
@@ -166,12 +172,21 @@ async def messages(
     if _wants_csv(accept):
         return _csv(["time", *MESSAGE_FIELDS], kept, next_cursor)
     return JSONResponse(
-        {"device": device, "messages": [_point(r) for r in kept], "next": next_cursor}
+        {
+            "device": device,
+            "messages": [_point(r, ("rssi", "snr")) for r in kept],
+            "next": next_cursor,
+        }
     )
 
 
-def _point(row: dict[str, Any]) -> dict[str, Any]:
+def _point(row: dict[str, Any], floats: tuple[str, ...] = ()) -> dict[str, Any]:
     row["time"] = format_time(row["time"])
+    # InfluxDB's JSON writes a float field's whole values as integers (72.0 -> 72)
+    for name in floats:
+        value = row.get(name)
+        if type(value) is int:
+            row[name] = float(value)
     return row
 
 

@@ -345,6 +345,7 @@ async def test_messages_are_the_raw_uplinks(
         ]
     )
     assert first["device"] == DEVICE
+    assert isinstance(first["messages"][0]["rssi"], float)  # -100.0, which InfluxDB sends as -100
     got = first["messages"] + rest["messages"]
     assert rest["next"] is None
     assert got == [
