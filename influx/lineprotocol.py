@@ -18,6 +18,7 @@ first (see `printable`).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -42,6 +43,13 @@ class LineProtocolError(ValueError):
         self.part = part
 
 
+# Names repeat endlessly (measurements, keys, device ids): escape each once. Refusals raise
+# and are not cached. Bounded, so forged ids cannot grow it.
+@functools.lru_cache(maxsize=65_536)
+def _cached_name(value: str, part: str, keyish: bool) -> str:
+    return _name(value, part, _KEY_ESCAPES if keyish else _NAME_ESCAPES)
+
+
 def _name(value: str, part: str, table: dict[int, str]) -> str:
     if not value:
         raise LineProtocolError(f"empty {part}", part)
@@ -51,6 +59,11 @@ def _name(value: str, part: str, table: dict[int, str]) -> str:
 
 
 def _field_value(key: str, value: FieldValue) -> str:
+    kind = type(value)  # exact types first: the common path, without isinstance chains
+    if kind is int:
+        return f"{value}i"
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]  # kind is float
+        return repr(value)
     if isinstance(value, bool):  # before int: bool is an int subclass
         return "true" if value else "false"
     if isinstance(value, int):
@@ -75,13 +88,13 @@ def encode_point(
     """One line (no trailing newline); tags sorted, as InfluxDB recommends."""
     if not fields:
         raise LineProtocolError("a point needs at least one field", "field")
-    parts = [_name(measurement, "measurement", _NAME_ESCAPES)]
+    parts = [_cached_name(measurement, "measurement", False)]
     for key in sorted(tags):
         parts.append(
-            f",{_name(key, 'tag key', _KEY_ESCAPES)}={_name(tags[key], 'tag value', _KEY_ESCAPES)}"
+            f",{_cached_name(key, 'tag key', True)}={_cached_name(tags[key], 'tag value', True)}"
         )
     field_text = ",".join(
-        f"{_name(k, 'field key', _KEY_ESCAPES)}={_field_value(k, v)}" for k, v in fields.items()
+        [f"{_cached_name(k, 'field key', True)}={_field_value(k, v)}" for k, v in fields.items()]
     )
     if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
         raise LineProtocolError("timestamp must be an integer", "timestamp")
