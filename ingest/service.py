@@ -44,7 +44,12 @@ async def run(
         log.info("%d spooled batches from an earlier run will be replayed", len(spool))
     async with async_client(settings) as http:
         await ensure_database(http, settings.influx_database)
-        sink = Sink(InfluxWriter(http, settings.influx_database), spool, metrics)
+        sink = Sink(
+            InfluxWriter(http, settings.influx_database),
+            spool,
+            metrics,
+            create_database=lambda: ensure_database(http, settings.influx_database),
+        )
         inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
         chunks: asyncio.Queue[Chunk | None] = asyncio.Queue(INBOX_CHUNKS)
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from influx.lineprotocol import LineProtocolError
 from influx.writer import InfluxWriter, Refused, WriteError, backoff
@@ -29,8 +30,17 @@ class NotStored(Exception):
 
 
 class Sink:
-    def __init__(self, writer: InfluxWriter, spool: Spool, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        writer: InfluxWriter,
+        spool: Spool,
+        metrics: Metrics,
+        create_database: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self.writer = writer
+        # Called when a write says the database does not exist (InfluxDB was unreachable at
+        # our start, or was replaced by an empty one): create it, then retry.
+        self.create_database = create_database
         self.spool = spool
         self.metrics = metrics
         self.deadline: float | None = None  # loop time; set at shutdown
@@ -125,6 +135,8 @@ class Sink:
                 await self._write(lines)
             except WriteError as exc:
                 self._note_failure(exc)
+                if exc.status == 404 and self.create_database is not None:
+                    await self.create_database()
                 await asyncio.sleep(backoff(attempt, hint=exc.wait))
                 attempt += 1
                 continue

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from telemetry.servers import Influxd, Mosquitto
+from telemetry.servers import Influxd, Mosquitto, free_port
 from tests.support.influx import select, write_lines
 from tests.support.ingest import Ingester, Publisher, wait_for, wristband_payload
 
@@ -209,3 +209,29 @@ def test_shared_subscription_splits_the_stream_without_loss(
         pub.close()
     for ing in ings:
         assert ing.stop() == 0
+
+
+def test_influx_unreachable_at_start_spools_then_creates_the_database(
+    tmp_path: Path, mosquitto: Mosquitto, make_influxd: Callable[..., Influxd], topic_prefix: str
+) -> None:
+    port = free_port()
+    ing = Ingester(
+        tmp_path / "ing",
+        mqtt_url=mosquitto.url,
+        influx_url=f"http://127.0.0.1:{port}",
+        database="telemetry",
+        prefix=topic_prefix,
+        metrics=True,
+        influx_timeout=2,
+    )
+    ing.start()
+    assert "InfluxDB unreachable at start" in ing.log()
+    pub = Publisher(mosquitto.host, mosquitto.port)
+    try:
+        pub.many(uplinks(topic_prefix, 10, "EE"))
+        wait_for(lambda: metric(ing, "telemetry_ingest_acked_total") == 10, what="spooled, acked")
+        influxd = make_influxd(port=port)  # a new, empty server: the database must be created
+        wait_for(lambda: count(influxd, "telemetry") == 10, timeout=90, what="replayed points")
+    finally:
+        pub.close()
+    assert ing.stop() == 0
