@@ -1,0 +1,1 @@
+"""Fault scenarios, security checks and their tools (fault proxy, ledger and oracle)."""
