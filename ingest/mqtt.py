@@ -174,7 +174,13 @@ class MqttSource:
                 try:
                     m = queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    break
+                    # aiomqtt reads one packet per loop turn: give it one more turn, and stop
+                    # only when that brought nothing (the socket is drained). Bigger chunks mean
+                    # fewer task switches downstream; an idle stream adds one loop turn.
+                    await asyncio.sleep(0)
+                    if queue.empty():
+                        break
+                    continue
                 batch.append(_incoming(m, generation, now))
             self.on_received(len(batch))
             await self.out.put(batch)
