@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 RECONNECT_BASE = 0.5  # s, first retry after a lost connection (full jitter)
 RECONNECT_CAP = 30.0  # s, a broker down for long is retried twice a minute
 BARRIER_TIMEOUT = 5.0  # s, for the SUBACK that confirms our last acks at shutdown
-CHUNK = 500  # messages handed downstream at once: one queue hop per chunk, not per message
+# Messages handed downstream at once: one queue hop per chunk, not per message. At most half a
+# batch (a message gives up to 2 points), so a batch stays under about twice the batch size.
+CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class MqttSource:
         self.on_received = on_received
         self.out = out
         self.topic = subscription(settings.mqtt_topic_prefix, settings.mqtt_share_group)
+        self.chunk = max(1, min(CHUNK, settings.ingest_batch_size // 2))
         self.generation = 0
         self.connected = asyncio.Event()
         self.acks_dropped = 0  # acks for messages of an earlier connection (redelivered)
@@ -170,7 +173,7 @@ class MqttSource:
         async for first in client.messages:
             now = time.time_ns()
             batch = [_incoming(first, generation, now)]
-            while len(batch) < CHUNK:
+            while len(batch) < self.chunk:
                 try:
                     m = queue.get_nowait()
                 except asyncio.QueueEmpty:
