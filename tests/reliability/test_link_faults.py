@@ -145,3 +145,67 @@ def test_dead_link_detected_within_one_and_a_half_keepalives(
                 proxy.heal()
     print(f"\n  dead link detected after {detected:.1f} s (keepalive {KEEPALIVE} s)")
     assert detected <= 1.5 * KEEPALIVE, f"dead link noticed after {detected:.1f} s"
+
+
+def _acked_at_least(pub: LedgerPublisher, n: int) -> Callable[[], bool]:
+    return lambda: len(pub.acked) >= n
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_repeated_resets_on_both_links_lose_nothing(
+    make_mosquitto: Callable[..., Mosquitto],
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    make_ingester: Callable[..., Ingester],
+) -> None:
+    """RSTs every few seconds on the broker link and on the InfluxDB link, mid-stream."""
+    rate, duration, rounds = 200, 24, 4
+    broker = make_mosquitto()
+    with (
+        FaultProxy(broker.host, broker.port) as mqtt_link,
+        FaultProxy(influxd.host, influxd.port) as influx_link,
+    ):
+        ing = make_ingester(
+            mqtt_url=f"mqtt://{mqtt_link.url_netloc}",
+            influx_url=f"http://{influx_link.url_netloc}",
+            database=database,
+            prefix=topic_prefix,
+            mqtt_keepalive=str(KEEPALIVE),
+        )
+        with (
+            LedgerPublisher(broker.host, broker.port, topic_prefix) as pub,
+            RssSampler(ing.pid) as rss,
+        ):
+            probe_stored(pub, influxd, database, 30, DeviceStream(PROBE_DEVICE))
+            pub.run_in_background([DeviceStream(d) for d in device_ids(100)], rate, duration)
+            resets = 0
+            for i in range(rounds):
+                target = rate * duration * (i + 1) // (rounds + 1)
+                wait_for(_acked_at_least(pub, target), 60, "load underway")
+                resets += mqtt_link.reset() + influx_link.reset()
+            pub.join(duration * 3)
+            pub.wait_all_acked(30)
+            settle_s = settle(pub, influxd, database, timeout=120)
+    rep = compare("RST on both links every ~5 s", influxd, database, pub)
+    rep.figures = {
+        "rate_per_s": rate,
+        "duration_s": duration,
+        "reset_rounds": rounds,
+        "connections_reset": resets,
+        "ingester_reconnections": ing.connections() - 1,
+        "settle_s": round(settle_s, 1),
+    }
+    rep.rss_kb_first, rep.rss_kb_peak, rep.rss_kb_last = (
+        rss.samples[0],
+        max(rss.samples),
+        rss.samples[-1],
+    )
+    rep.metrics = ingest_metrics(ing)
+    rep.print()
+    assert resets >= rounds, "the proxy reset nothing: the scenario did not happen"
+    assert rep.missing == 0, "connection resets must not lose acked uplinks"
+    assert rep.forged == 0
+    assert rep.corrupted == 0
