@@ -11,7 +11,7 @@ import click
 
 from ingest.metrics import Metrics
 from ingest.service import run
-from telemetry.runtime import clean_errors, start
+from telemetry.runtime import StartupError, clean_errors, start
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,14 @@ def ingest(**flags: object) -> None:
     """Read uplinks from MQTT and store them in InfluxDB, at least once."""
     settings, catalogue = start(**flags)
     metrics = Metrics()
-    metrics.serve(settings.ingest_metrics_host, settings.ingest_metrics_port)
+    try:
+        metrics.serve(settings.ingest_metrics_host, settings.ingest_metrics_port)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot serve metrics on {settings.ingest_metrics_host}:"
+            f"{settings.ingest_metrics_port}: {exc.strerror or exc}"
+            " (set TELEMETRY_INGEST_METRICS_PORT, 0 turns metrics off)"
+        ) from None
 
     async def main() -> None:
         stop = asyncio.Event()

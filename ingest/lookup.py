@@ -14,6 +14,9 @@ from ingest.merge import UNKNOWN_STATION, Copy, Key
 log = logging.getLogger(__name__)
 
 DEVICES_PER_QUERY = 200  # statements per /query request: one per device
+# A lookup that hangs (a stalled server) must not hold the stream for the full write timeout:
+# without an answer we merge with the cache only, as when InfluxDB is down.
+LOOKUP_TIMEOUT = 2.0
 
 
 class StoredLookup:
@@ -49,6 +52,7 @@ class StoredLookup:
                 "/query",
                 data={"q": ";".join(statements)},
                 params={"db": self.database, "epoch": "s"},
+                timeout=LOOKUP_TIMEOUT,
             )
             r.raise_for_status()
             results = r.json()["results"]

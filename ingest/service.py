@@ -21,6 +21,7 @@ from ingest.mqtt import Incoming, MqttSource
 from ingest.pipeline import Batch, Batcher, Chunk, Processor, Storer
 from ingest.sink import Sink
 from ingest.spool import Spool
+from telemetry.runtime import StartupError
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,13 @@ async def run(
 ) -> None:
     """Run until `stop` is set, then drain and return."""
     metrics = metrics or Metrics()
-    spool = Spool(settings.ingest_spool_dir, settings.ingest_spool_max_bytes)
+    try:
+        spool = Spool(settings.ingest_spool_dir, settings.ingest_spool_max_bytes)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot use the spool folder {str(settings.ingest_spool_dir)!r}: {exc.strerror or exc}"
+            " (set TELEMETRY_INGEST_SPOOL_DIR)"
+        ) from None
     if not spool.empty:
         log.info("%d spooled batches from an earlier run will be replayed", len(spool))
     async with async_client(settings) as http:
