@@ -16,7 +16,9 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         p = "telemetry_ingest_"
         self.received = Counter(p + "received", "MQTT messages received", registry=r)
-        self.stored = Counter(p + "stored", "Uplinks accepted and stored (or spooled)", registry=r)
+        self.stored = Counter(
+            p + "stored", "Accepted uplinks stored in InfluxDB or the spool", registry=r
+        )
         self.rejected = Counter(
             p + "rejected", "Messages rejected, by reason", ["reason"], registry=r
         )

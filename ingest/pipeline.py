@@ -40,6 +40,7 @@ class Chunk:
     lines: list[tuple[PointKey, str]]
     acks: list[AckToken]
     received_ns: int
+    accepted: int = 0  # messages among `acks` that were accepted (not rejected)
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class Batch:
     acks: list[AckToken] = field(default_factory=list)
     received_ns: int = 0
     started: float = 0.0
+    accepted: int = 0
 
     def add(self, chunk: Chunk) -> None:
         if not self.acks and not self.points:
@@ -58,6 +60,7 @@ class Batch:
             self.points.pop(key, None)  # keep write order = arrival order of the newest state
             self.points[key] = line
         self.acks.extend(chunk.acks)
+        self.accepted += chunk.accepted
 
     def __bool__(self) -> bool:
         return bool(self.points or self.acks)
@@ -129,17 +132,21 @@ class Processor:
                     self.merger.seed(key, ids, best)
         lines: list[tuple[PointKey, str]] = []
         acks: list[AckToken] = []
+        accepted = 0
         mono = self.monotonic()
         for m, r in zip(messages, results, strict=True):
             try:
                 rejection = self._accept(m, r, mono, lines) if isinstance(r, Accepted) else r
-                if rejection is not None:
+                if rejection is None:
+                    accepted += 1
+                else:
                     lines.append(self._reject(m, rejection))
             except Exception as exc:  # a bug must not stop the loop; keep the message aside
                 log.exception("internal error on a message from %r", m.topic)
                 lines.append(self._reject(m, Rejection("decode", f"internal error: {exc!r}")))
             acks.append((m.mid, m.qos, m.generation))
-        return Chunk(lines, acks, messages[0].received_ns if messages else time.time_ns())
+        first_ns = messages[0].received_ns if messages else time.time_ns()
+        return Chunk(lines, acks, first_ns, accepted)
 
     def _accept(
         self, m: Incoming, acc: Accepted, mono: float, lines: list[tuple[PointKey, str]]
@@ -163,7 +170,6 @@ class Processor:
             return Rejection("decode", str(exc), acc.device)
         if acc.decoded.out_of_range:
             self.metrics.out_of_range.inc(len(acc.decoded.out_of_range))
-        self.metrics.stored.inc()
         return None
 
     def _reject(self, m: Incoming, r: Rejection) -> tuple[PointKey, str]:
@@ -244,4 +250,5 @@ class Storer:
                 return
             finally:
                 self.unacked_since.pop(0)
+            self.metrics.stored.inc(batch.accepted)
             self.metrics.acks.inc(self.ack(batch.acks))

@@ -109,7 +109,19 @@ class Sink:
                     await self._changed.wait()
             except TimeoutError:
                 raise NotStored("spool full") from None
-        await asyncio.to_thread(self.spool.append, lines)
+        attempt = 0
+        while True:
+            try:
+                await asyncio.to_thread(self.spool.append, lines)
+                break
+            except OSError as exc:  # disk full or gone: hold the batch, never drop it
+                log.error("cannot write to the spool (%s); holding the batch", exc)  # noqa: TRY400
+                delay = backoff(attempt, cap=10.0)
+                remaining = self._remaining()
+                if remaining is not None and remaining <= delay:
+                    raise NotStored(f"spool write failed: {exc}") from None
+                await asyncio.sleep(delay)
+                attempt += 1
         self._update_gauges()
         self._changed.set()
 

@@ -7,10 +7,14 @@ broker, so an acked message survives a crash of the ingester or of the machine.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from pathlib import Path
 
 SUFFIX = ".lp"
+
+log = logging.getLogger(__name__)
 
 
 class Spool:
@@ -43,11 +47,15 @@ class Spool:
         final = self.directory / f"{self._next:012d}{SUFFIX}"
         tmp = final.with_suffix(".tmp")
         self._next += 1
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.rename(final)
+        try:
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.rename(final)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # e.g. disk full: leave nothing half written behind
+            raise
         fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -57,14 +65,28 @@ class Spool:
         self.bytes += len(data)
 
     def oldest(self) -> tuple[Path, list[str]] | None:
-        if not self._files:
-            return None
-        path = self._files[0]
-        return path, [line for line in path.read_text().split("\n") if line]
+        """The first batch; an unreadable file is set aside as `.bad` (logged), never retried."""
+        while self._files:
+            path = self._files[0]
+            try:
+                return path, [line for line in path.read_text().split("\n") if line]
+            except (OSError, UnicodeDecodeError) as exc:
+                log.error("spool file %r unreadable (%s); set aside", str(path), exc)  # noqa: TRY400
+                self._forget(path)
+                with contextlib.suppress(OSError):
+                    path.rename(path.with_suffix(".bad"))
+        return None
+
+    def _forget(self, path: Path) -> None:
+        self._files.remove(path)
+        self.bytes = sum(p.stat().st_size for p in self._files if p.exists())
 
     def remove(self, path: Path) -> None:
         """Drop a batch once it is stored."""
-        size = path.stat().st_size
-        path.unlink()
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            size = 0
         self._files.remove(path)
-        self.bytes -= size
+        self.bytes = max(0, self.bytes - size)

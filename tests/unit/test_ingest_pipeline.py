@@ -58,7 +58,8 @@ async def test_copies_merge_and_every_message_is_acked() -> None:
     assert "rssi=-100.0" in uplink
     assert any(line.startswith("rejected,device=AB,reason=encoding ") for line in lines)
     assert metrics.merged._value.get() == 1
-    assert metrics.stored._value.get() == 3
+    assert chunk.accepted == 3
+    assert batch.accepted == 3
 
 
 @pytest.mark.asyncio

@@ -110,3 +110,16 @@ async def test_writer_reports_retry_after() -> None:
         with pytest.raises(WriteError) as info:
             await InfluxWriter(c, "db").write(["m f=1i 1"])
     assert (info.value.status, info.value.wait) == (429, 3.0)
+
+
+def test_unreadable_spool_file_is_set_aside(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000)
+    spool.append(["m f=1i 1"])
+    spool.append(["m f=2i 2"])
+    first = sorted(tmp_path.glob("*.lp"))[0]
+    first.write_bytes(b"\xff\xfe broken")
+    oldest = spool.oldest()
+    assert oldest is not None
+    assert oldest[1] == ["m f=2i 2"]
+    assert first.with_suffix(".bad").exists()
+    assert len(spool) == 1
