@@ -241,7 +241,7 @@ def run(n: int, devices: int) -> tuple[list[tuple[str, str, str]], str]:
         (
             f"**telemetry ingest**, live (publisher at {live_pub:,.0f} msg/s)",
             f"**{live_rate:,.0f} uplinks/s**",
-            f"exit status {code} after SIGTERM",
+            f"bounded by the publisher when it is the slower; exit status {code} after SIGTERM",
         ),
     ]
     return rows, f"{n:,} uplinks from {devices:,} devices (wristband, weather_station, scale)"
