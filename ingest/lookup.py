@@ -4,6 +4,7 @@ restart or an eviction, or a copy handled by another ingester of a share group).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 import httpx
@@ -17,6 +18,9 @@ DEVICES_PER_QUERY = 200  # statements per /query request: one per device
 # A lookup that hangs (a stalled server) must not hold the stream for the full write timeout:
 # without an answer we merge with the cache only, as when InfluxDB is down.
 LOOKUP_TIMEOUT = 2.0
+# After a failed lookup, merge with the cache only for this long instead of paying the timeout
+# on every chunk while InfluxDB is down or stalled.
+PAUSE_AFTER_FAILURE = 10.0
 
 
 class StoredLookup:
@@ -26,8 +30,11 @@ class StoredLookup:
         self.client = client
         self.database = database
         self.failures = 0
+        self._paused_until = 0.0
 
     async def __call__(self, keys: Iterable[Key]) -> dict[Key, tuple[str, Copy]]:
+        if time.monotonic() < self._paused_until:
+            return {}
         by_device: dict[str, list[Key]] = {}
         for key in keys:
             by_device.setdefault(key[0], []).append(key)
@@ -58,7 +65,12 @@ class StoredLookup:
             results = r.json()["results"]
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             self.failures += 1
-            log.warning("cannot read stored copies (%s); merging with the cache only", exc)
+            self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
+            log.warning(
+                "cannot read stored copies (%s); merging with the cache only for %.0f s",
+                type(exc).__name__,
+                PAUSE_AFTER_FAILURE,
+            )
             return {}
         found: dict[Key, tuple[str, Copy]] = {}
         for keys, result in zip(by_device.values(), results, strict=False):

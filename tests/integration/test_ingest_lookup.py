@@ -1,0 +1,46 @@
+"""Reading stored copies back for the merge, against a real InfluxDB."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ingest.lookup import StoredLookup, newest_stored_time
+from ingest.merge import Copy
+from telemetry.servers import Influxd, free_port
+from tests.support.influx import write_lines
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.asyncio
+async def test_lookup_finds_the_stored_stations(influxd: Influxd, database: str) -> None:
+    write_lines(
+        influxd,
+        database,
+        [
+            'uplink,device=A1,type=wristband seq=5i,stations=2i,rssi=-99.5,snr=3.0,station="0B",'
+            'station_ids="0A,0B" 1000',
+            'uplink,device=B2,type=wristband seq=6i,stations=1i,station="0C",station_ids="0C" 1001',
+        ],
+    )
+    async with httpx.AsyncClient(base_url=influxd.url) as client:
+        lookup = StoredLookup(client, database)
+        found = await lookup([("A1", 5, 1000), ("B2", 6, 1001), ("B2", 7, 1002), ("C3", 1, 1000)])
+        newest = await newest_stored_time(client, database)
+        empty = await newest_stored_time(client, "no_such_database_here")
+    assert found == {
+        ("A1", 5, 1000): ("0A,0B", Copy("0B", -99.5, 3.0)),
+        ("B2", 6, 1001): ("0C", Copy("0C", None, None)),
+    }
+    assert newest == 1001
+    assert empty is None  # cannot say: the caller stays conservative
+
+
+@pytest.mark.asyncio
+async def test_failed_lookup_pauses_lookups() -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}") as client:
+        lookup = StoredLookup(client, "db")
+        assert await lookup([("A1", 1, 1)]) == {}
+        assert await lookup([("A1", 1, 1)]) == {}
+    assert lookup.failures == 1  # the second call did not even try
