@@ -34,7 +34,7 @@ def make_ingester(
 ) -> Iterator[MakeIngester]:
     made: list[Ingester] = []
 
-    def make(**env: object) -> Ingester:
+    def make(**env: Any) -> Ingester:
         ing = Ingester(
             tmp_path / f"ingest{len(made)}",
             mqtt_url=mosquitto.url,
@@ -70,7 +70,7 @@ def rows(influxd: Influxd, database: str, q: str) -> list[dict[str, Any]]:
         previous = current
 
 
-def body(device: str, t: int, seq: int, data: str, **extra: object) -> dict[str, Any]:
+def body(device: str, t: int, seq: int | str, data: str, **extra: object) -> dict[str, Any]:
     return {"device": device, "time": t, "seqNumber": seq, "data": data} | extra
 
 
