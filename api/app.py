@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api import problems
+from api.authlimit import FailedAuthLimiter
 from api.lookup import TypeMemo
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from api.routes import device_types, devices, health, history
@@ -69,6 +70,7 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     app.state.settings = settings
     app.state.catalogue = catalogue
     app.state.api_keys = keys
+    app.state.auth_limiter = FailedAuthLimiter(settings.api_auth_failures_per_minute)
     app.state.type_memo = TypeMemo()
     app.state.metrics = ApiMetrics()
     problems.install(app)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.authlimit import FailedAuthLimiter
 from api.params import parse_device
 from api.problems import ApiError
 from catalogue import Catalogue
@@ -55,7 +56,20 @@ def require_key(
     keys: list[bytes] | None = request.app.state.api_keys
     if keys is None:  # TELEMETRY_API_AUTH=disabled
         return
+    limiter: FailedAuthLimiter = request.app.state.auth_limiter
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait:
+        raise ApiError(
+            429,
+            "too-many-failed-authentications",
+            "Too many failed authentications",
+            f"too many requests with a wrong or missing key from this client; retry in {wait} s",
+            parameter="Authorization",
+            headers={"Retry-After": str(wait)},
+        )
     if credentials is None or not key_matches(credentials.credentials, keys):
+        limiter.record_failure(client)
         raise ApiError(
             401,
             "unauthorized",

@@ -94,6 +94,14 @@ class BodyLimitMiddleware:
                 if too_big:
                     await _too_large(send, self.limit)
                     return
+        if any(name == b"transfer-encoding" for name, _ in scope["headers"]):
+            # A streamed body of unknown length: read it here, since GET routes never do,
+            # and refuse it as soon as it passes the limit.
+            buffered = await _read_limited(receive, self.limit)
+            if buffered is None:
+                await _too_large(send, self.limit)
+                return
+            receive = _replay(buffered, receive)
         received = 0
         started = False
 
@@ -121,6 +129,34 @@ class BodyLimitMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+async def _read_limited(receive: Receive, limit: int) -> list[Message] | None:
+    """The request's body messages, or None once they pass `limit` bytes."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that gives back the buffered messages first, then the live channel."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
 
 
 async def _too_large(send: Send, limit: int) -> None:

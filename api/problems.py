@@ -153,6 +153,7 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: problem_doc(400, "A parameter is invalid (named in `parameter`)"),
     401: problem_doc(401, "Missing or wrong `Authorization: Bearer <key>`"),
     413: problem_doc(413, "Request body over 16 KiB"),
+    429: problem_doc(429, "Too many wrong keys from this client; see `Retry-After`"),
     422: problem_doc(422, "A parameter has the wrong type or is out of bounds"),
     502: problem_doc(502, "InfluxDB refused the query"),
     503: problem_doc(503, "InfluxDB unavailable; see `Retry-After`"),

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     api_auth: Literal["enabled", "disabled"] = "enabled"
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    # Wrong or missing keys a client may send per minute before it gets 429: enough for a
+    # person fixing a typo, far too few to guess a key.
+    api_auth_failures_per_minute: int = Field(20, ge=1, le=10_000)
 
     # --- Ingest ---
     # A batch is written when it holds this many points or is this old, whichever comes first.

@@ -47,6 +47,7 @@ async def readyz(reader: ReaderDep) -> Response | Health:
     responses={
         200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
         401: COMMON_ERRORS[401],
+        429: COMMON_ERRORS[429],
     },
 )
 async def metrics(request: Request) -> Response:
