@@ -8,6 +8,8 @@ import struct
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from catalogue import load_catalogue
 from ingest.metrics import Metrics
@@ -97,3 +99,48 @@ async def test_batcher_flushes_on_size_then_on_age() -> None:
     await inbox.put(None)
     assert await asyncio.wait_for(outbox.get(), 10) is None
     await task
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["uplink/wristband/AB", "uplink/scale/1", "uplink/x/y"])
+            | st.text(max_size=30),
+            st.binary(max_size=1100)
+            | st.builds(
+                lambda dev, seq, data: json.dumps(
+                    {
+                        "device": dev,
+                        "time": NOW - 5,
+                        "seqNumber": seq,
+                        "data": data,
+                        "station": "0A",
+                    }
+                ).encode(),
+                st.sampled_from(["AB", "ab", "1"]) | st.text(max_size=9),
+                st.integers(0, 4095),
+                st.sampled_from([DATA, DATA[:-2], ""]) | st.text(max_size=26),
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_every_message_gets_exactly_one_ack_and_safe_lines(
+    messages: list[tuple[str, bytes]],
+) -> None:
+    proc, _ = processor()
+    incoming = [Incoming(t, b, i + 1, 1, 1, 10 + i) for i, (t, b) in enumerate(messages)]
+    chunk = asyncio.run(proc.process(incoming))
+    assert [a[0] for a in chunk.acks] == [m.mid for m in incoming]
+    for _, line in chunk.lines:
+        assert "\n" not in line
+        assert "\r" not in line
+        assert "\x00" not in line
+        assert line.split(" ", 1)[0].split(",", 1)[0] in {
+            "wristband",
+            "scale",
+            "uplink",
+            "rejected",
+        }

@@ -7,8 +7,11 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalogue import load_catalogue
+from influx.schema import REJECT_REASONS
 from ingest.validate import Accepted, Rejection, validate
 
 CAT = load_catalogue(None)
@@ -114,3 +117,42 @@ def test_body_of_exactly_1_kib_passes_the_size_rung() -> None:
     assert len(raw) == 1024
     assert isinstance(run("uplink/wristband/1A2B3C", raw), Accepted)
     assert run("uplink/wristband/1A2B3C", raw[:-2] + b'x"}').reason == "too_large"  # type: ignore[union-attr]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+near_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "device": st.sampled_from(["1A2B3C", "1a2b3c", "", "G", "1A2B3C4D5"])
+        | st.text(max_size=10),
+        "time": st.integers(-5, 2**34) | st.text(max_size=12) | st.floats(),
+        "seqNumber": st.integers(-2, 5000) | st.text(max_size=6),
+        "data": st.sampled_from([GOOD, GOOD[:-2], "", "zz", GOOD + "00"]) | st.text(max_size=30),
+        "station": st.text(max_size=20),
+        "rssi": st.floats() | st.text(max_size=8),
+        "duplicates": json_values,
+    },
+)
+
+
+@given(
+    topic=st.sampled_from(["uplink/wristband/1A2B3C", "uplink/scale/1A2B3C", "uplink/x/1"])
+    | st.text(max_size=40),
+    raw=st.binary(max_size=1200)
+    | near_bodies.map(lambda d: json.dumps(d).encode())
+    | json_values.map(lambda v: json.dumps(v).encode()),
+)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_any_input_gets_an_answer_never_an_exception(topic: str, raw: bytes) -> None:
+    result = run(topic, raw)
+    assert isinstance(result, Accepted | Rejection)
+    if isinstance(result, Rejection):
+        assert result.reason in REJECT_REASONS
+    else:
+        assert result.device == topic.rsplit("/", 1)[-1].upper()
