@@ -41,6 +41,8 @@ class Transmission:
     @property
     def best(self) -> Copy:
         """The highest RSSI (no RSSI ranks last); ties go to the smallest id, for determinism."""
+        if len(self.stations) == 1:  # the common case: one station heard it
+            return next(iter(self.stations.values()))
         return min(
             self.stations.values(),
             key=lambda c: (c.rssi is None, -(c.rssi or 0.0), c.station),

@@ -12,7 +12,7 @@ from influx.schema import (
     TAG_TYPE,
     UPLINK,
 )
-from ingest.merge import Transmission
+from ingest.merge import Copy, Transmission
 from ingest.validate import Accepted
 
 NS = 1_000_000_000
@@ -23,8 +23,7 @@ DETAIL_KEEP_CHARS = 512  # enough for any pydantic or InfluxDB message we produc
 PointKey = tuple[str, str, int]
 
 
-def _link(state: Transmission, seq: int) -> dict[str, FieldValue]:
-    best = state.best
+def _link(state: Transmission, best: Copy, seq: int) -> dict[str, FieldValue]:
     fields: dict[str, FieldValue] = {"seq": seq, "stations": len(state.stations)}
     if best.rssi is not None:
         fields["rssi"] = float(best.rssi)
@@ -37,10 +36,10 @@ def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, 
     """The decoded `<type>` point and the raw `uplink` point of one (merged) transmission."""
     up = acc.uplink
     ts = up.time * NS
-    link = _link(state, up.seqNumber)
+    best = state.best
+    link = _link(state, best, up.seqNumber)
     values: dict[str, Value] = acc.decoded.values
     decoded_fields: dict[str, FieldValue] = {**values, **link}
-    best = state.best
     raw: dict[str, FieldValue] = {
         "data": up.data,
         **link,
