@@ -10,7 +10,12 @@ MAX_DEVICES = 100_000
 
 
 class RateLimiter:
-    """`allow(device, now)` takes one token; the clock is a parameter (monotonic seconds)."""
+    """`allow(device, now)` takes one token; the clock is a parameter, in seconds.
+
+    Ingest passes the uplink's `time`, so the rate is that of the device's own history (a
+    backfill passes) and time running backwards refills nothing. The future-time check bounds
+    how far a device can push its clock ahead to refill its bucket.
+    """
 
     def __init__(self, burst: int, per_hour: float, max_devices: int = MAX_DEVICES) -> None:
         self.burst = float(burst)

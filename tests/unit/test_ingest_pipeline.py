@@ -33,7 +33,6 @@ def processor(**settings: object) -> tuple[Processor, Metrics]:
         load_catalogue(None),
         metrics,
         clock=lambda: float(NOW),
-        monotonic=lambda: 0.0,
     )
     return proc, metrics
 
@@ -144,3 +143,19 @@ def test_every_message_gets_exactly_one_ack_and_safe_lines(
             "uplink",
             "rejected",
         }
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_runs_on_the_uplinks_clock() -> None:
+    # A week of history at 140 a day, published in one go (a backfill), all passes...
+    proc, metrics = processor()
+    week = [msg(i + 1, seq=i % 4096, t=NOW - 7 * 86400 + i * 617) for i in range(980)]
+    chunk = await proc.process(week)
+    assert chunk.accepted == 980
+    assert metrics.rejected.labels("rate_limited")._value.get() == 0
+    # ...while 100 uplinks stamped within the same few seconds exceed the burst.
+    proc, metrics = processor()
+    flood = [msg(i + 1, seq=i, t=NOW - 5 + i // 50) for i in range(100)]
+    chunk = await proc.process(flood)
+    assert chunk.accepted == 20  # the default burst
+    assert metrics.rejected.labels("rate_limited")._value.get() == 80
