@@ -79,16 +79,24 @@ def weather_payload(seq: int) -> str:
 class DeviceStream:
     """A device's uplinks in order: seq +1 (wrapping), time +1 s from a base in the past."""
 
-    def __init__(self, device: str, device_type: str = "weather_station", start_seq: int = 0):
+    def __init__(
+        self,
+        device: str,
+        device_type: str = "weather_station",
+        start_seq: int = 0,
+        *,
+        wall_clock: bool = False,
+    ) -> None:
         self.device = device.upper()
         self.device_type = device_type
         self.seq = start_seq % SEQ_MODULO
         self.time = int(time.time()) - TIME_BASE_OFFSET
+        # A misbehaving device stamped by the network on arrival: many uplinks per second.
+        self.wall_clock = wall_clock
 
     def next(self) -> SentUplink:
-        up = SentUplink(
-            self.device, self.device_type, self.seq, self.time, weather_payload(self.seq)
-        )
+        t = int(time.time()) if self.wall_clock else self.time
+        up = SentUplink(self.device, self.device_type, self.seq, t, weather_payload(self.seq))
         self.seq = (self.seq + 1) % SEQ_MODULO
         self.time += 1
         return up
@@ -132,6 +140,7 @@ class LedgerPublisher:
         self._acked_mids: collections.deque[int] = collections.deque()
         self.published: dict[tuple[str, int], SentUplink] = {}
         self._acked: dict[tuple[str, int], SentUplink] = {}
+        self.acked_total = 0
         self.connects = 0
         self.disconnects = 0
         self._host, self._port = host, port
@@ -165,6 +174,7 @@ class LedgerPublisher:
             up = self._pending.pop(self._acked_mids.popleft(), None)
             if up is not None:
                 self._acked[up.key] = up
+                self.acked_total += 1  # counts uplinks sharing a (device, time) key too
 
     @property
     def acked(self) -> dict[tuple[str, int], SentUplink]:
