@@ -137,7 +137,8 @@ class MqttSource:
         """Read until the connection drops (raises) or `close()` (returns)."""
         self._reader = asyncio.create_task(self._read(client)) if self._intake else None
         closed = asyncio.create_task(self._closed.wait())
-        waiting: set[asyncio.Task[None] | asyncio.Task[bool]] = {closed}
+        watchdog = asyncio.create_task(self._watch_link(client))
+        waiting: set[asyncio.Task[None] | asyncio.Task[bool]] = {closed, watchdog}
         if self._reader is not None:
             waiting.add(self._reader)
         try:
@@ -145,16 +146,51 @@ class MqttSource:
             reader = self._reader
             if reader is not None and reader in done and not reader.cancelled():
                 reader.result()  # re-raises the MqttError that ended it
+            if watchdog in done:
+                watchdog.result()  # the link died while the reader waited on downstream
             if not self._closed.is_set():
                 await closed  # intake stopped: stay connected to send the last acks
             await self._barrier(client)
         finally:
             closed.cancel()
+            watchdog.cancel()
             if self._reader is not None:
                 self._reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._reader
                 self._reader = None
+
+    async def _watch_link(self, client: aiomqtt.Client) -> None:
+        """Notice a dead (half-open) link within ~0.75 keepalive of silence, then drop it.
+
+        paho alone pings after a whole keepalive K of silence and waits another K for the
+        answer, and resets its silence clock whenever it has sent nothing for K: a stalled link
+        under load was dropped only after ~2 K (measured 8-10 s for K = 5). Here: ping after
+        K/4 of silence; if nothing at all arrives in the K/2 after that ping, the link is dead.
+        Any byte received proves the link alive, so a busy link is never pinged. Private paho
+        state (aiomqtt#345 canary in tests/unit/test_ingest_mqtt.py).
+        """
+        paho = client._client
+        keepalive = float(self.settings.mqtt_keepalive)
+        pinged_at = 0.0
+        while True:
+            await asyncio.sleep(min(0.25, keepalive / 16))
+            if client._disconnected.done():
+                # paho dropped the link; the reader may be blocked handing a chunk downstream
+                # (back-pressure) and would only notice once that frees up.
+                raise aiomqtt.MqttError("connection lost: the broker stopped answering")
+            now = time.monotonic()
+            last_in = paho._last_bytes_received
+            if pinged_at and last_in < pinged_at and now - pinged_at >= keepalive / 2:
+                paho._sock_close()  # so that aiomqtt's exit does not wait on a dead socket
+                raise aiomqtt.MqttError(
+                    f"connection lost: no answer from the broker for {now - last_in:.1f} s"
+                )
+            if last_in >= pinged_at:
+                pinged_at = 0.0
+            if not pinged_at and now - last_in >= keepalive / 4 and paho._ping_t == 0:
+                paho._send_pingreq()
+                pinged_at = now
 
     async def _barrier(self, client: aiomqtt.Client) -> None:
         """Wait until the broker has processed our last PUBACKs before we disconnect.

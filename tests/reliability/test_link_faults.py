@@ -105,12 +105,6 @@ def test_half_open_link_detected_and_nothing_lost(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    reason="ingest/mqtt.py relies on paho's keepalive: PINGREQ after K s of silence, then up "
-    "to K s more for the PINGRESP, so under load a dead link is noticed after ~2 K (9.1-9.7 s "
-    "measured for K=5), not within 1.5 K",
-    strict=True,
-)
 def test_dead_link_detected_within_one_and_a_half_keepalives(
     make_mosquitto: Callable[..., Mosquitto],
     influxd: Influxd,

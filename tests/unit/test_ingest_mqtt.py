@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 
 import aiomqtt
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt import MqttSource
 from telemetry.settings import Settings
@@ -29,6 +31,7 @@ async def test_manual_ack_reaches_paho_before_connecting() -> None:
     assert inner._protocol == paho.MQTTv311
     assert inner._clean_session is False
     assert isinstance(client._queue, asyncio.Queue)
+    assert isinstance(client._disconnected, asyncio.Future)  # read by the link watchdog
     assert client._queue.maxsize == 0  # unlimited: a bounded one discards without acking
 
 
@@ -36,3 +39,17 @@ def test_aiomqtt_version_is_the_one_checked() -> None:
     # The pin in pyproject.toml (<2.6) and this canary go together; re-check on upgrade.
     major, minor, *_ = (int(p) for p in aiomqtt.__version__.split(".")[:2])
     assert (major, minor) == (2, 5)
+
+
+def test_paho_keepalive_state_read_by_the_link_watchdog() -> None:
+    # ingest/mqtt.py's `_watch_link` reads these and calls `_send_pingreq`; paho's own check
+    # must still close a link whose ping goes unanswered (see `Client._check_keepalive`).
+    inner = paho.Client(CallbackAPIVersion.VERSION2)
+    assert isinstance(inner._last_bytes_received, float)
+    assert inner._ping_t == 0
+    assert callable(inner._send_pingreq)
+    assert callable(inner._sock_close)
+    assert paho.time_func is time.monotonic
+    source = inspect.getsource(paho.Client._check_keepalive)
+    assert "_ping_t" in source
+    assert "_last_bytes_received" in source
