@@ -32,6 +32,8 @@ BUILTIN_DIR = Path(__file__).with_name("types")
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # Field names become InfluxDB field keys and API names next to these, so they must not clash.
 RESERVED_FIELDS = frozenset({"time", "device", "type", "seq", "rssi", "snr", "stations", "station"})
+# A type's name is its measurement's name; these measurements are the backend's own.
+RESERVED_TYPES = frozenset({"uplink", "rejected"})
 StorageType = Literal["integer", "float", "boolean", "string"]
 
 
@@ -176,6 +178,8 @@ def _build_type(path: Path, doc: dict[str, object]) -> DeviceType:
     name = doc.get("name")
     if not isinstance(name, str) or not _TYPE_NAME.match(name):
         raise CatalogueError(f"{path}: field 'name' must match {_TYPE_NAME.pattern}")
+    if name in RESERVED_TYPES:
+        raise CatalogueError(f"{path}: field 'name' {name!r} is a measurement of the backend's own")
     layout_src = doc.get("layout")
     if not isinstance(layout_src, str):
         raise CatalogueError(f"{path}: field 'layout' must be a string")
