@@ -52,6 +52,7 @@ class FieldSpec:
     minimum: float | None
     maximum: float | None
     description: str
+    decimals: int = 0  # decimal places the scale introduces, computed once (hot path)
 
     @property
     def storage(self) -> StorageType:
@@ -70,7 +71,7 @@ class FieldSpec:
         if self.slot.kind == "float":
             return raw * self.scale
         # round away binary noise: 0.01 * 2150 must be 21.5, not 21.500000000000004
-        return round(raw * self.scale, _decimals(self.scale))
+        return round(raw * self.scale, self.decimals)
 
     def to_raw(self, value: Value) -> Value:
         if isinstance(value, bool | str) or self.scale == 1:
@@ -233,8 +234,16 @@ def _build_field(path: Path, slot: Slot, table: object) -> FieldSpec:
     extra = set(table) - {"unit", "scale", "min", "max", "description"}
     if extra:
         raise CatalogueError(f"{where}.{sorted(extra)[0]}' is not a known key")
+    scale_value: float = float(scale) if scale != 1 else 1
     return FieldSpec(
-        slot.name, slot, unit, float(scale) if scale != 1 else 1, bounds[0], bounds[1], description
+        slot.name,
+        slot,
+        unit,
+        scale_value,
+        bounds[0],
+        bounds[1],
+        description,
+        _decimals(scale_value),
     )
 
 
