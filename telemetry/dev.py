@@ -53,8 +53,9 @@ STOP_GRACE = 5.0  # seconds beyond a child's own shutdown timeout before SIGKILL
 LOG_TAIL_LINES = 15
 PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 SIMULATE_DRAIN = 15.0  # simulators wait this long for the last PUBACKs (simulators.command)
-# Sigfox allows ~140 uplinks a day per device; a backfill sends them in seconds and --speed runs
-# devices up to once a second, so the dev ingester's per-device rate limit is opened up to that.
+# The per-device rate limit counts on the uplinks' own clock: a backfill at ~140 a day passes,
+# but --speed runs devices up to once a second, so the dev ingester's limit is opened up to that,
+# with a burst of a day's worth and more for good measure.
 UPLINKS_PER_DAY = 140
 SPEED_CAP_PER_HOUR = 3600
 
