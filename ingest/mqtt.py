@@ -75,6 +75,7 @@ class MqttSource:
         self.chunk = max(1, min(CHUNK, settings.ingest_batch_size // 2))
         self.generation = 0
         self.connected = asyncio.Event()
+        self.barrier_timeout = BARRIER_TIMEOUT  # shortened by the shutdown deadline
         self.acks_dropped = 0  # acks for messages of an earlier connection (redelivered)
         self._client: aiomqtt.Client | None = None
         self._intake = True
@@ -200,7 +201,7 @@ class MqttSource:
         so a SUBACK for the same (idempotent) subscription proves the acks before it arrived.
         """
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-            await asyncio.wait_for(client.subscribe(self.topic, qos=1), BARRIER_TIMEOUT)
+            await asyncio.wait_for(client.subscribe(self.topic, qos=1), self.barrier_timeout)
 
     async def _read(self, client: aiomqtt.Client) -> None:
         generation = self.generation

@@ -154,11 +154,12 @@ class Processor:
         copies += [Copy(d.bsId, d.rssi, d.snr) for d in up.duplicates or ()]
         known = key in self.merger
         if not known:  # copies and redeliveries of a known transmission cost no token
+            # A rate-limited uplink was heard by the network: it is no sequence gap.
+            self.metrics.lost.inc(self.gaps.observe(acc.device, up.seqNumber))
             # The bucket runs on the uplinks' own clock: a backfill of days of history at
             # 140 a day passes, a device sending many uplinks within the same seconds does not.
             if not self.limiter.allow(acc.device, float(up.time)):
                 return Rejection("rate_limited", "device over its uplink rate", acc.device)
-            self.metrics.lost.inc(self.gaps.observe(acc.device, up.seqNumber))
         state, added = self.merger.merge(key, copies)
         merged = added if known else max(0, added - 1)
         if merged:

@@ -159,3 +159,4 @@ async def test_rate_limit_runs_on_the_uplinks_clock() -> None:
     chunk = await proc.process(flood)
     assert chunk.accepted == 20  # the default burst
     assert metrics.rejected.labels("rate_limited")._value.get() == 80
+    assert metrics.lost._value.get() == 0  # rejected, not lost: the network heard them all
