@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from api import problems
 from api.authlimit import FailedAuthLimiter
 from api.lookup import TypeMemo
+from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from api.routes import device_types, devices, health, history
 from catalogue import Catalogue
@@ -72,6 +73,7 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     app.state.api_keys = keys
     app.state.auth_limiter = FailedAuthLimiter(settings.api_auth_failures_per_minute)
     app.state.type_memo = TypeMemo()
+    app.state.loss_cache = LossCache()
     app.state.metrics = ApiMetrics()
     problems.install(app)
     app.add_exception_handler(Exception, _unexpected)

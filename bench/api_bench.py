@@ -138,12 +138,17 @@ def main() -> None:
         try:
             influx.create_database(DATABASE)
             t0 = time.perf_counter()
-            lines = make_lines(MONTH_DEVICE, 30, now, rng) + make_lines(YEAR_DEVICE, 365, now, rng)
+            year = make_lines(YEAR_DEVICE, 365, now, rng)
+            lines = make_lines(MONTH_DEVICE, 30, now, rng) + year
             write(influx, lines)
+            # the year device's newest point: where the API's loss fold stands once warmed up
+            last_time_ns = max(int(line.rsplit(" ", 1)[1]) for line in year) * NS
             print(f"wrote {len(lines)} points in {time.perf_counter() - t0:.1f} s")
             port = free_port()
             api_proc = start_api(influx.url, port, Path(tmp) / "api.log")
-            results, throughput = run(args, influx, port, wrist, now=now, end=end)
+            results, throughput = run(
+                args, influx, port, wrist, now=now, end=end, last_time_ns=last_time_ns
+            )
         finally:
             if api_proc is not None:
                 api_proc.terminate()
@@ -159,7 +164,7 @@ def main() -> None:
 Scenario = tuple[str, str, dict[str, str], list[q.Query]]
 
 
-def scenarios(wrist: DeviceType, now: int, end: int) -> list[Scenario]:
+def scenarios(wrist: DeviceType, now: int, end: int, last_time_ns: int) -> list[Scenario]:
     fields = tuple(wrist.fields)
     day_start, month_start, year_start = now - DAY, end - 30 * DAY, end - 365 * DAY
 
@@ -199,7 +204,12 @@ def scenarios(wrist: DeviceType, now: int, end: int) -> list[Scenario]:
             "(d) /v1/devices/{device} (one-year device)",
             f"/v1/devices/{YEAR_DEVICE}",
             {},
-            [*q.device_summary(YEAR_DEVICE), q.latest(wrist, YEAR_DEVICE)],
+            # steady state: the loss is folded on from the newest point already folded
+            [
+                *q.device_summary(YEAR_DEVICE),
+                q.seq_since(YEAR_DEVICE, last_time_ns),
+                q.latest(wrist, YEAR_DEVICE),
+            ],
         ),
     ]
 
@@ -228,11 +238,12 @@ def run(
     *,
     now: int,
     end: int,
+    last_time_ns: int,
 ) -> tuple[list[dict[str, object]], dict[str, float]]:
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {API_KEY}"}
     results = []
-    cases = scenarios(wrist, now, end)
+    cases = scenarios(wrist, now, end, last_time_ns)
     with (
         httpx.Client(base_url=base, headers=headers, timeout=60) as api,
         httpx.Client(base_url=influx.url, timeout=60) as db,
@@ -354,7 +365,8 @@ def render(
     lines += [
         "",
         "(d) is four InfluxDB queries sent concurrently on both sides: identity, link counts, the "
-        "loss subquery (difference() over the whole history, which dominates) and the latest "
+        "sequence numbers since the newest point already folded into the device's loss (the API "
+        "folds the whole history once, on its first request for the device) and the latest "
         "point.",
         "",
         f"Throughput, {CONCURRENCY} concurrent keep-alive clients for {args.seconds:.0f} s "

@@ -21,12 +21,6 @@ from typing import Literal
 from catalogue import DeviceType
 from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
 
-# 12-bit Sigfox sequence numbers: the loss subquery folds differences into 0..4095 and counts a
-# forward step of at most half the space as real (larger steps are reorderings), as
-# sigfox.sequence.lost_between does.
-SEQ_MODULO = 4096
-SEQ_HALF = SEQ_MODULO // 2
-
 Aggregate = Literal["mean", "min", "max", "sum", "count", "first", "last", "median"]
 AGGREGATES: tuple[Aggregate, ...] = (
     "mean",
@@ -129,31 +123,29 @@ def device_type(device: str) -> Query:
     )
 
 
-def device_summary(device: str) -> tuple[Query, Query, Query]:
-    """Identity (type, last point), link counts, and loss from seq gaps.
+def device_summary(device: str) -> tuple[Query, Query]:
+    """Identity (type, last point) and link counts; loss comes from `seq_since`.
 
     Separate queries, not one multi-statement request, so they can run concurrently: InfluxDB
-    runs the statements of one request one after the other, and the loss scan dominates.
+    runs the statements of one request one after the other.
     """
-    dev = ident(TAG_DEVICE)
-    up = ident(UPLINK)
     params: dict[str, ParamValue] = {"device": device_value(device)}
     counts = Query(
         f'SELECT count("seq") AS "messages", sum("stations") AS "stations", '
         f'mean("rssi") AS "rssi", sum("out_of_range") AS "out_of_range" '
-        f"FROM {up} WHERE {dev} = $device",
+        f"FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device",
         params,
     )
-    # difference() follows time order; the modulo folds the wrap 4095 -> 0 into a step of 1;
-    # steps of 0 (same seq) or above half the space (a reordering) lose nothing.
-    loss = Query(
-        f'SELECT sum("step") - count("step") AS "lost" FROM ('
-        f'SELECT ((difference("seq") % {SEQ_MODULO}) + {SEQ_MODULO}) % {SEQ_MODULO} '
-        f'AS "step" FROM {up} WHERE {dev} = $device) '
-        f'WHERE "step" >= 1 AND "step" <= {SEQ_HALF}',
-        params,
+    return device_type(device), counts
+
+
+def seq_since(device: str, start_ns: int) -> Query:
+    """A device's sequence numbers from `start_ns` on, in time order (incremental loss)."""
+    return Query(
+        f'SELECT "seq" FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device '
+        "AND time >= $start ORDER BY time ASC",
+        {"device": device_value(device), "start": _ns(start_ns)},
     )
-    return device_type(device), counts, loss
 
 
 def latest(dtype: DeviceType, device: str) -> Query:

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.deps import AuthDep, CatalogueDep, DeviceDep, ReaderDep
+from api.losscache import LossCache, LossMark, advance
 from api.models import Device, DeviceDetail, Devices, Point
 from api.params import format_time
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter, not_found
 from influx import query as q
-from influx.reader import Series
+from influx.reader import Reader, Series
 
 router = APIRouter(prefix="/v1", tags=["devices"], dependencies=[AuthDep])
 
@@ -49,12 +50,14 @@ async def device(
 ) -> DeviceDetail:
     """One device: newest values, and link health from its stored messages."""
     memo = request.app.state.type_memo
-    queries = list(q.device_summary(device))
+    losses: LossCache = request.app.state.loss_cache
+    mark = losses.get(device)
+    queries = [*q.device_summary(device), q.seq_since(device, mark.time_ns if mark else 0)]
     known = memo.get(device)
     if known in catalogue:  # the type is known: its latest point can be read at the same time
         queries.append(q.latest(catalogue[known], device))
     answers = await asyncio.gather(*(reader.query(query) for query in queries))
-    identity, counts, loss = (a[0] for a in answers[:3])
+    identity, counts, seqs = (a[0] for a in answers[:3])
     if not identity:
         raise not_found(f"no device {device} has sent anything", "device")
     newest = max(identity, key=_last_time)
@@ -65,6 +68,7 @@ async def device(
         (latest_rows,) = await reader.query(q.latest(catalogue[type_name], device))
     stats = _first_row(counts)
     messages = int(stats.get("messages") or 0)
+    lost = await _lost(reader, losses, device, mark=mark, seqs=seqs, messages=messages)
     stations = stats.get("stations")
     latest: Point | None = None
     row = _first_row(latest_rows or [])
@@ -77,11 +81,38 @@ async def device(
         last_seq=newest.values[0][1],
         latest=latest,
         messages=messages,
-        lost=int(_first_row(loss).get("lost") or 0),
+        lost=lost,
         duplicates=max(0, int(stations) - messages) if stations is not None else 0,
         rssi=stats.get("rssi"),
         out_of_range=int(stats.get("out_of_range") or 0),
     )
+
+
+async def _lost(
+    reader: Reader,
+    losses: LossCache,
+    device: str,
+    *,
+    mark: LossMark | None,
+    seqs: list[Series],
+    messages: int,
+) -> int:
+    """Sequence loss, folded on from the device's mark; the whole history when that is stale."""
+    folded = advance(mark, _seq_rows(seqs))
+    if mark is not None and (folded is None or folded.count != messages):
+        # points were stored before the mark (a backfill, a late uplink): fold everything again
+        (everything,) = await reader.query(q.seq_since(device, 0))
+        folded = advance(None, _seq_rows(everything))
+    if folded is None:
+        losses.forget(device)
+        return 0
+    if folded.count == messages:  # else an uplink landed between our queries: don't keep it
+        losses.put(device, folded)
+    return folded.lost
+
+
+def _seq_rows(series: list[Series]) -> list[tuple[int, int]]:
+    return [(int(t), int(seq)) for s in series for t, seq in s.values]
 
 
 def _last_time(series: Series) -> int:

@@ -430,3 +430,32 @@ async def test_last_seen_is_the_newest_time_not_the_last_arrival(
     assert listed == [{"device": "BEEF", "type": "scale", "last_seen": iso(newest), "last_seq": 20}]
     assert (detail["last_seen"], detail["last_seq"], detail["lost"]) == (iso(newest), 20, 0)
     assert detail["latest"] is None  # no decoded point stored
+
+
+async def test_loss_follows_new_uplinks_and_backfills_within_one_app(
+    influxd: Influxd, database: str, filled: list[Uplink]
+) -> None:
+    """The detail folds loss on from where it stood; a point stored before that is refolded."""
+
+    def uplink_line(t: int, seq: int) -> str:
+        return (
+            f'uplink,device={DEVICE},type=wristband data="00",seq={seq}i,stations=1i,'
+            f'rssi=-100,station="0A",out_of_range=0i {t}'
+        )
+
+    seqs = [u.seq for u in sorted(filled, key=lambda u: u.time)]
+    last = max(u.time for u in filled)
+    async with api_client(influxd.url, database) as client:
+        first = (await client.get(f"/v1/devices/{DEVICE}")).json()
+        assert first["lost"] == expected_lost(seqs)
+        # live: two more uplinks after the newest, one of them after a gap of 3
+        write_lines(influxd, database, [uplink_line(last + 600, 9), uplink_line(last + 1200, 13)])
+        second = (await client.get(f"/v1/devices/{DEVICE}")).json()
+        assert second["messages"] == len(seqs) + 2
+        assert second["lost"] == expected_lost([*seqs, 9, 13])
+        # a late uplink stored before the newest (it fills the gap 9 -> 13 with 11): refolded
+        write_lines(influxd, database, [uplink_line(last + 900, 11)])
+        third = (await client.get(f"/v1/devices/{DEVICE}")).json()
+        assert third["messages"] == len(seqs) + 3
+        assert third["lost"] == expected_lost([*seqs, 9, 11, 13])
+        assert third["lost"] == second["lost"] - 1

@@ -132,8 +132,12 @@ def test_control_characters_are_refused_in_literals(value: str) -> None:
         q.string_literal(value)
 
 
-def test_loss_statement_folds_the_wrap() -> None:
-    _, _, loss = q.device_summary("AB")
-    assert "% 4096) + 4096) % 4096" in loss.text
-    assert '"step" >= 1 AND "step" <= 2048' in loss.text
-    assert ";" not in loss.text
+def test_seq_since_is_bound_and_ordered() -> None:
+    query = q.seq_since("AB", 1_700_000_000 * 10**9)
+    assert query.text.endswith("ORDER BY time ASC")
+    assert "$device" in query.text
+    assert "$start" in query.text
+    assert query.params == {"device": "AB", "start": 1_700_000_000 * 10**9}
+    assert ";" not in query.text
+    with pytest.raises(q.QueryBuildError):
+        q.seq_since("AB", "0")  # type: ignore[arg-type]  # times are integer nanoseconds
