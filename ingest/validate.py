@@ -10,7 +10,7 @@
 | 6    | `unknown_type`    | the topic's type is in the catalogue                     |
 | 7    | `device_mismatch` | body `device` equals the topic's device                  |
 | 8    | `future`          | `time` at most `future_tolerance` s ahead of our clock   |
-| 9    | `payload_length`  | payload at least as long as the type's layout            |
+| 9    | `payload_length`  | payload exactly as long as the type's layout             |
 | 10   | `decode`          | the codec accepts the payload                            |
 
 Values outside their field's range do not reject the uplink: they are left out and named.
@@ -93,7 +93,9 @@ def validate(  # noqa: PLR0911  # one return per rung of the ladder
     if uplink.time > now + future_tolerance:
         return Rejection("future", f"time {uplink.time} is {uplink.time - now:.0f} s ahead", device)
     payload = uplink.payload
-    if len(payload) < dtype.payload_length:
+    # DESIGN section 1: a payload length "wrong for its type" is refused, longer ones too: the
+    # bytes past the layout would be dropped unseen (a firmware change, another frame kind).
+    if len(payload) != dtype.payload_length:
         return Rejection(
             "payload_length",
             f"{len(payload)} bytes, {type_name} needs {dtype.payload_length}",

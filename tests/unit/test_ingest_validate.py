@@ -48,6 +48,7 @@ CASES = {
     "device_mismatch": ("uplink/wristband/1A2B3D", body()),
     "future": ("uplink/wristband/1A2B3C", body(time=NOW + 301)),
     "payload_length": ("uplink/wristband/1A2B3C", body(data=GOOD[:-2])),
+    "payload_length-long": ("uplink/wristband/1A2B3C", body(data=GOOD + "00")),
 }
 
 
