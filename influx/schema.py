@@ -6,8 +6,9 @@ measurement `<type>` (one per device type)
     time: the uplink's `time`, in seconds
 measurement `uplink` (every accepted message, raw)
     tags: device, type
-    fields: data (hex), seq (int), rssi, snr, stations (int), station, station_ids,
-            out_of_range (int)
+    fields: data (hex), seq (int), rssi, snr, stations (int), station (absent when no
+            station was named), station_ids, out_of_range (int), device_type_id (Sigfox's
+            deviceTypeId, when the body has one)
     time: the uplink's `time`, in seconds
 measurement `rejected`
     tags: reason, device (when known)
@@ -45,6 +46,7 @@ UPLINK_FIELDS = (
     "station",
     "station_ids",
     "out_of_range",
+    "device_type_id",
 )
 REJECT_FIELDS = ("topic", "body", "detail")
 BODY_KEEP_BYTES = 1024  # DESIGN section 3: rejected bodies are cut at 1 KiB

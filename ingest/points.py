@@ -12,7 +12,7 @@ from influx.schema import (
     TAG_TYPE,
     UPLINK,
 )
-from ingest.merge import Copy, Transmission
+from ingest.merge import UNKNOWN_STATION, Copy, Transmission
 from ingest.validate import Accepted
 
 NS = 1_000_000_000
@@ -43,10 +43,13 @@ def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, 
     raw: dict[str, FieldValue] = {
         "data": up.data,
         **link,
-        "station": best.station,
         "station_ids": state.station_ids,
         "out_of_range": len(acc.decoded.out_of_range),
     }
+    if best.station != UNKNOWN_STATION:  # no station heard of: no field, null in the API
+        raw["station"] = best.station
+    if up.deviceTypeId:  # DESIGN section 1: kept, not needed
+        raw["device_type_id"] = printable(up.deviceTypeId)
     name = acc.dtype.name
     return [
         ((name, acc.device, ts), encode_point(name, {TAG_DEVICE: acc.device}, decoded_fields, ts)),

@@ -160,3 +160,12 @@ async def test_rate_limit_runs_on_the_uplinks_clock() -> None:
     assert chunk.accepted == 20  # the default burst
     assert metrics.rejected.labels("rate_limited")._value.get() == 80
     assert metrics.lost._value.get() == 0  # rejected, not lost: the network heard them all
+
+
+@pytest.mark.asyncio
+async def test_unnamed_station_is_no_field_and_device_type_id_is_kept() -> None:
+    proc, _ = processor()
+    chunk = await proc.process([msg(1, deviceTypeId="5f1a0c")])
+    (raw,) = [line for _, line in chunk.lines if line.startswith("uplink,")]
+    assert "station=" not in raw.replace("station_ids=", "")
+    assert 'device_type_id="5f1a0c"' in raw
