@@ -27,6 +27,7 @@ async def devices(
     ] = None,
 ) -> Devices:
     """Every device seen, with the time of its newest message and that message's seq."""
+    type = type or None  # `?type=` with no value lists every device, as no `type` does
     if type is not None and type not in catalogue:
         raise bad_parameter("type", f"unknown device type; known: {', '.join(catalogue.names())}")
     (series,) = await reader.query(q.devices(type, catalogue.names()))
@@ -73,6 +74,12 @@ async def device(
     latest: Point | None = None
     row = _first_row(latest_rows or [])
     if row:
+        # InfluxDB's JSON writes a float field's whole values as integers (57.0 -> 57)
+        fields = catalogue[type_name].fields if type_name in catalogue else {}
+        floats = [n for n, spec in fields.items() if spec.storage == "float"]
+        for name in (*floats, "rssi", "snr"):
+            if type(row.get(name)) is int:
+                row[name] = float(row[name])
         latest = Point(time=format_time(row.pop("time")), **row)
     return DeviceDetail(
         device=device,

@@ -459,3 +459,27 @@ async def test_loss_follows_new_uplinks_and_backfills_within_one_app(
         assert third["messages"] == len(seqs) + 3
         assert third["lost"] == expected_lost([*seqs, 9, 11, 13])
         assert third["lost"] == second["lost"] - 1
+
+
+async def test_latest_keeps_float_fields_float_and_empty_type_lists_all(
+    influxd: Influxd, database: str, filled: list[Uplink]
+) -> None:
+    whole = "scale,device=FF02 weight=70,body_fat=20,bmi=22,battery=90i,seq=1i"
+    write_lines(
+        influxd,
+        database,
+        [
+            f"{whole} {T0 + 60}",
+            f'uplink,device=FF02,type=scale data="1b58",seq=1i,stations=1i {T0 + 60}',
+        ],
+    )
+    async with api_client(influxd.url, database) as client:
+        latest = (await client.get("/v1/devices/FF02")).json()["latest"]
+        everything = (await client.get("/v1/devices")).json()
+        empty_type = await client.get("/v1/devices", params={"type": ""})
+    assert latest["weight"] == 70.0
+    assert type(latest["weight"]) is float  # stored 70.0, which InfluxDB's JSON writes as 70
+    assert type(latest["battery"]) is int
+    assert empty_type.status_code == 200
+    assert empty_type.json() == everything
+    assert {d["device"] for d in everything["devices"]} == {DEVICE, OTHER, "FF02"}
