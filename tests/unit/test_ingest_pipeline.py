@@ -65,7 +65,7 @@ async def test_copies_merge_and_every_message_is_acked() -> None:
 
 @pytest.mark.asyncio
 async def test_rate_limit_skips_copies() -> None:
-    proc, metrics = processor(ingest_rate_burst=1)
+    proc, metrics = processor(ingest_rate_burst=1, ingest_rate_per_hour=60)
     chunk = await proc.process(
         [msg(1, seq=1, station="01"), msg(2, seq=1, station="02"), msg(3, seq=2, t=NOW - 4)]
     )
@@ -153,11 +153,11 @@ async def test_rate_limit_runs_on_the_uplinks_clock() -> None:
     chunk = await proc.process(week)
     assert chunk.accepted == 980
     assert metrics.rejected.labels("rate_limited")._value.get() == 0
-    # ...while 100 uplinks stamped within the same few seconds exceed the burst.
-    proc, metrics = processor()
+    # ...while 100 uplinks stamped within the same few seconds exceed a burst of 20.
+    proc, metrics = processor(ingest_rate_burst=20, ingest_rate_per_hour=60)
     flood = [msg(i + 1, seq=i, t=NOW - 5 + i // 50) for i in range(100)]
     chunk = await proc.process(flood)
-    assert chunk.accepted == 20  # the default burst
+    assert chunk.accepted == 20  # the burst
     assert metrics.rejected.labels("rate_limited")._value.get() == 80
     assert metrics.lost._value.get() == 0  # rejected, not lost: the network heard them all
 
