@@ -88,17 +88,51 @@ def encode_point(
     """One line (no trailing newline); tags sorted, as InfluxDB recommends."""
     if not fields:
         raise LineProtocolError("a point needs at least one field", "field")
-    parts = [_cached_name(measurement, "measurement", False)]
-    for key in sorted(tags):
-        parts.append(
-            f",{_cached_name(key, 'tag key', True)}={_cached_name(tags[key], 'tag value', True)}"
-        )
-    field_text = ",".join(
-        [f"{_cached_name(k, 'field key', True)}={_field_value(k, v)}" for k, v in fields.items()]
-    )
+    prefix = series(measurement, tuple(sorted(tags.items())))
+    field_text = encode_fields(fields)
     if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
         raise LineProtocolError("timestamp must be an integer", "timestamp")
-    return f"{''.join(parts)} {field_text} {timestamp_ns}"
+    return f"{prefix} {field_text} {timestamp_ns}"
+
+
+@functools.lru_cache(maxsize=65_536)
+def series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """`<measurement>[,<tag>=<value>...]` escaped, tags in the given (sorted) order.
+
+    Cached: a device's series repeats for every uplink. Refusals raise and are not cached.
+    """
+    parts = [_cached_name(measurement, "measurement", False)]
+    for key, value in tags:
+        parts.append(
+            f",{_cached_name(key, 'tag key', True)}={_cached_name(value, 'tag value', True)}"
+        )
+    return "".join(parts)
+
+
+# Escaped field keys: a plain dict is cheaper than the lru_cache on this path (~17 keys an
+# uplink). Only keys that passed `_name` enter it; bounded, so forged keys cannot grow it.
+_FIELD_KEYS: dict[str, str] = {}
+_FIELD_KEYS_MAX = 4096
+
+
+def encode_fields(fields: Mapping[str, FieldValue]) -> str:
+    """`<key>=<value>[,...]` in the mapping's order; raises as `encode_point` does."""
+    keys = _FIELD_KEYS
+    out = []
+    for k, v in fields.items():
+        key = keys.get(k)
+        if key is None:
+            key = _cached_name(k, "field key", True)
+            if len(keys) < _FIELD_KEYS_MAX:
+                keys[k] = key
+        kind = type(v)  # exact types first: the common path, without isinstance chains
+        if kind is int:
+            out.append(f"{key}={v}i")
+        elif kind is float and math.isfinite(v):  # type: ignore[arg-type]  # kind is float
+            out.append(f"{key}={v!r}")
+        else:
+            out.append(f"{key}={_field_value(k, v)}")
+    return ",".join(out)
 
 
 def printable(text: str) -> str:

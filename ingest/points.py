@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from catalogue.codec import Value
-from influx.lineprotocol import FieldValue, encode_point, printable, text_of
+from influx.lineprotocol import FieldValue, encode_fields, encode_point, printable, series, text_of
 from influx.schema import (
     BODY_KEEP_BYTES,
     REJECTED,
@@ -23,6 +23,9 @@ DETAIL_KEEP_CHARS = 512  # enough for any pydantic or InfluxDB message we produc
 PointKey = tuple[str, str, int]
 
 
+_LINK_KEYS = frozenset({"seq", "stations", "rssi", "snr"})
+
+
 def _link(state: Transmission, best: Copy, seq: int) -> dict[str, FieldValue]:
     fields: dict[str, FieldValue] = {"seq": seq, "stations": len(state.stations)}
     if best.rssi is not None:
@@ -39,10 +42,8 @@ def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, 
     best = state.best
     link = _link(state, best, up.seqNumber)
     values: dict[str, Value] = acc.decoded.values
-    decoded_fields: dict[str, FieldValue] = {**values, **link}
     raw: dict[str, FieldValue] = {
         "data": up.data,
-        **link,
         "station_ids": state.station_ids,
         "out_of_range": len(acc.decoded.out_of_range),
     }
@@ -50,13 +51,23 @@ def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, 
         raw["station"] = best.station
     if up.deviceTypeId:  # DESIGN section 1: kept, not needed
         raw["device_type_id"] = printable(up.deviceTypeId)
-    name = acc.dtype.name
+    name, device = acc.dtype.name, acc.device
+    # As encode_point would, in the same order (so the same error wins): series, then fields.
+    # The link fields appear in both points: encode them once. Series texts are cached; tags
+    # are given in sorted order (device < type).
+    decoded_series = series(name, ((TAG_DEVICE, device),))
+    if values and not values.keys() & _LINK_KEYS:  # the loader reserves these names
+        values_text = encode_fields(values)
+        link_text = encode_fields(link)
+        decoded_text = f"{values_text},{link_text}"
+    else:
+        decoded_text = encode_fields({**values, **link})
+        link_text = encode_fields(link)
+    raw_series = series(UPLINK, ((TAG_DEVICE, device), (TAG_TYPE, name)))
+    raw_text = f"{encode_fields({'data': raw.pop('data')})},{link_text},{encode_fields(raw)}"
     return [
-        ((name, acc.device, ts), encode_point(name, {TAG_DEVICE: acc.device}, decoded_fields, ts)),
-        (
-            (UPLINK, acc.device, ts),
-            encode_point(UPLINK, {TAG_DEVICE: acc.device, TAG_TYPE: name}, raw, ts),
-        ),
+        ((name, device, ts), f"{decoded_series} {decoded_text} {ts}"),
+        ((UPLINK, device, ts), f"{raw_series} {raw_text} {ts}"),
     ]
 
 
