@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 @click.option("--influx-url", help="InfluxDB URL (TELEMETRY_INFLUX_URL).")
 @click.option("--database", "influx_database", help="Database (TELEMETRY_INFLUX_DATABASE).")
 @click.option("--metrics-port", "ingest_metrics_port", type=int, help="0 turns metrics off.")
+@click.option(
+    "--share-group",
+    "mqtt_share_group",
+    metavar="NAME",
+    help="Share the stream with other ingesters: subscribe to $share/NAME/<prefix>/# "
+    "(TELEMETRY_MQTT_SHARE_GROUP).",
+)
 @clean_errors
 def ingest(**flags: object) -> None:
     """Read uplinks from MQTT and store them in InfluxDB, at least once."""

@@ -12,8 +12,12 @@ def uplink_topic(prefix: str, device_type: str, device: str) -> str:
 
 
 def subscription(prefix: str, share_group: str | None = None) -> str:
-    """The filter ingest subscribes to; with a group, an MQTT shared subscription."""
-    topic = f"{prefix}/+/+"
+    """The filter ingest subscribes to; with a group, an MQTT shared subscription.
+
+    The whole prefix (`#`), not only `<type>/<device>`: a message on a malformed topic must
+    reach ingest to be kept as rejected (reason `topic`), not be dropped unseen by the broker.
+    """
+    topic = f"{prefix}/#"
     return f"$share/{share_group}/{topic}" if share_group else topic
 
 
