@@ -15,8 +15,13 @@ In-flight window and batch size go together: the broker sends at most `max_infli
 unacked QoS 1 messages (Mosquitto's default 20, `telemetry/servers.py` sets 1000). The batcher
 flushes at `ingest_batch_size` points (a message gives 1 or 2 points), so the window must be
 at least the batch size or a batch never fills and only the flush timer writes. The window is
-also our memory bound: aiomqtt's own queue stays unlimited (a bounded one would silently discard
+also our memory bound: the received list stays unlimited (a bounded one would have to discard
 messages that then hold an in-flight slot until reconnect) and never holds more than the window.
+
+Reading is batched (measured: aiomqtt's per-message `Message`, queue hop and one packet per loop
+turn cost more than the whole decoding): paho's `on_message` appends its message to a plain list,
+and the socket's reader callback reads every packet available (up to `READ_PACKETS`) in one loop
+turn, then wakes `_read` once. Both are private (aiomqtt#345 canary).
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from sigfox.topics import subscription
 from telemetry.settings import Settings
@@ -42,6 +49,8 @@ BARRIER_TIMEOUT = 5.0  # s, for the SUBACK that confirms our last acks at shutdo
 # Messages handed downstream at once: one queue hop per chunk, not per message. At most half a
 # batch (a message gives up to 2 points), so a batch stays under about twice the batch size.
 CHUNK = 500
+# Packets read in one loop turn at most, so that acks and writes still get their turns.
+READ_PACKETS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,8 @@ class MqttSource:
         self._intake = True
         self._reader: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._received: list[paho.MQTTMessage] = []  # of the current connection, unread
+        self._wake: asyncio.Future[None] | None = None
 
     def _make_client(self) -> aiomqtt.Client:
         ep = self.settings.mqtt
@@ -100,7 +111,53 @@ class MqttSource:
         # Before connecting: the session's queued messages arrive right after CONNACK and would
         # be auto-acked otherwise. Private API, empicano/aiomqtt#345.
         client._client.manual_ack_set(True)
+        self._install_batched_reading(client)
         return client
+
+    def _install_batched_reading(self, client: aiomqtt.Client) -> None:
+        """paho hands messages to our list; the socket reader drains all it can per loop turn.
+
+        Replaces aiomqtt's `on_message` (a `Message` and a queue put per message) and, once the
+        socket is open, its reader callback (one packet per loop turn: paho's `loop_read` reads
+        one QoS 1 packet per call). Errors end the connection as aiomqtt's callback does: by
+        failing `client._disconnected`. Private API, aiomqtt#345 canary.
+        """
+        inner = client._client
+        received: list[paho.MQTTMessage] = []
+        self._received = received
+        loop = asyncio.get_running_loop()
+
+        def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
+            received.append(message)
+
+        def read() -> None:
+            before = len(received)
+            try:
+                for _ in range(READ_PACKETS):
+                    if inner._sock is None:
+                        break
+                    rc = inner._packet_read()
+                    if rc == paho.MQTT_ERR_AGAIN:
+                        break
+                    if rc > 0:
+                        inner._loop_rc_handle(rc)  # as loop_read: closes, calls on_disconnect
+                        break
+            except Exception as exc:  # as aiomqtt: a broken link
+                if not client._disconnected.done():
+                    client._disconnected.set_exception(exc)
+            wake = self._wake
+            if len(received) > before and wake is not None and not wake.done():
+                wake.set_result(None)
+
+        aiomqtt_open = inner.on_socket_open
+
+        def on_socket_open(c: paho.Client, userdata: object, sock: Any) -> None:
+            aiomqtt_open(c, userdata, sock)  # type: ignore[misc]  # registers its reader
+            fd = sock.fileno()
+            loop.call_soon_threadsafe(loop.add_reader, fd, read)  # runs after, replaces it
+
+        inner.on_message = on_message
+        inner.on_socket_open = on_socket_open
 
     async def run(self) -> None:
         """Connect, subscribe, read; reconnect with capped, jittered backoff until `close()`."""
@@ -205,25 +262,27 @@ class MqttSource:
 
     async def _read(self, client: aiomqtt.Client) -> None:
         generation = self.generation
-        # aiomqtt's queue, drained without a task per message (private, aiomqtt#345 canary).
-        queue = client._queue
-        async for first in client.messages:
+        received = self._received
+        disconnected = client._disconnected
+        loop = asyncio.get_running_loop()
+        while True:
+            if not received:
+                wake = self._wake = loop.create_future()
+                await asyncio.wait((wake, disconnected), return_when=asyncio.FIRST_COMPLETED)
+                self._wake = None
+                if disconnected.done():  # as aiomqtt's message iterator
+                    msg = "Disconnected during message iteration"
+                    raise aiomqtt.MqttError(msg) from disconnected.exception()
+                continue
             now = time.time_ns()
-            batch = [_incoming(first, generation, now)]
-            while len(batch) < self.chunk:
-                try:
-                    m = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    # aiomqtt reads one packet per loop turn: give it one more turn, and stop
-                    # only when that brought nothing (the socket is drained). Bigger chunks mean
-                    # fewer task switches downstream; an idle stream adds one loop turn.
-                    await asyncio.sleep(0)
-                    if queue.empty():
-                        break
-                    continue
-                batch.append(_incoming(m, generation, now))
+            taken = received[: self.chunk]
+            del received[: self.chunk]
+            batch = [_incoming(m, generation, now) for m in taken]
             self.on_received(len(batch))
             await self.out.put(batch)
+            if disconnected.done():
+                msg = "Disconnected during message iteration"
+                raise aiomqtt.MqttError(msg) from disconnected.exception()
 
     def stop_intake(self) -> None:
         """Stop handing messages downstream; unread ones stay unacked and come back later."""
@@ -248,6 +307,5 @@ class MqttSource:
         return sent
 
 
-def _incoming(m: aiomqtt.Message, generation: int, now: int) -> Incoming:
-    body = m.payload if isinstance(m.payload, bytes | bytearray) else str(m.payload).encode()
-    return Incoming(m.topic.value, bytes(body), m.mid, m.qos, generation, now)
+def _incoming(m: paho.MQTTMessage, generation: int, now: int) -> Incoming:
+    return Incoming(m.topic, bytes(m.payload), m.mid, m.qos, generation, now)

@@ -53,3 +53,36 @@ def test_paho_keepalive_state_read_by_the_link_watchdog() -> None:
     source = inspect.getsource(paho.Client._check_keepalive)
     assert "_ping_t" in source
     assert "_last_bytes_received" in source
+
+
+@pytest.mark.asyncio
+async def test_batched_reading_replaces_aiomqtt_per_message_path() -> None:
+    # ingest/mqtt.py installs its own paho on_message (append to a list) and, when the socket
+    # opens, its own reader callback that calls paho's `_packet_read` until EAGAIN.
+    source = MqttSource(Settings(mqtt_url="mqtt://127.0.0.1:1"), asyncio.Queue(1))
+    client = source._make_client()
+    inner = client._client
+    assert inner.on_message is not client._on_message
+    assert inner.on_socket_open is not client._on_socket_open
+    # what the replacements rely on
+    assert callable(inner._packet_read)
+    assert callable(inner._loop_rc_handle)
+    assert paho.MQTT_ERR_AGAIN < 0  # not an error code: loop_read stops there too
+    assert "_sock" in inspect.getsource(paho.Client.loop_read)
+    # aiomqtt registers its reader with call_soon_threadsafe(add_reader): ours, scheduled
+    # after it on the same fd, replaces it
+    opened = inspect.getsource(aiomqtt.Client._on_socket_open)
+    assert "call_soon_threadsafe(self._loop.add_reader" in opened
+    assert "_disconnected.set_exception" in opened
+    # the received message reaches our list unchanged
+    message = paho.MQTTMessage(mid=7, topic=b"uplink/wristband/1A2B")
+    message.payload = b"{}"
+    message.qos = 1
+    inner.on_message(inner, None, message)  # type: ignore[misc]
+    assert source._received == [message]
+    assert (message.topic, message.payload, message.mid, message.qos) == (
+        "uplink/wristband/1A2B",
+        b"{}",
+        7,
+        1,
+    )
