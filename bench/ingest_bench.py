@@ -7,7 +7,13 @@ section `## Ingest`). It starts a fresh Mosquitto and InfluxDB under a temporary
 2. baseline: the same uplinks' points (2 per uplink) written straight to InfluxDB, 5,000 a batch;
 3. `telemetry ingest` (a subprocess, default settings) drains the same backlog: from its start
    until `count(seq)` in InfluxDB reaches N; its peak RSS from /proc;
-4. `telemetry ingest` live: a publisher process sends N more while it runs.
+4. `telemetry ingest` live: a publisher process sends N more while it runs; sustained end-to-end
+   throughput is N over the time from the first publish until all N are queryable;
+5. latency: a paced publisher sends at half that sustained rate for about 10 s; p50/p99 from
+   each publish until InfluxDB counts the uplink.
+
+The backlog drain (3) is the ingester's own rate: the backlog is queued before it starts, so the
+publisher's speed cannot bound it. The table says whether the live publisher was the slower.
 
 Publishing is done by a separate paho process (`--publish` mode of this script).
 """
@@ -27,6 +33,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -73,36 +80,50 @@ def make_uplinks(count: int, devices: int, t_end: int) -> list[tuple[str, bytes,
     return out
 
 
-def publish_main(path: str, host: str, port: int, prefix: str) -> None:
-    """Child-process mode: publish every line of `path` at QoS 1, print the rate."""
+def publish_main(path: str, host: str, port: int, prefix: str, rate: float = 0.0) -> None:
+    """Child-process mode: publish every line of `path` at QoS 1 (at `rate`/s if given).
+
+    Prints one JSON object: the overall rate, the wall-clock start, and (paced mode) the
+    wall-clock time of every publish, for latency.
+    """
     items = [json.loads(line) for line in Path(path).read_text().splitlines()]
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(host, port)
     client.loop_start()
+    stamps: list[float] = []
+    started_wall = time.time()
     started = time.perf_counter()
-    infos = [client.publish(f"{prefix}/{t}", b.encode(), qos=1) for t, b in items]
+    infos = []
+    for i, (t, b) in enumerate(items):
+        if rate:
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            stamps.append(time.time())
+        infos.append(client.publish(f"{prefix}/{t}", b.encode(), qos=1))
     for info in infos:
         info.wait_for_publish(120)
     elapsed = time.perf_counter() - started
     client.loop_stop()
     client.disconnect()
-    print(f"{len(items) / elapsed:.0f}")
+    print(json.dumps({"rate": len(items) / elapsed, "start": started_wall, "stamps": stamps}))
 
 
 def publish(
-    mosq: Mosquitto, uplinks: list[tuple[str, bytes, str]], prefix: str, tmp: Path
-) -> float:
+    mosq: Mosquitto,
+    uplinks: list[tuple[str, bytes, str]],
+    prefix: str,
+    tmp: Path,
+    rate: float = 0.0,
+) -> dict[str, Any]:
     path = tmp / f"pub-{prefix}.jsonl"
     path.write_text("\n".join(json.dumps([t, b.decode()]) for t, b, _ in uplinks))
-    out = subprocess.run(
-        [sys.executable, __file__, "--publish", str(path), mosq.host, str(mosq.port), prefix],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(out.stdout.strip())
+    argv = [sys.executable, __file__, "--publish", str(path), mosq.host, str(mosq.port), prefix]
+    out = subprocess.run([*argv, str(rate)], capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def bare_subscriber(mosq: Mosquitto, uplinks: list[tuple[str, bytes, str]], tmp: Path) -> float:
@@ -191,6 +212,56 @@ def wait_count(influx: Influxd, target: int, timeout: float = 600) -> float:
     return (target - first) / (time.perf_counter() - started)
 
 
+def count_between(influx: Influxd, lo: int, hi: int) -> int:
+    """Uplinks stored with a time in [lo, hi] seconds (cheap: a narrow time range)."""
+    q = f"SELECT count(seq) FROM uplink WHERE time >= {lo}s AND time <= {hi}s"  # noqa: S608
+    r = influx.query(q, database="bench", method="GET").json()
+    series = r["results"][0].get("series")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def latency(
+    mosq: Mosquitto, influx: Influxd, uplinks: list[tuple[str, bytes, str]], rate: float, tmp: Path
+) -> tuple[float, float]:
+    """p50 and p99 (s) from each paced publish until InfluxDB counts that uplink.
+
+    The ingester stores in arrival order, so uplink k is queryable once the count reaches k+1;
+    the count is polled every 20 ms (its resolution).
+    """
+    times = [json.loads(b)["time"] for _, b, _ in uplinks]
+    lo, hi = min(times), max(times)
+    samples: list[tuple[float, int]] = []
+    with ThreadPoolExecutor(1) as pool:
+        pub = pool.submit(publish, mosq, uplinks, "uplink", tmp, rate)
+        deadline = time.monotonic() + 120 + len(uplinks) / rate
+        while time.monotonic() < deadline:
+            c = count_between(influx, lo, hi)
+            samples.append((time.time(), c))
+            if c >= len(uplinks):
+                break
+            time.sleep(0.02)
+        stamps = pub.result()["stamps"]
+    lat, i = [], 0
+    for k, sent in enumerate(stamps):
+        while i < len(samples) and samples[i][1] < k + 1:
+            i += 1
+        if i == len(samples):
+            raise SystemExit(f"latency run: only {samples[-1][1]} of {len(uplinks)} stored")
+        lat.append(max(0.0, samples[i][0] - sent))
+    lat.sort()
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+def wait_wall(influx: Influxd, target: int, timeout: float = 600) -> float:
+    """Wall-clock time when `count(seq)` reaches `target`."""
+    deadline = time.monotonic() + timeout
+    while (now := count(influx, "bench")) < target:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"ingest stored {now} of {target} in time")
+        time.sleep(0.05)
+    return time.time()
+
+
 def run(n: int, devices: int) -> tuple[list[tuple[str, str, str]], str]:
     tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
@@ -200,7 +271,6 @@ def run(n: int, devices: int) -> tuple[list[tuple[str, str, str]], str]:
         now = int(time.time())
         backlog = make_uplinks(n, devices, now - 100)
         live = make_uplinks(n, devices, now)  # later times: new transmissions
-        live = [(t, b, line) for t, b, line in live]
         bare = bare_subscriber(mosq, backlog, tmp)
         raw = raw_writes(influx, backlog)
         # The ingester subscribes once, so the backlog is queued for its session.
@@ -208,13 +278,19 @@ def run(n: int, devices: int) -> tuple[list[tuple[str, str, str]], str]:
         time.sleep(2)  # set-up: let it connect and subscribe (not a measured interval)
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-        pub_rate = publish(mosq, backlog, "uplink", tmp)
+        pub_rate = publish(mosq, backlog, "uplink", tmp)["rate"]
         proc = start_ingest(mosq, influx, tmp)
         drain = wait_count(influx, n)
-        with ThreadPoolExecutor(1) as pool:  # publish in a child process while we watch
+        # Sustained end to end: from the first publish until all are queryable.
+        with ThreadPoolExecutor(1) as pool:
             pub = pool.submit(publish, mosq, live, "uplink", tmp)
-            live_rate = wait_count(influx, 2 * n)
+            done = wait_wall(influx, 2 * n)
             live_pub = pub.result()
+        sustained = n / (done - live_pub["start"])
+        # Latency at half the sustained rate, for about 10 s; earlier times: new transmissions.
+        half = sustained / 2
+        paced = make_uplinks(max(1000, int(half * 10)), devices, now - 1000)
+        p50, p99 = latency(mosq, influx, paced, half, tmp)
         rss = peak_rss_mb(proc.pid)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
@@ -236,12 +312,25 @@ def run(n: int, devices: int) -> tuple[list[tuple[str, str, str]], str]:
         (
             "**telemetry ingest**, backlog drain",
             f"**{drain:,.0f} uplinks/s**",
-            f"{drain / bare:.0%} of the bare subscriber; peak RSS {rss:.0f} MB",
+            f"**{drain / bare:.0%} of the bare subscriber**; peak RSS {rss:.0f} MB (whole run)",
         ),
         (
-            f"**telemetry ingest**, live (publisher at {live_pub:,.0f} msg/s)",
-            f"**{live_rate:,.0f} uplinks/s**",
-            f"bounded by the publisher when it is the slower; exit status {code} after SIGTERM",
+            "**telemetry ingest**, sustained end to end (unique uplinks, first publish until "
+            "all are queryable)",
+            f"**{sustained:,.0f} uplinks/s**",
+            f"publisher at {live_pub['rate']:,.0f} msg/s: "
+            + (
+                "the publisher is slower, so this is bounded by it; the backlog drain is the "
+                "ingester's own rate"
+                if live_pub["rate"] < drain
+                else "the publisher is faster than the ingester"
+            ),
+        ),
+        (
+            f"**telemetry ingest**, publish-to-queryable latency at {half:,.0f} uplinks/s "
+            f"({len(paced):,} uplinks)",
+            f"**p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms**",
+            f"count polled every 20 ms; exit status {code} after SIGTERM",
         ),
     ]
     return rows, f"{n:,} uplinks from {devices:,} devices (wristband, weather_station, scale)"
@@ -276,7 +365,7 @@ def write_section(text: str) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--publish":
-        publish_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        publish_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=30_000)
