@@ -30,11 +30,15 @@ class StoredLookup:
         self.client = client
         self.database = database
         self.failures = 0
+        self.forbidden = False  # the user may not read: never ask again
         self._paused_until = 0.0
 
-    async def __call__(self, keys: Iterable[Key]) -> dict[Key, tuple[str, Copy]]:
-        if time.monotonic() < self._paused_until:
+    async def __call__(self, keys: Iterable[Key]) -> dict[Key, tuple[str, Copy]] | None:
+        """What is stored for `keys`; None when InfluxDB cannot be read (failed, or paused)."""
+        if self.forbidden:
             return {}
+        if time.monotonic() < self._paused_until:
+            return None
         by_device: dict[str, list[Key]] = {}
         for key in keys:
             by_device.setdefault(key[0], []).append(key)
@@ -42,10 +46,13 @@ class StoredLookup:
         devices = sorted(by_device)
         for i in range(0, len(devices), DEVICES_PER_QUERY):
             part = devices[i : i + DEVICES_PER_QUERY]
-            found |= await self._query({d: by_device[d] for d in part})
+            got = await self._query({d: by_device[d] for d in part})
+            if got is None:
+                return None
+            found |= got
         return found
 
-    async def _query(self, by_device: dict[str, list[Key]]) -> dict[Key, tuple[str, Copy]]:
+    async def _query(self, by_device: dict[str, list[Key]]) -> dict[Key, tuple[str, Copy]] | None:
         # Device ids passed `sigfox.topics` validation (1-8 hex digits): safe inside quotes.
         statements = []
         for device, keys in by_device.items():
@@ -61,17 +68,29 @@ class StoredLookup:
                 params={"db": self.database, "epoch": "s"},
                 timeout=LOOKUP_TIMEOUT,
             )
+            if r.status_code in (401, 403):
+                # A write-only user (least privilege): reading will never work, so merge with
+                # the cache only; a copy arriving after a restart may then lower `stations`.
+                if not self.forbidden:
+                    log.warning(
+                        "no right to read %r (%d): late copies are merged with the cache only; "
+                        "grant READ to the ingester's user to merge them with what is stored",
+                        self.database,
+                        r.status_code,
+                    )
+                self.forbidden = True
+                return {}
             r.raise_for_status()
             results = r.json()["results"]
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             self.failures += 1
             self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
             log.warning(
-                "cannot read stored copies (%s); merging with the cache only for %.0f s",
+                "cannot read stored copies (%s); copies that may be stored wait for %.0f s",
                 type(exc).__name__,
                 PAUSE_AFTER_FAILURE,
             )
-            return {}
+            return None
         found: dict[Key, tuple[str, Copy]] = {}
         for keys, result in zip(by_device.values(), results, strict=False):
             wanted = {k[2]: k for k in keys}

@@ -30,7 +30,11 @@ from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Lookup = Callable[[Iterable[Key]], Awaitable[dict[Key, tuple[str, Copy]]]]
+# What is stored for some transmissions; None when InfluxDB could not be read.
+Lookup = Callable[[Iterable[Key]], Awaitable[dict[Key, tuple[str, Copy]] | None]]
+# Stands for a message held back (not a rejection: it is neither stored nor acked yet).
+HELD = Rejection("held", "waiting until InfluxDB can be read")
+DEFERRED_RETRY = 1.0  # s between retries of held messages when no new message comes
 
 
 @dataclass(slots=True)
@@ -91,12 +95,15 @@ class Processor:
         # The cache knows every transmission stamped after `known_after` (one ingester): the
         # newest time stored when we started, or, when that is unknown, our start plus the
         # future tolerance (an earlier process may have written up to its clock plus that).
+        # Only a measured `known_after` says which transmissions are surely stored already.
+        self.known_after_measured = known_after is not None
         if known_after is None:
             known_after = int(clock()) + settings.ingest_future_tolerance
         self.known_after = known_after
         # In a share group other ingesters write copies too: always look up on a miss.
         self.always_lookup = settings.mqtt_share_group is not None
         self._last_reject_ns = 0
+        self._deferred: list[Incoming] = []
 
     def _needs_lookup(self, key: Key) -> bool:
         if key in self.merger:
@@ -106,6 +113,9 @@ class Processor:
         return self.always_lookup or when <= horizon
 
     async def process(self, messages: list[Incoming]) -> Chunk:
+        # Messages held back because what is stored for them could not be read: retried first.
+        if self._deferred:
+            messages, self._deferred = self._deferred + messages, []
         now = self.clock()
         results: list[Accepted | Rejection] = [
             validate(
@@ -125,13 +135,34 @@ class Processor:
                 if isinstance(r, Accepted)
                 and self._needs_lookup(k := (r.device, r.uplink.seqNumber, r.uplink.time))
             }
-            if misses:
-                for key, (ids, best) in (await self.lookup(misses)).items():
+            found = await self.lookup(misses) if misses else {}
+            if found is None:
+                # InfluxDB cannot be read. Transmissions older than the newest point stored when
+                # we started were heard before (a copy redelivered after a restart): merging
+                # them with the cache alone could lower their `stations`, so hold them, unacked
+                # (the broker's in-flight window bounds how many), until InfluxDB answers.
+                # Everything else goes on, spooled if need be. When InfluxDB was unreachable at
+                # start that point is unknown, and copies are merged with the cache only.
+                held = (
+                    self._hold(messages, results, {k for k in misses if k[2] <= self.known_after})
+                    if self.known_after_measured
+                    else 0
+                )
+                if held:
+                    log.warning(
+                        "InfluxDB cannot be read: %d copies of transmissions that may be stored "
+                        "wait, unacked, until it answers",
+                        held,
+                    )
+            else:
+                for key, (ids, best) in found.items():
                     self.merger.seed(key, ids, best)
         lines: list[tuple[PointKey, str]] = []
         acks: list[AckToken] = []
         accepted = 0
         for m, r in zip(messages, results, strict=True):
+            if r is HELD:
+                continue
             try:
                 rejection = self._accept(m, r, lines) if isinstance(r, Accepted) else r
                 if rejection is None:
@@ -144,6 +175,18 @@ class Processor:
             acks.append((m.mid, m.qos, m.generation))
         first_ns = messages[0].received_ns if messages else time.time_ns()
         return Chunk(lines, acks, first_ns, accepted)
+
+    def _hold(
+        self, messages: list[Incoming], results: list[Accepted | Rejection], keys: set[Key]
+    ) -> int:
+        """Move the messages of `keys` to the deferred list; their results become HELD."""
+        held = 0
+        for i, (m, r) in enumerate(zip(messages, results, strict=True)):
+            if isinstance(r, Accepted) and (r.device, r.uplink.seqNumber, r.uplink.time) in keys:
+                self._deferred.append(m)
+                results[i] = HELD
+                held += 1
+        return held
 
     def _accept(
         self, m: Incoming, acc: Accepted, lines: list[tuple[PointKey, str]]
@@ -183,8 +226,19 @@ class Processor:
     async def run(
         self, inbox: asyncio.Queue[list[Incoming] | None], outbox: asyncio.Queue[Chunk | None]
     ) -> None:
-        while (messages := await inbox.get()) is not None:
-            await outbox.put(await self.process(messages))
+        while True:
+            if self._deferred:  # retry held messages even when nothing new arrives
+                try:
+                    messages = await asyncio.wait_for(inbox.get(), DEFERRED_RETRY)
+                except TimeoutError:
+                    messages = []
+            else:
+                messages = await inbox.get()
+            if messages is None:  # shutdown: held messages stay unacked with the broker
+                break
+            chunk = await self.process(messages)
+            if chunk.acks:
+                await outbox.put(chunk)
         await outbox.put(None)
 
 

@@ -84,12 +84,6 @@ def _malformed(prefix: str, now: int) -> list[tuple[str, bytes]]:
     ]
 
 
-@pytest.mark.xfail(
-    reason="a copy redelivered after the SIGKILL while InfluxDB is down cannot read the stored "
-    "point's stations, is merged with the cache only, and its spooled point lowers `stations` "
-    "(3 -> 2) when replayed",
-    strict=True,
-)
 def test_crafted_stream_survives_sigkill_and_influx_outage(
     tmp_path: Path,
     mosquitto: Mosquitto,

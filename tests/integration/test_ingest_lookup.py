@@ -41,6 +41,6 @@ async def test_lookup_finds_the_stored_stations(influxd: Influxd, database: str)
 async def test_failed_lookup_pauses_lookups() -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}") as client:
         lookup = StoredLookup(client, "db")
-        assert await lookup([("A1", 1, 1)]) == {}
-        assert await lookup([("A1", 1, 1)]) == {}
+        assert await lookup([("A1", 1, 1)]) is None  # unknown, not "nothing stored"
+        assert await lookup([("A1", 1, 1)]) is None
     assert lookup.failures == 1  # the second call did not even try

@@ -1,4 +1,4 @@
-"""The processing and batching stages in-process, without servers (no lookup, no I/O)."""
+"""The processing and batching stages in-process, without servers (lookups stubbed; real ones in tests/integration)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalogue import load_catalogue
+from ingest.merge import Copy, Key
 from ingest.metrics import Metrics
 from ingest.mqtt import Incoming
 from ingest.pipeline import Batch, Batcher, Chunk, Processor
@@ -169,3 +170,31 @@ async def test_unnamed_station_is_no_field_and_device_type_id_is_kept() -> None:
     (raw,) = [line for _, line in chunk.lines if line.startswith("uplink,")]
     assert "station=" not in raw.replace("station_ids=", "")
     assert 'device_type_id="5f1a0c"' in raw
+
+
+@pytest.mark.asyncio
+async def test_copies_of_possibly_stored_transmissions_wait_while_influx_is_unreadable() -> None:
+    stored = {("AB", 1, NOW - 100): ("0A,0B", Copy("0B", -100.0, 5.0))}
+    readable = False
+
+    async def lookup(keys: object) -> dict[Key, tuple[str, Copy]] | None:
+        return {k: v for k, v in stored.items() if k in keys} if readable else None  # type: ignore[operator]
+
+    proc = Processor(
+        Settings(),
+        load_catalogue(None),
+        Metrics(),
+        lookup,
+        clock=lambda: float(NOW),
+        known_after=NOW - 50,  # measured at start: transmissions up to then may be stored
+    )
+    late_copy = msg(1, seq=1, t=NOW - 100, station="0C", rssi=-120)
+    fresh = msg(2, seq=2, t=NOW - 10, station="0A", rssi=-110)
+    chunk = await proc.process([late_copy, fresh])
+    assert [a[0] for a in chunk.acks] == [2]  # the late copy is held, unacked; the fresh one goes
+    readable = True
+    chunk = await proc.process([])
+    assert [a[0] for a in chunk.acks] == [1]
+    (raw,) = [line for _, line in chunk.lines if line.startswith("uplink,")]
+    assert "stations=3i" in raw  # 0A, 0B stored + 0C now: never lowered
+    assert 'station="0B"' in raw  # the stored best (-100) beats the late copy (-120)
