@@ -1,4 +1,4 @@
-"""The processing and batching stages in-process, without servers (lookups stubbed; real ones in tests/integration)."""
+"""The processing and batching stages in-process, no servers (lookups are stubbed here)."""
 
 from __future__ import annotations
 
