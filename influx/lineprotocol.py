@@ -115,6 +115,21 @@ _FIELD_KEYS: dict[str, str] = {}
 _FIELD_KEYS_MAX = 4096
 
 
+def field_text(key: str, value: FieldValue) -> str:
+    """One `<key>=<value>`, as `encode_fields` writes it (for callers that build fields inline)."""
+    k = _FIELD_KEYS.get(key)
+    if k is None:
+        k = _cached_name(key, "field key", True)
+        if len(_FIELD_KEYS) < _FIELD_KEYS_MAX:
+            _FIELD_KEYS[key] = k
+    kind = type(value)
+    if kind is int:
+        return f"{k}={value}i"
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]  # kind is float
+        return f"{k}={value!r}"
+    return f"{k}={_field_value(key, value)}"
+
+
 def encode_fields(fields: Mapping[str, FieldValue]) -> str:
     """`<key>=<value>[,...]` in the mapping's order; raises as `encode_point` does."""
     keys = _FIELD_KEYS

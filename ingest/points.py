@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from catalogue.codec import Value
-from influx.lineprotocol import FieldValue, encode_fields, encode_point, printable, series, text_of
+from influx.lineprotocol import (
+    FieldValue,
+    encode_fields,
+    encode_point,
+    field_text,
+    printable,
+    series,
+    text_of,
+)
 from influx.schema import (
     BODY_KEEP_BYTES,
     REJECTED,
@@ -36,38 +44,47 @@ def _link(state: Transmission, best: Copy, seq: int) -> dict[str, FieldValue]:
 
 
 def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, str]]:
-    """The decoded `<type>` point and the raw `uplink` point of one (merged) transmission."""
+    """The decoded `<type>` point and the raw `uplink` point of one (merged) transmission.
+
+    Fields in this order: decoded point `<values>`, seq, stations, [rssi], [snr]; uplink point
+    data, seq, stations, [rssi], [snr], station_ids, out_of_range, [station], [device_type_id].
+    Built field by field (no intermediate dicts; the link fields encoded once for both points)
+    and checked in that order, as `encode_point` would, so the same error wins.
+    """
     up = acc.uplink
     ts = up.time * NS
     best = state.best
-    link = _link(state, best, up.seqNumber)
     values: dict[str, Value] = acc.decoded.values
-    raw: dict[str, FieldValue] = {
-        "data": up.data,
-        "station_ids": state.station_ids,
-        "out_of_range": len(acc.decoded.out_of_range),
-    }
-    if best.station != UNKNOWN_STATION:  # no station heard of: no field, null in the API
-        raw["station"] = best.station
-    if up.deviceTypeId:  # DESIGN section 1: kept, not needed
-        raw["device_type_id"] = printable(up.deviceTypeId)
     name, device = acc.dtype.name, acc.device
-    # As encode_point would, in the same order (so the same error wins): series, then fields.
-    # The link fields appear in both points: encode them once. Series texts are cached; tags
-    # are given in sorted order (device < type).
+    # Series texts are cached; tags are given in sorted order (device < type).
     decoded_series = series(name, ((TAG_DEVICE, device),))
-    if values and not values.keys() & _LINK_KEYS:  # the loader reserves these names
-        values_text = encode_fields(values)
-        link_text = encode_fields(link)
-        decoded_text = f"{values_text},{link_text}"
+    if not values or values.keys() & _LINK_KEYS:  # the loader reserves these names
+        decoded_text = encode_fields({**values, **_link(state, best, up.seqNumber)})
+        values_text = None
     else:
-        decoded_text = encode_fields({**values, **link})
-        link_text = encode_fields(link)
+        values_text = encode_fields(values)
+    link = [field_text("seq", up.seqNumber), field_text("stations", len(state.stations))]
+    if best.rssi is not None:
+        link.append(field_text("rssi", float(best.rssi)))
+    if best.snr is not None:
+        link.append(field_text("snr", float(best.snr)))
+    link_text = ",".join(link)
+    if values_text is not None:
+        decoded_text = f"{values_text},{link_text}"
     raw_series = series(UPLINK, ((TAG_DEVICE, device), (TAG_TYPE, name)))
-    raw_text = f"{encode_fields({'data': raw.pop('data')})},{link_text},{encode_fields(raw)}"
+    raw = [
+        field_text("data", up.data),
+        link_text,
+        field_text("station_ids", state.station_ids),
+        field_text("out_of_range", len(acc.decoded.out_of_range)),
+    ]
+    if best.station != UNKNOWN_STATION:  # no station heard of: no field, null in the API
+        raw.append(field_text("station", best.station))
+    if up.deviceTypeId:  # DESIGN section 1: kept, not needed
+        raw.append(field_text("device_type_id", printable(up.deviceTypeId)))
     return [
         ((name, device, ts), f"{decoded_series} {decoded_text} {ts}"),
-        ((UPLINK, device, ts), f"{raw_series} {raw_text} {ts}"),
+        ((UPLINK, device, ts), f"{raw_series} {','.join(raw)} {ts}"),
     ]
 
 

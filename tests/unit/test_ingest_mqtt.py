@@ -79,7 +79,12 @@ async def test_batched_reading_replaces_aiomqtt_per_message_path() -> None:
     message.payload = b"{}"
     message.qos = 1
     inner.on_message(inner, None, message)  # type: ignore[misc]
-    assert source._received == [message]
+    inner._handle_on_message(message)  # what paho's _handle_publish calls, shadowed
+    assert source._received == [message, message]
+    # paho hands every received QoS 0/1 PUBLISH to `_handle_on_message` (QoS 2 after PUBREL)
+    handled = inspect.getsource(paho.Client._handle_publish)
+    assert handled.count("self._handle_on_message(message)") == 2
+    assert "if self._manual_ack:" in handled  # and sends no PUBACK itself in manual-ack mode
     assert (message.topic, message.payload, message.mid, message.qos) == (
         "uplink/wristband/1A2B",
         b"{}",
