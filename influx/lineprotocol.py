@@ -30,7 +30,9 @@ _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"'})
 # C0 controls, DEL and the C1 controls: none has a place in a tag, a key or a stored text.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+# Quotes too: legal inside names, but a measurement or key starting with one reads as a string
+# to many parsers, and no name of ours (catalogue names, hex ids, fixed reasons) has one.
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f\\"]')
 # Unicode line and paragraph separators: not line ends for InfluxDB, but for many log readers.
 _PRINTABLE_EXTRA = re.compile(r"[\u2028\u2029]")
 
@@ -54,7 +56,9 @@ def _name(value: str, part: str, table: dict[int, str]) -> str:
     if not value:
         raise LineProtocolError(f"empty {part}", part)
     if _UNSAFE_NAME.search(value):
-        raise LineProtocolError(f"{part} {value!r} holds a control character or backslash", part)
+        raise LineProtocolError(
+            f"{part} {value!r} holds a control character, backslash or quote", part
+        )
     return value.translate(table)
 
 

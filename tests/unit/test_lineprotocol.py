@@ -153,3 +153,10 @@ def test_printable_escapes_controls() -> None:
 def test_non_finite_float_refused() -> None:
     with pytest.raises(LineProtocolError):
         encode_point("m", {}, {"f": math.inf}, 1)
+
+
+def test_a_quote_in_a_name_is_refused() -> None:
+    # found by Hypothesis: a measurement named '"' made a line that reads as a string
+    for measurement, tags in (('"', {}), ("m", {"device": 'A"B'}), ("m", {'k"': "v"})):
+        with pytest.raises(LineProtocolError, match="quote"):
+            encode_point(measurement, tags, {"f": 1}, 1)
