@@ -12,7 +12,7 @@ Delivery is at least once end to end:
   broker redelivers it and the idempotent write makes that harmless.
 
 In-flight window and batch size go together: the broker sends at most `max_inflight_messages`
-unacked QoS 1 messages (Mosquitto's default 20, `telemetry/servers.py` sets 1000). The batcher
+unacked QoS 1 messages (Mosquitto's default 20, `telemetry/servers.py` sets 10,000). The batcher
 flushes at `ingest_batch_size` points (a message gives 1 or 2 points), so the window must be
 at least the batch size or a batch never fills and only the flush timer writes. The window is
 also our memory bound: the received list stays unlimited (a bounded one would have to discard

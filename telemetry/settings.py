@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     # --- Ingest ---
     # A batch is written when it holds this many points or is this old, whichever comes first.
     # Mosquitto's max_inflight_messages must be >= ingest_batch_size, or a batch never fills.
-    ingest_batch_size: int = Field(1000, ge=1, le=50_000)
+    # 5,000 points (2,500 uplinks): InfluxDB's efficient batch size; see telemetry/servers.py.
+    ingest_batch_size: int = Field(5000, ge=1, le=50_000)
     ingest_flush_interval: float = Field(0.2, gt=0, le=10)
     ingest_spool_dir: Path = Path("var/spool")
     ingest_spool_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
