@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
     "--share-group",
     "mqtt_share_group",
     metavar="NAME",
-    help="Share the stream with other ingesters: subscribe to $share/NAME/<prefix>/# "
+    help="Share the stream with other ingesters: subscribe to $share/NAME/<prefix>/+/+ "
     "(TELEMETRY_MQTT_SHARE_GROUP).",
 )
 @clean_errors

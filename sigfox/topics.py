@@ -14,10 +14,13 @@ def uplink_topic(prefix: str, device_type: str, device: str) -> str:
 def subscription(prefix: str, share_group: str | None = None) -> str:
     """The filter ingest subscribes to; with a group, an MQTT shared subscription.
 
-    The whole prefix (`#`), not only `<type>/<device>`: a message on a malformed topic must
-    reach ingest to be kept as rejected (reason `topic`), not be dropped unseen by the broker.
+    `<type>/<device>` levels only, not `#`: with the deployed ACL (`topic deny uplink/+/ingest`,
+    which keeps the ingester's account from publishing), Mosquitto 2.0.11 delivered nothing to
+    an ingester subscribed to `uplink/#` (tests/reliability/test_mqtt_security.py). A message
+    on a deeper topic is therefore never seen by ingest; topics with a malformed device id are
+    still kept as rejected with reason `topic`.
     """
-    topic = f"{prefix}/#"
+    topic = f"{prefix}/+/+"
     return f"$share/{share_group}/{topic}" if share_group else topic
 
 

@@ -252,25 +252,6 @@ def test_every_reject_reason_is_kept_and_the_loop_goes_on(
     assert [r["stations"] for r in d] == [1, 2]
 
 
-def test_a_topic_deeper_than_type_and_device_is_kept_as_rejected(
-    make_ingester: MakeIngester,
-    publisher: Publisher,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
-    # ingest subscribes to the whole prefix, so a malformed topic is kept, not dropped unseen
-    make_ingester()
-    now = int(time.time())
-    deep = f"{topic_prefix}/weather_station/ABCD/extra"
-    publisher.publish(deep, body("ABCD", now, 1, wristband_payload(70, 1, 1, 0, 50)))
-    got = wait_for(
-        lambda: rows(influxd, database, "SELECT * FROM rejected WHERE reason = 'topic'"),
-        what="the deep topic kept as rejected",
-    )
-    assert [r["topic"] for r in got] == [deep]
-
-
 def test_malicious_inputs_are_rejected_not_written(
     make_ingester: MakeIngester,
     publisher: Publisher,
