@@ -51,12 +51,15 @@ def test_a_device_cannot_store_uplinks_for_another(
             [find_binary("mosquitto_passwd"), "-b", str(passwd), user, password], check=True
         )
     broker = make_mosquitto(password_file=passwd, acl_file=ACL)
-    make_ingester(
+    ing = make_ingester(
         mqtt_url=f"mqtt://ingest:{PASSWORDS['ingest']}@{broker.host}:{broker.port}",
         influx_url=influxd.url,
         database=database,
         prefix=PREFIX,
     )
+    # Subscribed before anything is published: the broker keeps nothing for a session that
+    # does not exist yet (seen in CI: the control uplink published first was never delivered).
+    wait_for(lambda: ing.connections() >= 1, 30, "ingest subscribed")
     attacker, victim = DeviceStream(ATTACKER), DeviceStream(VICTIM)
     with LedgerPublisher(
         broker.host, broker.port, PREFIX, username=ATTACKER, password=PASSWORDS[ATTACKER]
