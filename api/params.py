@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from api.problems import bad_parameter
 from catalogue import DeviceType
@@ -115,6 +116,18 @@ def format_time(ns: int) -> str:
     if frac:
         text += "." + f"{frac:09d}".rstrip("0")
     return text + "Z"
+
+
+def point_row(row: dict[str, Any], floats: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A result row for the API: RFC 3339 time, float fields as floats.
+
+    InfluxDB's JSON writes a float field's whole values as integers (72.0 -> 72).
+    """
+    row["time"] = format_time(row["time"])
+    for name in floats:
+        if type(row.get(name)) is int:
+            row[name] = float(row[name])
+    return row
 
 
 @functools.lru_cache(maxsize=4096)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from api.deps import AuthDep, CatalogueDep, DeviceDep, ReaderDep
 from api.losscache import LossCache, LossMark, advance
 from api.models import Device, DeviceDetail, Devices, Point
-from api.params import format_time
+from api.params import format_time, point_row
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter, not_found
 from influx import query as q
 from influx.reader import Reader, Series
@@ -74,13 +74,9 @@ async def device(
     latest: Point | None = None
     row = _first_row(latest_rows or [])
     if row:
-        # InfluxDB's JSON writes a float field's whole values as integers (57.0 -> 57)
         fields = catalogue[type_name].fields if type_name in catalogue else {}
-        floats = [n for n, spec in fields.items() if spec.storage == "float"]
-        for name in (*floats, "rssi", "snr"):
-            if type(row.get(name)) is int:
-                row[name] = float(row[name])
-        latest = Point(time=format_time(row.pop("time")), **row)
+        floats = tuple(n for n, spec in fields.items() if spec.storage == "float")
+        latest = Point(**point_row(row, floats))
     return DeviceDetail(
         device=device,
         type=type_name,

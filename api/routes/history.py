@@ -21,6 +21,7 @@ from api.params import (
     format_time,
     parse_duration,
     parse_fields,
+    point_row,
     resolve_window,
 )
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter
@@ -138,7 +139,7 @@ async def history(
         "device": device,
         "type": dtype.name,
         "fields": {n: {"unit": dtype.fields[n].unit} for n in names},
-        "points": [_point(r, floats) for r in kept],
+        "points": [point_row(r, floats) for r in kept],
         "next": next_cursor,
     }
     return JSONResponse(body)
@@ -174,20 +175,10 @@ async def messages(
     return JSONResponse(
         {
             "device": device,
-            "messages": [_point(r, ("rssi", "snr")) for r in kept],
+            "messages": [point_row(r, ("rssi", "snr")) for r in kept],
             "next": next_cursor,
         }
     )
-
-
-def _point(row: dict[str, Any], floats: tuple[str, ...] = ()) -> dict[str, Any]:
-    row["time"] = format_time(row["time"])
-    # InfluxDB's JSON writes a float field's whole values as integers (72.0 -> 72)
-    for name in floats:
-        value = row.get(name)
-        if type(value) is int:
-            row[name] = float(value)
-    return row
 
 
 def _wants_csv(accept: str | None) -> bool:
