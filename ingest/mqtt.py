@@ -30,14 +30,16 @@ import asyncio
 import contextlib
 import logging
 import random
+import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
 
+from ingest.frames import PUBLISH, Framer, parse_publish
 from sigfox.topics import subscription
 from telemetry.settings import Settings
 
@@ -49,13 +51,17 @@ BARRIER_TIMEOUT = 5.0  # s, for the SUBACK that confirms our last acks at shutdo
 # Messages handed downstream at once: one queue hop per chunk, not per message. At most half a
 # batch (a message gives up to 2 points), so a batch stays under about twice the batch size.
 CHUNK = 500
-# Packets read in one loop turn at most, so that acks and writes still get their turns.
-READ_PACKETS = 1000
+# Socket reads per loop turn at most, so that acks and writes still get their turns: up to
+# READ_CALLS * READ_BYTES (about 6,000 uplinks) at once.
+READ_CALLS = 16
+READ_BYTES = 65_536
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """One received message, with what is needed to ack it on the same connection."""
+class Incoming(NamedTuple):
+    """One received message, with what is needed to ack it on the same connection.
+
+    A named tuple: one is made per message, and it is the cheapest record to make.
+    """
 
     topic: str
     body: bytes
@@ -90,7 +96,7 @@ class MqttSource:
         self._intake = True
         self._reader: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
-        self._received: list[paho.MQTTMessage] = []  # of the current connection, unread
+        self._received: list[Incoming] = []  # of the current connection, unread
         self._wake: asyncio.Future[None] | None = None
 
     def _make_client(self) -> aiomqtt.Client:
@@ -115,40 +121,19 @@ class MqttSource:
         return client
 
     def _install_batched_reading(self, client: aiomqtt.Client) -> None:
-        """paho hands messages to our list; the socket reader drains all it can per loop turn.
+        """Read the socket in blocks, split them with `ingest.frames`, keep PUBLISH packets.
 
-        Replaces aiomqtt's `on_message` (a `Message` and a queue put per message), paho's
-        dispatch to it, and, once the
-        socket is open, its reader callback (one packet per loop turn: paho's `loop_read` reads
-        one QoS 1 packet per call). Errors end the connection as aiomqtt's callback does: by
-        failing `client._disconnected`. Private API, aiomqtt#345 canary.
+        Replaces aiomqtt's reader callback once the socket is open (aiomqtt's reads one packet
+        per loop turn through paho's `loop_read`, which takes 3-4 `recv` calls and builds an
+        `MQTTMessage` with a `threading.Condition` per message) and paho's on_message path. A
+        QoS 0/1 PUBLISH becomes an `Incoming` in our list; any other packet is handed to paho's
+        `_packet_handle` as paho's `_packet_read` would. Errors end the connection as aiomqtt's
+        callback does: by failing `client._disconnected`. Private API, aiomqtt#345 canary.
         """
         inner = client._client
-        received: list[paho.MQTTMessage] = []
-        self._received = received
+        self._received = []
         loop = asyncio.get_running_loop()
-
-        def on_message(_c: paho.Client, _u: object, message: paho.MQTTMessage) -> None:
-            received.append(message)
-
-        def read() -> None:
-            before = len(received)
-            try:
-                for _ in range(READ_PACKETS):
-                    if inner._sock is None:
-                        break
-                    rc = inner._packet_read()
-                    if rc == paho.MQTT_ERR_AGAIN:
-                        break
-                    if rc > 0:
-                        inner._loop_rc_handle(rc)  # as loop_read: closes, calls on_disconnect
-                        break
-            except Exception as exc:  # as aiomqtt: a broken link
-                if not client._disconnected.done():
-                    client._disconnected.set_exception(exc)
-            wake = self._wake
-            if len(received) > before and wake is not None and not wake.done():
-                wake.set_result(None)
+        read = _BlockReader(client, self._received, self.generation, self._wake_reader)
 
         aiomqtt_open = inner.on_socket_open
 
@@ -157,22 +142,22 @@ class MqttSource:
             fd = sock.fileno()
             loop.call_soon_threadsafe(loop.add_reader, fd, read)  # runs after, replaces it
 
-        inner.on_message = on_message
-        # Shorter still: paho's `_handle_publish` hands each message to `_handle_on_message`,
-        # which takes two locks and walks the (empty) topic-filter tree before `on_message`
-        # (~20 us a message here). Our subscription is QoS 1 and has no per-filter callbacks.
-        inner._handle_on_message = received.append  # type: ignore[method-assign,assignment]
         inner.on_socket_open = on_socket_open
+
+    def _wake_reader(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     async def run(self) -> None:
         """Connect, subscribe, read; reconnect with capped, jittered backoff until `close()`."""
         attempt = 0
         while not self._closed.is_set():
+            self.generation += 1  # before connecting: the session's messages come first
             client = self._make_client()
             try:
                 async with client:
                     await client.subscribe(self.topic, qos=1)
-                    self.generation += 1
                     self._client = client
                     self.connected.set()
                     attempt = 0
@@ -266,7 +251,6 @@ class MqttSource:
             await asyncio.wait_for(client.subscribe(self.topic, qos=1), self.barrier_timeout)
 
     async def _read(self, client: aiomqtt.Client) -> None:
-        generation = self.generation
         received = self._received
         disconnected = client._disconnected
         loop = asyncio.get_running_loop()
@@ -279,10 +263,8 @@ class MqttSource:
                     msg = "Disconnected during message iteration"
                     raise aiomqtt.MqttError(msg) from disconnected.exception()
                 continue
-            now = time.time_ns()
-            taken = received[: self.chunk]
+            batch = received[: self.chunk]
             del received[: self.chunk]
-            batch = [_incoming(m, generation, now) for m in taken]
             self.on_received(len(batch))
             await self.out.put(batch)
             if disconnected.done():
@@ -300,17 +282,131 @@ class MqttSource:
         self._closed.set()
 
     def ack(self, tokens: list[AckToken]) -> int:
-        """PUBACK messages of the current connection, in order; returns how many were sent."""
+        """PUBACK messages of the current connection, in order; returns how many were sent.
+
+        All in one queued write: paho's `ack()` queues one packet per PUBACK (a dict, a deque
+        append and a write registration each). A PUBACK is all paho's `ack` sends in manual-ack
+        mode at QoS 1, and it keeps no state for it. Private API, aiomqtt#345.
+        """
         client = self._client
-        sent = 0
+        mids = []
         for mid, qos, generation in tokens:
             if client is None or generation != self.generation or qos == 0:
                 self.acks_dropped += qos > 0
                 continue
-            client._client.ack(mid, qos)  # private, aiomqtt#345
-            sent += 1
-        return sent
+            mids.append(mid)
+        if client is not None and mids:
+            packet = b"".join([_PUBACK.pack(paho.PUBACK, 2, mid) for mid in mids])
+            client._client._packet_queue(paho.PUBACK, packet, 0, 1)
+        return len(mids)
 
 
-def _incoming(m: paho.MQTTMessage, generation: int, now: int) -> Incoming:
-    return Incoming(m.topic, bytes(m.payload), m.mid, m.qos, generation, now)
+class _BlockReader:
+    """The socket's reader callback: every available block read, split, dispatched.
+
+    A QoS 0/1 PUBLISH becomes an `Incoming` in `received`; any other packet (CONNACK, SUBACK,
+    PINGRESP, a QoS 2 PUBLISH) goes to paho's `_packet_handle`, set up as paho's `_packet_read`
+    would. Errors end the connection as aiomqtt's own callback does: by failing
+    `client._disconnected`. Private API, aiomqtt#345 canary.
+    """
+
+    def __init__(
+        self,
+        client: aiomqtt.Client,
+        received: list[Incoming],
+        generation: int,
+        wake: Callable[[], None],
+    ) -> None:
+        self.client = client
+        self.inner = client._client
+        self.received = received
+        self.generation = generation
+        self.wake = wake
+        self.framer = Framer()
+
+    def __call__(self) -> None:
+        before = len(self.received)
+        inner = self.inner
+        try:
+            rc = self._pump()
+            if rc > 0:
+                # as loop_read: closes, calls on_disconnect
+                inner._loop_rc_handle(MQTTErrorCode(rc))
+        except Exception as exc:  # as aiomqtt: a broken link (FrameError included)
+            inner._sock_close()
+            if not self.client._disconnected.done():
+                self.client._disconnected.set_exception(exc)
+        if len(self.received) > before:
+            self.wake()
+
+    def _pump(self) -> int:
+        """Read and dispatch what the socket has; a paho error code (0: none)."""
+        inner = self.inner
+        for _ in range(READ_CALLS):
+            if inner._sock is None:
+                return 0
+            if inner._in_packet["command"]:  # a packet paho began before we took over
+                rc = inner._packet_read()
+                if rc:
+                    return max(rc, 0)  # MQTT_ERR_AGAIN is negative: wait for more
+                continue
+            try:
+                data = inner._sock_recv(READ_BYTES)
+            except BlockingIOError:
+                return 0
+            except OSError:
+                data = b""
+            if not data:  # closed by the broker, or a socket error
+                return paho.MQTT_ERR_CONN_LOST
+            inner._last_bytes_received = time.monotonic()  # paho's keepalive and our watchdog
+            failed = self._dispatch(data)
+            if failed:
+                return failed
+        pending = getattr(inner._sock, "pending", None)  # TLS: bytes decrypted but unread
+        if pending is not None and pending():
+            asyncio.get_running_loop().call_soon(self)
+        return 0
+
+    def _dispatch(self, data: bytes) -> int:
+        now = time.time_ns()
+        append, generation = self.received.append, self.generation
+        for header, body in self.framer.feed(data):
+            if header & 0xF0 == PUBLISH and header & 0x06 != 0x04:  # QoS 0/1
+                topic, payload, mid, qos = parse_publish(header, body)
+                append(Incoming(topic, payload, mid, qos, generation, now))
+                continue
+            inner = self.inner
+            inner._in_packet = {
+                "command": header,
+                "have_remaining": 1,
+                "remaining_count": [],
+                "remaining_mult": 1,
+                "remaining_length": len(body),
+                "packet": bytearray(body),
+                "to_process": 0,
+                "pos": 0,
+            }
+            try:
+                handled = inner._packet_handle()
+            finally:
+                inner._in_packet = _idle_packet()  # as paho resets it after a packet
+            if handled:
+                return int(handled)
+        return 0
+
+
+_PUBACK = struct.Struct("!BBH")  # type, remaining length 2, packet id
+
+
+def _idle_packet() -> paho._InPacket:
+    """paho's `_in_packet` between packets, as its `_packet_read` leaves it."""
+    return {
+        "command": 0,
+        "have_remaining": 0,
+        "remaining_count": [],
+        "remaining_mult": 1,
+        "remaining_length": 0,
+        "packet": bytearray(b""),
+        "to_process": 0,
+        "pos": 0,
+    }

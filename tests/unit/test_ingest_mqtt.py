@@ -56,38 +56,45 @@ def test_paho_keepalive_state_read_by_the_link_watchdog() -> None:
 
 
 @pytest.mark.asyncio
-async def test_batched_reading_replaces_aiomqtt_per_message_path() -> None:
-    # ingest/mqtt.py installs its own paho on_message (append to a list) and, when the socket
-    # opens, its own reader callback that calls paho's `_packet_read` until EAGAIN.
+async def test_block_reading_relies_on_these_paho_internals() -> None:
+    # ingest/mqtt.py, when the socket opens, replaces aiomqtt's reader callback with its own
+    # `_BlockReader`: it reads through paho's `_sock_recv`, hands non-PUBLISH packets to
+    # `_packet_handle` with `_in_packet` set up as `_packet_read` does, and acks through
+    # `_packet_queue`.
     source = MqttSource(Settings(mqtt_url="mqtt://127.0.0.1:1"), asyncio.Queue(1))
     client = source._make_client()
     inner = client._client
-    assert inner.on_message is not client._on_message
     assert inner.on_socket_open is not client._on_socket_open
-    # what the replacements rely on
-    assert callable(inner._packet_read)
+    assert callable(inner._sock_recv)
     assert callable(inner._loop_rc_handle)
     assert paho.MQTT_ERR_AGAIN < 0  # not an error code: loop_read stops there too
-    assert "_sock" in inspect.getsource(paho.Client.loop_read)
+    assert set(inner._in_packet) == {
+        "command",
+        "have_remaining",
+        "remaining_count",
+        "remaining_mult",
+        "remaining_length",
+        "packet",
+        "to_process",
+        "pos",
+    }
+    read = inspect.getsource(paho.Client._packet_read)
+    assert "self._packet_handle()" in read
+    assert "self._in_packet['command'] == 0" in read  # 0: between packets
+    handle = inspect.getsource(paho.Client._packet_handle)
+    assert "self._in_packet['command'] & 0xF0" in handle
+    for name in ("_handle_suback", "_handle_connack", "_handle_pingresp"):
+        assert f"self.{name}()" in handle
+    assert "self._sock.recv(bufsize)" in inspect.getsource(paho.Client._sock_recv)
+    queue = inspect.signature(inner._packet_queue).parameters
+    assert list(queue)[:4] == ["command", "packet", "mid", "qos"]
+    # paho's manual ack at QoS 1 is exactly one PUBACK, as `MqttSource.ack` sends them
+    assert "self._send_puback(mid)" in inspect.getsource(paho.Client.ack)
+    assert "self._packet_queue(command, packet, mid, 1)" in inspect.getsource(
+        paho.Client._send_command_with_mid
+    )
     # aiomqtt registers its reader with call_soon_threadsafe(add_reader): ours, scheduled
     # after it on the same fd, replaces it
     opened = inspect.getsource(aiomqtt.Client._on_socket_open)
     assert "call_soon_threadsafe(self._loop.add_reader" in opened
     assert "_disconnected.set_exception" in opened
-    # the received message reaches our list unchanged
-    message = paho.MQTTMessage(mid=7, topic=b"uplink/wristband/1A2B")
-    message.payload = b"{}"
-    message.qos = 1
-    inner.on_message(inner, None, message)  # type: ignore[misc]
-    inner._handle_on_message(message)  # what paho's _handle_publish calls, shadowed
-    assert source._received == [message, message]
-    # paho hands every received QoS 0/1 PUBLISH to `_handle_on_message` (QoS 2 after PUBREL)
-    handled = inspect.getsource(paho.Client._handle_publish)
-    assert handled.count("self._handle_on_message(message)") == 2
-    assert "if self._manual_ack:" in handled  # and sends no PUBACK itself in manual-ack mode
-    assert (message.topic, message.payload, message.mid, message.qos) == (
-        "uplink/wristband/1A2B",
-        b"{}",
-        7,
-        1,
-    )
