@@ -80,18 +80,22 @@ class Layout:
 
     def decode(self, payload: bytes) -> dict[str, Value]:
         """Raw values of every field; a payload shorter than the layout raises `CodecError`."""
+        return dict(zip(self.names, self.decode_values(payload), strict=True))
+
+    def decode_values(self, payload: bytes) -> tuple[Value, ...]:
+        """`decode`'s values in slot order, without the dict (the ingest hot path)."""
         if len(payload) < self.length:
             raise CodecError(
                 f"payload is {len(payload)} bytes, layout needs {self.length}", field=None
             )
         fast = self.fast
-        if fast is not None:
-            values = dict(zip(fast.names, fast.unpack(payload), strict=True))
-            for s in fast.floats:  # in slot order, so the same field is named as below
-                if not math.isfinite(values[s.name]):  # type: ignore[arg-type]  # a float
-                    raise CodecError(f"field {s.name!r} is not a finite number", s.name)
-            return values
-        return self.decode_generic(payload)
+        if fast is None:
+            return tuple(_read(s, payload) for s in self.slots)
+        values = fast.unpack(payload)
+        for i, s in fast.floats:  # in slot order, so the same field is named as below
+            if not math.isfinite(values[i]):  # type: ignore[arg-type]  # a float
+                raise CodecError(f"field {s.name!r} is not a finite number", s.name)
+        return values
 
     def decode_generic(self, payload: bytes) -> dict[str, Value]:
         """`decode` field by field: for every layout, and the reference for the fast path."""
@@ -117,7 +121,7 @@ class _FastPath:
 
     unpack: Callable[[bytes], tuple[Value, ...]]  # `unpack_from`: longer payloads allowed
     names: tuple[str, ...]
-    floats: tuple[Slot, ...]  # checked for finiteness after unpacking, in slot order
+    floats: tuple[tuple[int, Slot], ...]  # checked for finiteness after unpacking, in slot order
 
 
 _INT_CODES = {8: "b", 16: "h", 32: "i", 64: "q"}
@@ -145,7 +149,7 @@ def _fast_path(slots: tuple[Slot, ...], length: int) -> _FastPath | None:
     if [s.name for s in ordered] != [s.name for s in slots]:
         return None  # struct returns byte order; keep the slot order dicts are built in
     st = struct.Struct("".join(fmt))
-    floats = tuple(s for s in slots if s.kind == "float")
+    floats = tuple((i, s) for i, s in enumerate(slots) if s.kind == "float")
     return _FastPath(st.unpack_from, tuple(s.name for s in slots), floats)
 
 

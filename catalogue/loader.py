@@ -22,9 +22,9 @@ import math
 import re
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from catalogue.codec import CodecError, Layout, Slot, Value, parse_layout
 
@@ -88,12 +88,20 @@ class FieldSpec:
         return self.maximum is None or value <= self.maximum
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     """A decoded payload: values in range, and the names of fields that were out of range."""
 
     values: dict[str, Value]
     out_of_range: tuple[str, ...]
+
+
+class _Step(NamedTuple):
+    name: str
+    plain: bool  # bool and char: kept as read
+    scale: float
+    decimals: int  # rounding after scaling; -1 for float slots (not rounded)
+    minimum: float | None
+    maximum: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,26 +113,47 @@ class DeviceType:
     layout: Layout
     fields: dict[str, FieldSpec]
     source: Path
+    # Per field, in slot order, what `decode` needs: computed once, read for every uplink.
+    _plan: tuple[_Step, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plan = []
+        for slot in self.layout.slots:
+            spec = self.fields[slot.name]
+            plain = slot.kind in ("bool", "char")  # no scale, no range (as `to_physical` says)
+            plan.append(
+                _Step(
+                    slot.name,
+                    plain,
+                    spec.scale,
+                    -1 if slot.kind == "float" else spec.decimals,  # -1: no rounding
+                    spec.minimum,
+                    spec.maximum,
+                )
+            )
+        object.__setattr__(self, "_plan", tuple(plan))
 
     @property
     def payload_length(self) -> int:
         return self.layout.length
 
     def decode(self, payload: bytes) -> Decoded:
-        """Scaled values; out-of-range values are left out and named. Raises `CodecError`."""
-        raw = self.layout.decode(payload)
+        """Scaled values; out-of-range values are left out and named. Raises `CodecError`.
+
+        `FieldSpec.to_physical` and `in_range`, inlined over the precomputed plan: this runs for
+        every uplink (tests/unit/test_catalogue.py checks it against them).
+        """
         values: dict[str, Value] = {}
         bad: list[str] = []
-        for name, spec in self.fields.items():
-            value = raw[name]
-            kind = spec.slot.kind
-            if kind == "bool" or kind == "char":  # noqa: PLR1714  # cheaper than a set here
-                values[name] = value  # no scale, no range (as to_physical and in_range say)
+        for (name, plain, scale, decimals, lo, hi), raw in zip(
+            self._plan, self.layout.decode_values(payload), strict=True
+        ):
+            if plain:
+                values[name] = raw
                 continue
-            # to_physical and in_range inlined: this runs for every field of every uplink
-            if spec.scale != 1:
-                value = spec.to_physical(value)
-            lo, hi = spec.minimum, spec.maximum
+            value = raw
+            if scale != 1:
+                value = raw * scale if decimals < 0 else round(raw * scale, decimals)  # type: ignore[operator]
             if (lo is not None and value < lo) or (hi is not None and value > hi):  # type: ignore[operator]
                 bad.append(name)
             else:

@@ -62,6 +62,34 @@ def _name(value: str, part: str, table: dict[int, str]) -> str:
     return value.translate(table)
 
 
+def float_text(key: str, value: float) -> str:
+    """A float field's value (an int is written as a float); NaN and infinities are refused."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise LineProtocolError(f"field {key!r} is not a finite number", "field")
+    return repr(value)
+
+
+def string_text(key: str, value: str) -> str:
+    """A string field's value, quoted and escaped; control characters are refused."""
+    text = _STRINGS.get(value)
+    if text is not None:
+        return text
+    if _CONTROL.search(value):
+        raise LineProtocolError(f"field {key!r} holds a control character", "field")
+    text = '"' + value.translate(_STRING_ESCAPES) + '"'
+    if len(value) <= _STRINGS_KEEP and len(_STRINGS) < _STRINGS_MAX:
+        _STRINGS[value] = text
+    return text
+
+
+# Short texts that repeat (station ids, lists of them) escaped once. Only escaped texts enter;
+# bounded, so varied input cannot grow it.
+_STRINGS: dict[str, str] = {}
+_STRINGS_MAX = 4096
+_STRINGS_KEEP = 64
+
+
 def _field_value(key: str, value: FieldValue) -> str:
     kind = type(value)  # exact types first: the common path, without isinstance chains
     if kind is int:
@@ -73,13 +101,9 @@ def _field_value(key: str, value: FieldValue) -> str:
     if isinstance(value, int):
         return f"{value}i"
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise LineProtocolError(f"field {key!r} is not a finite number", "field")
-        return repr(value)
+        return float_text(key, value)
     if isinstance(value, str):
-        if _CONTROL.search(value):
-            raise LineProtocolError(f"field {key!r} holds a control character", "field")
-        return '"' + value.translate(_STRING_ESCAPES) + '"'
+        return string_text(key, value)
     raise LineProtocolError(f"field {key!r} has unsupported type {type(value).__name__}", "field")
 
 
@@ -113,25 +137,10 @@ def series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
     return "".join(parts)
 
 
-# Escaped field keys: a plain dict is cheaper than the lru_cache on this path (~17 keys an
+# Escaped field keys: a plain dict is cheaper than the lru_cache on this path (~10 keys an
 # uplink). Only keys that passed `_name` enter it; bounded, so forged keys cannot grow it.
 _FIELD_KEYS: dict[str, str] = {}
 _FIELD_KEYS_MAX = 4096
-
-
-def field_text(key: str, value: FieldValue) -> str:
-    """One `<key>=<value>`, as `encode_fields` writes it (for callers that build fields inline)."""
-    k = _FIELD_KEYS.get(key)
-    if k is None:
-        k = _cached_name(key, "field key", True)
-        if len(_FIELD_KEYS) < _FIELD_KEYS_MAX:
-            _FIELD_KEYS[key] = k
-    kind = type(value)
-    if kind is int:
-        return f"{k}={value}i"
-    if kind is float and math.isfinite(value):  # type: ignore[arg-type]  # kind is float
-        return f"{k}={value!r}"
-    return f"{k}={_field_value(key, value)}"
 
 
 def encode_fields(fields: Mapping[str, FieldValue]) -> str:

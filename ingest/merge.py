@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 UNKNOWN_STATION = "-"  # a copy without a station id still counts as one station
 
 Key = tuple[str, int, int]  # device, seq, time (s)
 
 
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """One station's hearing of a transmission."""
+class Copy(NamedTuple):
+    """One station's hearing of a transmission (a named tuple: one or more per uplink)."""
 
     station: str
     rssi: float | None
@@ -70,17 +70,21 @@ class Merger:
 
     def merge(self, key: Key, copies: list[Copy]) -> tuple[Transmission, int]:
         """Add copies; returns the state and how many new stations they brought."""
-        state = self._cache.get(key)
+        cache = self._cache
+        state = cache.get(key)
         if state is None:
-            state = Transmission()
-            self._cache[key] = state
-            self._evict()
+            state = cache[key] = Transmission()
+            if len(cache) > self.capacity:
+                self._evict()
         else:
-            self._cache.move_to_end(key)
-        before = len(state.stations)
-        for c in copies:
-            state.add(c)
-        return state, len(state.stations) - before
+            cache.move_to_end(key)
+        stations = state.stations
+        before = len(stations)
+        for c in copies:  # `Transmission.add`, inlined: this runs for every uplink
+            old = stations.get(c.station)
+            if old is None or (old.rssi is None and c.rssi is not None):
+                stations[c.station] = c
+        return state, len(stations) - before
 
     def seed(self, key: Key, station_ids: str, best: Copy) -> None:
         """Union in what is already stored for `key` (ids known; only the best one's values)."""

@@ -105,13 +105,6 @@ class Processor:
         self._last_reject_ns = 0
         self._deferred: list[Incoming] = []
 
-    def _needs_lookup(self, key: Key) -> bool:
-        if key in self.merger:
-            return False
-        when = key[2]
-        horizon = max(self.known_after, self.merger.evicted_max_time)
-        return self.always_lookup or when <= horizon
-
     async def process(self, messages: list[Incoming]) -> Chunk:
         # Messages held back because what is stored for them could not be read: retried first.
         if self._deferred:
@@ -129,11 +122,16 @@ class Processor:
             for m in messages
         ]
         if self.lookup is not None:
+            merger, always = self.merger, self.always_lookup
+            # A transmission not in the cache is looked up when it may be stored already: at or
+            # before the newest time known stored at start, or evicted from the cache since.
+            horizon = max(self.known_after, merger.evicted_max_time)
             misses = {
                 k
                 for r in results
                 if isinstance(r, Accepted)
-                and self._needs_lookup(k := (r.device, r.uplink.seqNumber, r.uplink.time))
+                and (k := (r.device, r.uplink.seqNumber, r.uplink.time)) not in merger
+                and (always or k[2] <= horizon)
             }
             found = await self.lookup(misses) if misses else {}
             if found is None:

@@ -7,9 +7,10 @@ from influx.lineprotocol import (
     FieldValue,
     encode_fields,
     encode_point,
-    field_text,
+    float_text,
     printable,
     series,
+    string_text,
     text_of,
 )
 from influx.schema import (
@@ -20,7 +21,7 @@ from influx.schema import (
     TAG_TYPE,
     UPLINK,
 )
-from ingest.merge import UNKNOWN_STATION, Copy, Transmission
+from ingest.merge import UNKNOWN_STATION, Transmission
 from ingest.validate import Accepted
 
 NS = 1_000_000_000
@@ -31,60 +32,43 @@ DETAIL_KEEP_CHARS = 512  # enough for any pydantic or InfluxDB message we produc
 PointKey = tuple[str, str, int]
 
 
-_LINK_KEYS = frozenset({"seq", "stations", "rssi", "snr"})
-
-
-def _link(state: Transmission, best: Copy, seq: int) -> dict[str, FieldValue]:
-    fields: dict[str, FieldValue] = {"seq": seq, "stations": len(state.stations)}
-    if best.rssi is not None:
-        fields["rssi"] = float(best.rssi)
-    if best.snr is not None:
-        fields["snr"] = float(best.snr)
-    return fields
-
-
 def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, str]]:
     """The decoded `<type>` point and the raw `uplink` point of one (merged) transmission.
 
     Fields in this order: decoded point `<values>`, seq, stations, [rssi], [snr]; uplink point
     data, seq, stations, [rssi], [snr], station_ids, out_of_range, [station], [device_type_id].
-    Built field by field (no intermediate dicts; the link fields encoded once for both points)
-    and checked in that order, as `encode_point` would, so the same error wins.
+    Written straight into two f-strings (this runs for every uplink; tests/unit/
+    test_ingest_points.py checks it against `encode_point` of the same fields): integers need
+    no escaping, floats go through `float_text` (finite or refused), text through `string_text`
+    (escaped, control characters refused) except `data`, which the envelope's pattern limits to
+    hex digits.
     """
     up = acc.uplink
     ts = up.time * NS
     best = state.best
     values: dict[str, Value] = acc.decoded.values
     name, device = acc.dtype.name, acc.device
+    link = f"seq={up.seqNumber}i,stations={len(state.stations)}i"
+    if best.rssi is not None:
+        link = f"{link},rssi={float_text('rssi', best.rssi)}"
+    if best.snr is not None:
+        link = f"{link},snr={float_text('snr', best.snr)}"
     # Series texts are cached; tags are given in sorted order (device < type).
     decoded_series = series(name, ((TAG_DEVICE, device),))
-    if not values or values.keys() & _LINK_KEYS:  # the loader reserves these names
-        decoded_text = encode_fields({**values, **_link(state, best, up.seqNumber)})
-        values_text = None
-    else:
-        values_text = encode_fields(values)
-    link = [field_text("seq", up.seqNumber), field_text("stations", len(state.stations))]
-    if best.rssi is not None:
-        link.append(field_text("rssi", float(best.rssi)))
-    if best.snr is not None:
-        link.append(field_text("snr", float(best.snr)))
-    link_text = ",".join(link)
-    if values_text is not None:
-        decoded_text = f"{values_text},{link_text}"
-    raw_series = series(UPLINK, ((TAG_DEVICE, device), (TAG_TYPE, name)))
-    raw = [
-        field_text("data", up.data),
-        link_text,
-        field_text("station_ids", state.station_ids),
-        field_text("out_of_range", len(acc.decoded.out_of_range)),
-    ]
+    # The loader reserves the link fields' names, so no decoded value can clash with them.
+    decoded_text = f"{encode_fields(values)},{link}" if values else link
+    raw = (
+        f'{series(UPLINK, ((TAG_DEVICE, device), (TAG_TYPE, name)))} data="{up.data}",{link},'
+        f"station_ids={string_text('station_ids', state.station_ids)},"
+        f"out_of_range={len(acc.decoded.out_of_range)}i"
+    )
     if best.station != UNKNOWN_STATION:  # no station heard of: no field, null in the API
-        raw.append(field_text("station", best.station))
+        raw = f"{raw},station={string_text('station', best.station)}"
     if up.deviceTypeId:  # DESIGN section 1: kept, not needed
-        raw.append(field_text("device_type_id", printable(up.deviceTypeId)))
+        raw = f"{raw},device_type_id={string_text('device_type_id', printable(up.deviceTypeId))}"
     return [
         ((name, device, ts), f"{decoded_series} {decoded_text} {ts}"),
-        ((UPLINK, device, ts), f"{raw_series} {','.join(raw)} {ts}"),
+        ((UPLINK, device, ts), f"{raw} {ts}"),
     ]
 
 

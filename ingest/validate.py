@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -30,9 +31,8 @@ from sigfox.envelope import MAX_BODY_BYTES, Uplink
 from sigfox.topics import parse_uplink_topic
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """An uplink that passed every step."""
+class Accepted(NamedTuple):
+    """An uplink that passed every step (a named tuple: the cheapest record to make)."""
 
     device: str
     dtype: DeviceType
@@ -55,6 +55,24 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}"
 
 
+def _envelope(body: bytes, device: str) -> Uplink | Rejection:
+    """Steps 3-5 one by one: the uplink, or the first step it fails."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection("encoding", f"not UTF-8 at byte {exc.start}", device)
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested brackets
+        return Rejection("json", str(exc)[:200] or "nesting too deep", device)
+    if not isinstance(doc, dict):
+        return Rejection("json", f"expected an object, got {type(doc).__name__}", device)
+    try:
+        return Uplink.model_validate(doc)
+    except ValidationError as exc:
+        return Rejection("envelope", _first_error(exc), device)
+
+
 def validate(  # noqa: PLR0911  # one return per rung of the ladder
     topic: str,
     body: bytes,
@@ -72,19 +90,15 @@ def validate(  # noqa: PLR0911  # one return per rung of the ladder
     if len(body) > MAX_BODY_BYTES:
         return Rejection("too_large", f"{len(body)} bytes, limit {MAX_BODY_BYTES}", device)
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejection("encoding", f"not UTF-8 at byte {exc.start}", device)
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested brackets
-        return Rejection("json", str(exc)[:200] or "nesting too deep", device)
-    if not isinstance(doc, dict):
-        return Rejection("json", f"expected an object, got {type(doc).__name__}", device)
-    try:
-        uplink = Uplink.model_validate(doc)
-    except ValidationError as exc:
-        return Rejection("envelope", _first_error(exc), device)
+        # Steps 3-5 at once, in pydantic's Rust JSON parser: half the cost of the steps one by
+        # one. It accepts exactly what they accept, with the same result (property-tested in
+        # tests/unit/test_ingest_validate.py); when it refuses, the steps say which one fails.
+        uplink = Uplink.model_validate_json(body)
+    except ValidationError:
+        parsed_body = _envelope(body, device)
+        if isinstance(parsed_body, Rejection):
+            return parsed_body
+        uplink = parsed_body
     if type_name not in catalogue:
         return Rejection("unknown_type", f"type {type_name!r} is not in the catalogue", device)
     dtype = catalogue[type_name]

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_BODY_BYTES = 1024  # DESIGN section 1: a larger body is rejected
 SEQ_MODULO = 4096  # 12-bit sequence numbers
 DEVICE_ID = r"^[0-9A-Fa-f]{1,8}$"
 
 
-def _upper(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
-
-
-HexId = Annotated[str, Field(pattern=DEVICE_ID), BeforeValidator(_upper)]
-StationId = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{1,16}$"), BeforeValidator(_upper)]
+# Case is folded inside pydantic-core (no Python call per uplink); the patterns ignore case.
+HexId = Annotated[str, StringConstraints(pattern=DEVICE_ID, to_upper=True)]
+StationId = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{1,16}$", to_upper=True)]
+HexData = Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{2}){0,12}$", to_lower=True)]
 
 
 class DuplicateStation(BaseModel):
@@ -38,18 +36,13 @@ class Uplink(BaseModel):
     device: HexId
     time: int = Field(ge=0, le=2**33)
     seqNumber: int = Field(ge=0, lt=SEQ_MODULO)  # Sigfox's own key
-    data: str = Field(pattern=r"^([0-9A-Fa-f]{2}){0,12}$")
+    data: HexData
     station: StationId | None = None
     rssi: float | None = Field(None, ge=-200, le=50, allow_inf_nan=False)
     snr: float | None = Field(None, ge=-50, le=100, allow_inf_nan=False)
     duplicate: bool | None = None
     duplicates: list[DuplicateStation] | None = Field(None, max_length=16)
     deviceTypeId: str | None = Field(None, max_length=64)
-
-    @field_validator("data")
-    @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
 
     @property
     def payload(self) -> bytes:

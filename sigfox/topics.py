@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _DEVICE = re.compile(r"^[0-9A-Fa-f]{1,8}$")
@@ -24,6 +25,9 @@ def subscription(prefix: str, share_group: str | None = None) -> str:
     return f"$share/{share_group}/{topic}" if share_group else topic
 
 
+# Cached: a device's topic repeats with each of its uplinks. Bounded, so forged topics cannot
+# grow it.
+@functools.lru_cache(maxsize=65_536)
 def parse_uplink_topic(prefix: str, topic: str) -> tuple[str, str] | None:
     """`(device_type, DEVICE)` for a well-formed uplink topic, else None."""
     head = prefix + "/"

@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from catalogue import CatalogueError, load_catalogue
+from catalogue import CatalogueError, CodecError, load_catalogue
 
 CASES = sorted((Path(__file__).parent.parent / "cases" / "catalogue").glob("*.toml"))
 
@@ -144,3 +146,61 @@ def test_two_extra_files_may_not_define_the_same_type(tmp_path: Path) -> None:
         CatalogueError, match=r"b\.toml: type 'door' is already defined in .*a\.toml"
     ):
         load_catalogue(tmp_path)
+
+
+LAYOUT = "flag::bool:0 level::uint:4 code::char:2 temp::int:16 ratio::float:32 big::uint:16"
+MIXED = f"""
+name = "mixed"
+description = "Every kind of slot, scaled and ranged"
+layout = "{LAYOUT}:little-endian"
+
+[fields.flag]
+unit = ""
+[fields.code]
+unit = ""
+[fields.level]
+unit = ""
+scale = 0.5
+max = 6
+[fields.temp]
+unit = "C"
+scale = 0.01
+min = -40
+max = 85
+[fields.ratio]
+unit = ""
+scale = 2.5
+min = -1e6
+max = 1e6
+[fields.big]
+unit = ""
+min = 10
+"""
+
+
+@given(payload=st.binary(min_size=12, max_size=12))
+def test_decode_is_to_physical_and_in_range_field_by_field(payload: bytes) -> None:
+    # `DeviceType.decode` inlines both over a precomputed plan; here they are applied the slow
+    # way, on every built-in type and on a layout with every kind of slot (no struct fast path).
+    import tempfile  # noqa: PLC0415  # hypothesis forbids the tmp_path fixture here
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "mixed.toml").write_text(MIXED)
+        catalogue = load_catalogue(Path(folder))
+    for dtype in catalogue:
+        data = payload[: dtype.payload_length]
+        try:
+            raw = dtype.layout.decode(data)
+        except CodecError:
+            with pytest.raises(CodecError):
+                dtype.decode(data)
+            continue
+        physical = {n: s.to_physical(raw[n]) for n, s in dtype.fields.items()}
+        decoded = dtype.decode(data)
+        assert decoded.values == {n: v for n, v in physical.items() if dtype.fields[n].in_range(v)}
+        assert decoded.out_of_range == tuple(
+            n for n, v in physical.items() if not dtype.fields[n].in_range(v)
+        )
+        assert [type(v) for v in decoded.values.values()] == [
+            type(physical[n]) for n in decoded.values
+        ]

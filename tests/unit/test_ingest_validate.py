@@ -7,12 +7,14 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from catalogue import load_catalogue
 from influx.schema import REJECT_REASONS
 from ingest.validate import Accepted, Rejection, validate
+from sigfox.envelope import Uplink
 
 CAT = load_catalogue(None)
 NOW = 1_716_000_000
@@ -157,3 +159,63 @@ def test_any_input_gets_an_answer_never_an_exception(topic: str, raw: bytes) -> 
         assert result.reason in REJECT_REASONS
     else:
         assert result.device == topic.rsplit("/", 1)[-1].upper()
+
+
+def _step_by_step(raw: bytes) -> Uplink | None:
+    """Steps 3-5 as the ladder describes them: UTF-8, then one JSON object, then the model."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+        return Uplink.model_validate(doc) if isinstance(doc, dict) else None
+    except (ValueError, RecursionError):  # ValidationError is a ValueError
+        return None
+
+
+duplicate_lists = st.lists(
+    st.fixed_dictionaries(
+        {"bsId": st.sampled_from(["0A1B", "ab", "", "xyz"]) | st.text(max_size=4)},
+        optional={"rssi": st.floats() | st.integers(-300, 100), "nbRep": st.integers(-1, 20)},
+    ),
+    max_size=3,
+)
+mostly_valid = st.fixed_dictionaries(
+    {
+        "device": st.sampled_from(["1A2B3C", "1a2b3c", "0"]),
+        "time": st.integers(0, 2**33) | st.sampled_from(["17", 1.0, 2.5, True]),
+        "seqNumber": st.integers(0, 4095) | st.sampled_from(["7", 4096, 1.0, False]),
+        "data": st.sampled_from([GOOD, GOOD.upper(), "", "0"]),
+    },
+    optional={
+        "station": st.sampled_from(["0a1b", "0A1B", "1" * 17, 5]),
+        "rssi": st.floats(-200, 50) | st.integers() | st.booleans() | st.none() | st.floats(),
+        "snr": st.floats(-50, 100) | st.sampled_from(["8.5", "1e2", " 3", "nan"]),
+        "duplicate": st.booleans() | st.sampled_from(["true", "yes", 1, 2, "0"]),
+        "duplicates": duplicate_lists | st.none(),
+        "deviceTypeId": st.text(max_size=70),
+        "extra": json_values,
+    },
+)
+envelope_docs = near_bodies | mostly_valid
+
+
+@given(
+    raw=envelope_docs.map(lambda d: json.dumps(d).encode())
+    | envelope_docs.map(lambda d: json.dumps(d, ensure_ascii=False).encode())
+    | st.binary(max_size=200)
+    | st.builds(
+        lambda d, pre, post: pre + json.dumps(d).encode() + post,
+        envelope_docs,
+        st.sampled_from([b"", b" ", b"\n", b"\xef\xbb\xbf", b"\x00", b"["]),
+        st.sampled_from([b"", b" \n", b"x", b"\x00", b"}", b',"device":"FF"}']),
+    )
+)
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+def test_the_one_pass_envelope_agrees_with_the_steps(raw: bytes) -> None:
+    # `validate` tries pydantic's JSON parser first and walks steps 3-5 only when it refuses:
+    # whatever that parser accepts, the steps must accept too, with the very same uplink.
+    try:
+        fast = Uplink.model_validate_json(raw)
+    except ValidationError:
+        event("refused by the one pass")
+        return
+    event("accepted by the one pass")
+    assert _step_by_step(raw) == fast
