@@ -65,6 +65,6 @@ def ingest(**flags: object) -> None:
             if settings.ingest_metrics_port
             else "off",
         )
-        await run(settings, catalogue, stop, metrics)
+        await run(settings, catalogue, stop, metrics, tune_gc=True)
 
     asyncio.run(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 from catalogue import Catalogue
@@ -32,13 +33,39 @@ INBOX_CHUNKS = 4
 BATCHES_AHEAD = 2
 
 
+# Young-generation collections every 10,000 net allocations instead of 700: a message makes
+# a dozen short-lived objects, and most die by reference counting before any collection.
+GC_THRESHOLD0 = 10_000
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheaper on the per-message path.
+
+    Measured on the processing stage alone (60,000 uplinks): collections took about a fifth
+    of its time, most of it full collections walking every object alive, including the
+    hundreds of thousands made at start-up (modules, pydantic schemas, the catalogue) that
+    never become garbage. `gc.freeze()` moves those out of the collector's sight; raising the
+    first threshold makes young collections rarer. Cyclic garbage is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, gen1, gen2)
+
+
 async def run(
     settings: Settings,
     catalogue: Catalogue,
     stop: asyncio.Event,
     metrics: Metrics | None = None,
+    *,
+    tune_gc: bool = False,
 ) -> None:
-    """Run until `stop` is set, then drain and return."""
+    """Run until `stop` is set, then drain and return.
+
+    `tune_gc` (the `telemetry ingest` process, not a library caller) makes garbage collection
+    cheaper for the rest of the process, see `_tune_gc`.
+    """
     metrics = metrics or Metrics()
     try:
         spool = Spool(settings.ingest_spool_dir, settings.ingest_spool_max_bytes)
@@ -72,41 +99,46 @@ async def run(
         )
         storer = Storer(sink, source.ack, metrics)
         metrics.watch_oldest(storer.oldest_unacked)
-        async with asyncio.TaskGroup() as tg:
-            mqtt_task = tg.create_task(source.run())
-            replay_task = tg.create_task(sink.replay())
-            stages = [
-                tg.create_task(processor.run(inbox, chunks)),
-                tg.create_task(
-                    Batcher(settings.ingest_batch_size, settings.ingest_flush_interval).run(
-                        chunks, batches
+        if tune_gc:
+            _tune_gc()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                mqtt_task = tg.create_task(source.run())
+                replay_task = tg.create_task(sink.replay())
+                stages = [
+                    tg.create_task(processor.run(inbox, chunks)),
+                    tg.create_task(
+                        Batcher(settings.ingest_batch_size, settings.ingest_flush_interval).run(
+                            chunks, batches
+                        )
+                    ),
+                    tg.create_task(storer.run(batches)),
+                ]
+                await stop.wait()
+                log.info("stopping: no new messages, storing what was read")
+                source.stop_intake()
+                loop = asyncio.get_running_loop()
+                budget = settings.ingest_shutdown_timeout
+                end = loop.time() + budget
+                # The sink stops retrying InfluxDB at 70 % of the budget and the stages get until
+                # 85 %; the rest is for the last acks and the disconnect, so that the process is
+                # gone by the deadline (measured before: 6.1 s for a 5 s budget).
+                sink.deadline = end - 0.3 * budget
+                try:
+                    async with asyncio.timeout(0.85 * budget):
+                        await inbox.put(None)
+                        await asyncio.gather(*stages)
+                except TimeoutError:
+                    log.error(  # noqa: TRY400  # expected, no traceback
+                        "shutdown deadline passed; unacked messages stay with the broker"
                     )
-                ),
-                tg.create_task(storer.run(batches)),
-            ]
-            await stop.wait()
-            log.info("stopping: no new messages, storing what was read")
-            source.stop_intake()
-            loop = asyncio.get_running_loop()
-            budget = settings.ingest_shutdown_timeout
-            end = loop.time() + budget
-            # The sink stops retrying InfluxDB at 70 % of the budget and the stages get until
-            # 85 %; the rest is for the last acks and the disconnect, so that the process is
-            # gone by the deadline (measured before: 6.1 s for a 5 s budget).
-            sink.deadline = end - 0.3 * budget
-            try:
-                async with asyncio.timeout(0.85 * budget):
-                    await inbox.put(None)
-                    await asyncio.gather(*stages)
-            except TimeoutError:
-                log.error(  # noqa: TRY400  # expected, no traceback
-                    "shutdown deadline passed; unacked messages stay with the broker"
-                )
-                for task in stages:
-                    task.cancel()
-            source.barrier_timeout = max(0.05, end - loop.time())
-            source.close()
-            replay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await mqtt_task
+                    for task in stages:
+                        task.cancel()
+                source.barrier_timeout = max(0.05, end - loop.time())
+                source.close()
+                replay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await mqtt_task
+        except* StartupError as group:  # e.g. the broker refused our subscription
+            raise group.exceptions[0] from None
     log.info("stopped")
