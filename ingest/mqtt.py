@@ -41,6 +41,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from ingest.frames import PUBLISH, Framer, parse_publish
 from sigfox.topics import subscription
+from telemetry.runtime import StartupError
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,16 @@ class MqttSource:
             client = self._make_client()
             try:
                 async with client:
-                    await client.subscribe(self.topic, qos=1)
+                    granted = await client.subscribe(self.topic, qos=1)
+                    if any(_refused(code) for code in granted):
+                        # The broker's answer to this account and topic (an ACL, a policy):
+                        # reconnecting cannot change it, and going on would ingest nothing.
+                        msg = (
+                            f"the MQTT broker refused the subscription to {self.topic!r} for "
+                            f"{self.settings.mqtt.username or 'an anonymous client'!r}: check "
+                            "the account's read access to the uplink topics (its ACL)"
+                        )
+                        raise StartupError(msg)
                     self._client = client
                     self.connected.set()
                     attempt = 0
@@ -393,6 +403,12 @@ class _BlockReader:
             if handled:
                 return int(handled)
         return 0
+
+
+def _refused(code: object) -> bool:
+    """A SUBACK return code of 0x80 (MQTT 3.1.1: failure) or above."""
+    value = getattr(code, "value", code)
+    return isinstance(value, int) and value >= 0x80
 
 
 _PUBACK = struct.Struct("!BBH")  # type, remaining length 2, packet id

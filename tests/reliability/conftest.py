@@ -103,6 +103,24 @@ class Ingester:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
+def ingest_env(
+    *, mqtt_url: str, influx_url: str, database: str, prefix: str, spool: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of a `telemetry ingest` process: ours only, nothing inherited."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
+    env |= NO_RATE_LIMIT | {
+        "TELEMETRY_MQTT_URL": mqtt_url,
+        "TELEMETRY_MQTT_TOPIC_PREFIX": prefix,
+        "TELEMETRY_MQTT_CLIENT_ID": f"ingest-{uuid.uuid4().hex[:8]}",
+        "TELEMETRY_INFLUX_URL": influx_url,
+        "TELEMETRY_INFLUX_DATABASE": database,
+        "TELEMETRY_INGEST_METRICS_PORT": str(free_port()),
+        "TELEMETRY_INGEST_SPOOL_DIR": str(spool),
+        "TELEMETRY_LOG_LEVEL": "INFO",
+    }
+    return env | {f"TELEMETRY_{k.upper()}": v for k, v in extra.items()}
+
+
 @pytest.fixture
 def make_ingester(tmp_path: Path) -> Iterator[Callable[..., Ingester]]:
     """`make_ingester(mqtt_url=..., influx=..., database=..., prefix=..., **env)`, stopped after."""
@@ -111,18 +129,14 @@ def make_ingester(tmp_path: Path) -> Iterator[Callable[..., Ingester]]:
     def make(
         *, mqtt_url: str, influx_url: str, database: str, prefix: str, **extra: str
     ) -> Ingester:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
-        env |= NO_RATE_LIMIT | {
-            "TELEMETRY_MQTT_URL": mqtt_url,
-            "TELEMETRY_MQTT_TOPIC_PREFIX": prefix,
-            "TELEMETRY_MQTT_CLIENT_ID": f"ingest-{uuid.uuid4().hex[:8]}",
-            "TELEMETRY_INFLUX_URL": influx_url,
-            "TELEMETRY_INFLUX_DATABASE": database,
-            "TELEMETRY_INGEST_METRICS_PORT": str(free_port()),
-            "TELEMETRY_INGEST_SPOOL_DIR": str(tmp_path / f"spool{len(started)}"),
-            "TELEMETRY_LOG_LEVEL": "INFO",
-        }
-        env |= {f"TELEMETRY_{k.upper()}": v for k, v in extra.items()}
+        env = ingest_env(
+            mqtt_url=mqtt_url,
+            influx_url=influx_url,
+            database=database,
+            prefix=prefix,
+            spool=tmp_path / f"spool{len(started)}",
+            **extra,
+        )
         ing = Ingester(tmp_path / f"ingest{len(started)}", env)
         started.append(ing)
         return ing.start()

@@ -15,8 +15,10 @@ import aiomqtt
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
-from ingest.mqtt import MqttSource
+from ingest.mqtt import MqttSource, _refused
 from telemetry.settings import Settings
 
 
@@ -98,3 +100,16 @@ async def test_block_reading_relies_on_these_paho_internals() -> None:
     opened = inspect.getsource(aiomqtt.Client._on_socket_open)
     assert "call_soon_threadsafe(self._loop.add_reader" in opened
     assert "_disconnected.set_exception" in opened
+
+
+def test_a_suback_failure_code_is_a_refusal() -> None:
+    # MQTT 3.1.1 SUBACK: 0, 1, 2 = the QoS granted; 0x80 = failure (MQTT 5: any code >= 0x80).
+    # paho hands aiomqtt ReasonCode objects; a refusal stops the ingester with one clear line
+    # (ingest/mqtt.py `run`). Mosquitto 2.0.11 grants even a subscription its ACL gives no
+    # read access to, so no test here can get it to refuse one.
+    granted = [ReasonCode(PacketTypes.SUBACK, identifier=q) for q in (0, 1, 2)]
+    refused = [ReasonCode(PacketTypes.SUBACK, identifier=c) for c in (0x80, 0x87, 0x8F)]
+    assert not any(_refused(code) for code in granted)
+    assert all(_refused(code) for code in refused)
+    assert _refused(0x80)
+    assert not _refused(1)
