@@ -18,10 +18,13 @@ at least the batch size or a batch never fills and only the flush timer writes. 
 also our memory bound: the received list stays unlimited (a bounded one would have to discard
 messages that then hold an in-flight slot until reconnect) and never holds more than the window.
 
-Reading is batched (measured: aiomqtt's per-message `Message`, queue hop and one packet per loop
-turn cost more than the whole decoding): paho's `on_message` appends its message to a plain list,
-and the socket's reader callback reads every packet available (up to `READ_PACKETS`) in one loop
-turn, then wakes `_read` once. Both are private (aiomqtt#345 canary).
+Reading is done in blocks (measured: aiomqtt's per-message `Message` and queue hop, and paho's
+three or four `recv` calls and `MQTTMessage` per packet, cost more than the whole decoding): the
+socket's reader callback (`_BlockReader`) reads up to `READ_CALLS` blocks of `READ_BYTES` per
+loop turn, `ingest.frames` splits them into packets, PUBLISH packets become `Incoming` records in
+a plain list and every other packet goes to paho's own handlers; `_read` is woken once per turn.
+The PUBACKs for a stored batch go out as one write. All of this is private API (aiomqtt#345
+canary in tests/unit/test_ingest_mqtt.py).
 """
 
 from __future__ import annotations
