@@ -6,10 +6,13 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto, ServerError, find_binary
+
+S = TypeVar("S", Mosquitto, Influxd)  # the servers a test may start of its own
 
 
 def _require(binary: str) -> None:
@@ -41,14 +44,13 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     server.stop()
 
 
-@pytest.fixture
-def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
-    """A broker of the test's own, for tests that stop, kill or reconfigure it."""
-    _require("mosquitto")
-    started: list[Mosquitto] = []
+def _own_servers(cls: type[S], tmp_path: Path) -> Iterator[Callable[..., S]]:
+    """A factory of servers of the test's own; every one it started is stopped at the end."""
+    _require(cls.name)
+    started: list[S] = []
 
-    def make(**kwargs: object) -> Mosquitto:
-        server = Mosquitto(tmp_path / f"mosquitto{len(started)}", **kwargs)  # type: ignore[arg-type]
+    def make(**kwargs: object) -> S:
+        server = cls(tmp_path / f"{cls.name}{len(started)}", **kwargs)  # type: ignore[arg-type]
         server.start()
         started.append(server)
         return server
@@ -56,23 +58,18 @@ def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def make_mosquitto(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """A broker of the test's own, for tests that stop, kill or reconfigure it."""
+    yield from _own_servers(Mosquitto, tmp_path)
 
 
 @pytest.fixture
 def make_influxd(tmp_path: Path) -> Iterator[Callable[..., Influxd]]:
     """An InfluxDB of the test's own, for tests that stop, pause or reconfigure it."""
-    _require("influxd")
-    started: list[Influxd] = []
-
-    def make(**kwargs: object) -> Influxd:
-        server = Influxd(tmp_path / f"influxd{len(started)}", **kwargs)  # type: ignore[arg-type]
-        server.start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
+    yield from _own_servers(Influxd, tmp_path)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from tests.support.influx import select
 from tests.support.ingest import (
     Ingester,
     Publisher,
+    StartIngester,
     decode_weather,
     decode_wristband,
     wait_for,
@@ -25,87 +26,78 @@ from tests.support.ingest import (
 
 pytestmark = pytest.mark.integration
 
-MakeIngester = Callable[..., Ingester]
 
+@dataclass
+class Pipeline:
+    """One test's path through the session servers: its ingesters, a publisher, its database."""
 
-@pytest.fixture
-def make_ingester(
-    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, database: str, topic_prefix: str
-) -> Iterator[MakeIngester]:
-    made: list[Ingester] = []
+    start_ingester: StartIngester
+    publisher: Publisher
+    influxd: Influxd
+    mosquitto: Mosquitto
+    database: str
+    prefix: str
 
-    def make(**env: Any) -> Ingester:
-        ing = Ingester(
-            tmp_path / f"ingest{len(made)}",
-            mqtt_url=mosquitto.url,
-            influx_url=influxd.url,
-            database=database,
-            prefix=topic_prefix,
-            **env,
+    def start(self, **settings: Any) -> Ingester:
+        """An ingester of this test, subscribed on return."""
+        return self.start_ingester(
+            mqtt_url=self.mosquitto.url,
+            influx_url=self.influxd.url,
+            database=self.database,
+            prefix=self.prefix,
+            **settings,
         )
-        made.append(ing)
-        ing.start()
-        return ing
 
-    yield make
-    for ing in made:
-        if ing.proc is not None and ing.proc.poll() is None:
-            ing.kill()
+    def rows(self, q: str) -> list[dict[str, Any]]:
+        """Rows once two reads in a row agree: a point's fields become visible one by one."""
+        previous = select(self.influxd, self.database, q)
+        while True:
+            current = select(self.influxd, self.database, q)
+            if current == previous:
+                return current
+            previous = current
 
 
 @pytest.fixture
-def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
-    pub = Publisher(mosquitto.host, mosquitto.port)
-    yield pub
-    pub.close()
-
-
-def rows(influxd: Influxd, database: str, q: str) -> list[dict[str, Any]]:
-    """Rows once two reads in a row agree: a point's fields become visible one by one."""
-    previous = select(influxd, database, q)
-    while True:
-        current = select(influxd, database, q)
-        if current == previous:
-            return current
-        previous = current
+def pipeline(
+    start_ingester: StartIngester,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+) -> Iterator[Pipeline]:
+    with Publisher(mosquitto.host, mosquitto.port) as publisher:
+        yield Pipeline(start_ingester, publisher, influxd, mosquitto, database, topic_prefix)
 
 
 def body(device: str, t: int, seq: int | str, data: str, **extra: object) -> dict[str, Any]:
     return {"device": device, "time": t, "seqNumber": seq, "data": data} | extra
 
 
-def test_values_stored_exactly(
-    make_ingester: MakeIngester,
-    publisher: Publisher,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
-    make_ingester()
+def test_values_stored_exactly(pipeline: Pipeline) -> None:
+    pipeline.start()
     now = int(time.time())
     wb = wristband_payload(72, 12345, 512, 2, 88)
     ws = bytes.fromhex("086601f40320278a5a").hex()  # 21.5 °C, 50 %, 800 ppm, 1013.8
-    publisher.publish(
-        f"{topic_prefix}/wristband/1a2b3c",
+    pipeline.publisher.publish(
+        f"{pipeline.prefix}/wristband/1a2b3c",
         body("1a2b3c", now - 10, 123, wb, station="0A1B", rssi=-118.5, snr=9.2),
     )
-    publisher.publish(
-        f"{topic_prefix}/weather_station/00FF", body("00FF", now - 5, "7", ws, rssi="-99")
+    pipeline.publisher.publish(
+        f"{pipeline.prefix}/weather_station/00FF", body("00FF", now - 5, "7", ws, rssi="-99")
     )
-    got = wait_for(
-        lambda: rows(influxd, database, "SELECT * FROM wristband"), what="wristband point"
-    )
+    got = wait_for(lambda: pipeline.rows("SELECT * FROM wristband"), what="wristband point")
     assert len(got) == 1
     point = got[0]
     assert point["device"] == "1A2B3C"
     assert point["time"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 10))
     assert {k: point[k] for k in decode_wristband(wb)} == decode_wristband(wb)
     assert (point["seq"], point["rssi"], point["snr"], point["stations"]) == (123, -118.5, 9.2, 1)
-    weather = wait_for(lambda: rows(influxd, database, "SELECT * FROM weather_station"))
+    weather = wait_for(lambda: pipeline.rows("SELECT * FROM weather_station"))
     expected = decode_weather(ws)
     assert {k: weather[0][k] for k in expected} == pytest.approx(expected)
     assert weather[0]["seq"] == 7
-    uplinks = wait_for(lambda: len(r := rows(influxd, database, "SELECT * FROM uplink")) == 2 and r)
+    uplinks = wait_for(lambda: len(r := pipeline.rows("SELECT * FROM uplink")) == 2 and r)
     by_dev = {r["device"]: r for r in uplinks}
     assert by_dev["1A2B3C"]["data"] == wb
     assert by_dev["1A2B3C"]["type"] == "wristband"
@@ -115,50 +107,44 @@ def test_values_stored_exactly(
     assert by_dev["00FF"]["rssi"] == -99.0
 
 
-def test_copies_merge_into_one_point_with_best_station(
-    make_ingester: MakeIngester,
-    publisher: Publisher,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
-    make_ingester()
+def test_copies_merge_into_one_point_with_best_station(pipeline: Pipeline) -> None:
+    pipeline.start()
     t = int(time.time()) - 30
     data = wristband_payload(60, 1, 2, 0, 50)
     copies = [("00A1", -120.0), ("00B2", -101.5), ("00C3", -110.0)]
     random.Random(7).shuffle(copies)
-    topic = f"{topic_prefix}/wristband/BEEF"
+    topic = f"{pipeline.prefix}/wristband/BEEF"
     for station, rssi in copies[:2]:
-        publisher.publish(topic, body("BEEF", t, 9, data, station=station, rssi=rssi, snr=5))
+        pipeline.publisher.publish(
+            topic, body("BEEF", t, 9, data, station=station, rssi=rssi, snr=5)
+        )
     wait_for(
-        lambda: rows(influxd, database, "SELECT stations FROM uplink WHERE stations = 2"),
+        lambda: pipeline.rows("SELECT stations FROM uplink WHERE stations = 2"),
         what="two copies merged",
     )
     late_station, late_rssi = copies[2]  # after the point was written
-    publisher.publish(topic, body("BEEF", t, 9, data, station=late_station, rssi=late_rssi))
-    publisher.publish(topic, body("BEEF", t, 9, data, station=copies[0][0], rssi=copies[0][1]))
-    up = wait_for(lambda: rows(influxd, database, "SELECT * FROM uplink WHERE stations = 3"))
-    assert len(rows(influxd, database, "SELECT * FROM uplink")) == 1
+    pipeline.publisher.publish(
+        topic, body("BEEF", t, 9, data, station=late_station, rssi=late_rssi)
+    )
+    pipeline.publisher.publish(
+        topic, body("BEEF", t, 9, data, station=copies[0][0], rssi=copies[0][1])
+    )
+    up = wait_for(lambda: pipeline.rows("SELECT * FROM uplink WHERE stations = 3"))
+    assert len(pipeline.rows("SELECT * FROM uplink")) == 1
     assert up[0]["station"] == "00B2"
     assert up[0]["rssi"] == -101.5
     assert up[0]["station_ids"] == "00A1,00B2,00C3"
-    wb = wait_for(lambda: rows(influxd, database, "SELECT * FROM wristband WHERE stations = 3"))
+    wb = wait_for(lambda: pipeline.rows("SELECT * FROM wristband WHERE stations = 3"))
     assert len(wb) == 1
     assert wb[0]["rssi"] == -101.5
 
 
-def test_advanced_callback_duplicates_count_as_stations(
-    make_ingester: MakeIngester,
-    publisher: Publisher,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
-    make_ingester()
+def test_advanced_callback_duplicates_count_as_stations(pipeline: Pipeline) -> None:
+    pipeline.start()
     t = int(time.time()) - 20
     dups = [{"bsId": "0B01", "rssi": -90.0, "snr": 20, "nbRep": 3}, {"bsId": "0B02", "rssi": -130}]
-    publisher.publish(
-        f"{topic_prefix}/wristband/A1",
+    pipeline.publisher.publish(
+        f"{pipeline.prefix}/wristband/A1",
         body(
             "A1",
             t,
@@ -169,49 +155,37 @@ def test_advanced_callback_duplicates_count_as_stations(
             duplicates=dups,
         ),
     )
-    up = wait_for(lambda: rows(influxd, database, "SELECT * FROM uplink"))
+    up = wait_for(lambda: pipeline.rows("SELECT * FROM uplink"))
     assert (up[0]["stations"], up[0]["station"], up[0]["rssi"]) == (3, "0B01", -90.0), up
 
 
-def test_redelivery_and_restart_never_lower_stations(
-    make_ingester: MakeIngester,
-    publisher: Publisher,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
-    ing = make_ingester()
+def test_redelivery_and_restart_never_lower_stations(pipeline: Pipeline) -> None:
+    ing = pipeline.start()
     t = int(time.time()) - 60
     data = wristband_payload(80, 10, 10, 1, 70)
-    topic = f"{topic_prefix}/wristband/C0FFEE"
+    topic = f"{pipeline.prefix}/wristband/C0FFEE"
     first = body("C0FFEE", t, 4000, data, station="0001", rssi=-100)
-    publisher.many([(topic, first), (topic, first)])  # a redelivery: harmless
-    publisher.publish(topic, body("C0FFEE", t, 4000, data, station="0002", rssi=-95))
-    wait_for(lambda: rows(influxd, database, "SELECT * FROM uplink WHERE stations = 2"))
+    pipeline.publisher.many([(topic, first), (topic, first)])  # a redelivery: harmless
+    pipeline.publisher.publish(topic, body("C0FFEE", t, 4000, data, station="0002", rssi=-95))
+    wait_for(lambda: pipeline.rows("SELECT * FROM uplink WHERE stations = 2"))
     assert ing.stop() == 0
     ing.start()  # the cache is empty now: the stored point must be merged
-    publisher.publish(topic, body("C0FFEE", t, 4000, data, station="0003", rssi=-120))
-    up = wait_for(lambda: rows(influxd, database, "SELECT * FROM uplink WHERE stations = 3"))
+    pipeline.publisher.publish(topic, body("C0FFEE", t, 4000, data, station="0003", rssi=-120))
+    up = wait_for(lambda: pipeline.rows("SELECT * FROM uplink WHERE stations = 3"))
     assert up[0]["station"] == "0002"
     assert up[0]["station_ids"] == "0001,0002,0003"
-    assert len(rows(influxd, database, "SELECT * FROM wristband")) == 1
+    assert len(pipeline.rows("SELECT * FROM wristband")) == 1
 
 
-def _rejects(influxd: Influxd, database: str) -> dict[str, dict[str, Any]]:
-    return {r["reason"]: r for r in rows(influxd, database, "SELECT * FROM rejected GROUP BY *")}
+def _rejects(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
+    return {r["reason"]: r for r in pipeline.rows("SELECT * FROM rejected GROUP BY *")}
 
 
-def test_every_reject_reason_is_kept_and_the_loop_goes_on(
-    make_ingester: MakeIngester,
-    publisher: Publisher,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
-    make_ingester(ingest_rate_burst=2, ingest_rate_per_hour=60)
+def test_every_reject_reason_is_kept_and_the_loop_goes_on(pipeline: Pipeline) -> None:
+    pipeline.start(ingest_rate_burst=2, ingest_rate_per_hour=60)
     now = int(time.time())
     good = wristband_payload(70, 1, 1, 0, 50)
-    p = topic_prefix
+    p = pipeline.prefix
     cases: dict[str, tuple[str, bytes | dict[str, Any]]] = {
         "topic": (f"{p}/wristband/NOTHEX", body("1", now, 1, good)),
         "too_large": (f"{p}/wristband/A", b'{"device":"A","x":"' + b"x" * 2048 + b'"}'),
@@ -223,10 +197,10 @@ def test_every_reject_reason_is_kept_and_the_loop_goes_on(
         "future": (f"{p}/wristband/A", body("A", now + 3600, 1, good)),
         "payload_length": (f"{p}/wristband/A", body("A", now, 1, good[:-2])),
     }
-    publisher.many(list(cases.values()))
+    pipeline.publisher.many(list(cases.values()))
     # Rate limit: burst 2; a third transmission is refused, a copy of an admitted one is not.
     rl = f"{p}/wristband/D"
-    publisher.many(
+    pipeline.publisher.many(
         [
             (rl, body("D", now - 3, 1, good, station="01")),
             (rl, body("D", now - 2, 2, good, station="01")),
@@ -234,10 +208,11 @@ def test_every_reject_reason_is_kept_and_the_loop_goes_on(
             (rl, body("D", now - 1, 3, good, station="01")),
         ]
     )
-    publisher.publish(f"{p}/wristband/E", body("E", now, 1, good))  # still working after all that
-    wait_for(lambda: rows(influxd, database, "SELECT * FROM wristband WHERE device = 'E'"))
+    # Still working after all that.
+    pipeline.publisher.publish(f"{p}/wristband/E", body("E", now, 1, good))
+    wait_for(lambda: pipeline.rows("SELECT * FROM wristband WHERE device = 'E'"))
     expected = set(cases) | {"rate_limited"}
-    got = wait_for(lambda: (r := _rejects(influxd, database)).keys() >= expected and r)
+    got = wait_for(lambda: (r := _rejects(pipeline)).keys() >= expected and r)
     for reason, (topic, sent) in cases.items():
         assert got[reason]["topic"] == topic, reason
         raw = sent if isinstance(sent, bytes) else None
@@ -247,24 +222,18 @@ def test_every_reject_reason_is_kept_and_the_loop_goes_on(
     assert got["encoding"]["body"] == '{"device":"\\xff\\xfe"}'
     assert got["device_mismatch"]["device"] == "A"
     assert got["rate_limited"]["device"] == "D"
-    assert len(rows(influxd, database, "SELECT * FROM rejected WHERE reason = 'rate_limited'")) == 1
-    d = rows(influxd, database, "SELECT * FROM uplink WHERE device = 'D'")
+    assert len(pipeline.rows("SELECT * FROM rejected WHERE reason = 'rate_limited'")) == 1
+    d = pipeline.rows("SELECT * FROM uplink WHERE device = 'D'")
     assert [r["stations"] for r in d] == [1, 2]
 
 
-def test_malicious_inputs_are_rejected_not_written(
-    make_ingester: MakeIngester,
-    publisher: Publisher,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
-    make_ingester()
+def test_malicious_inputs_are_rejected_not_written(pipeline: Pipeline) -> None:
+    pipeline.start()
     now = int(time.time())
     good = wristband_payload(70, 1, 1, 0, 50)
-    p = topic_prefix
+    p = pipeline.prefix
     evil_device = 'A\nwristband,device=FFFF heart_rate=1i 1\x00"'
-    publisher.many(
+    pipeline.publisher.many(
         [
             (f"{p}/wristband/A", body(evil_device, now, 1, good)),
             (f"{p}/wristband/A", b'{"device":"A","time":1,"seqNumber":1,"data":"00\\u0000"}'),
@@ -273,30 +242,24 @@ def test_malicious_inputs_are_rejected_not_written(
             (f"{p}/wristband/A", b"{" * 1000),
         ]
     )
-    publisher.publish(f"{p}/wristband/E", body("E", now, 1, good))
-    wait_for(lambda: rows(influxd, database, "SELECT * FROM wristband WHERE device = 'E'"))
+    pipeline.publisher.publish(f"{p}/wristband/E", body("E", now, 1, good))
+    wait_for(lambda: pipeline.rows("SELECT * FROM wristband WHERE device = 'E'"))
     # (A newline in a topic never reaches us: Mosquitto disconnects such a publisher.)
-    got = wait_for(lambda: len(r := rows(influxd, database, "SELECT * FROM rejected")) == 5 and r)
+    got = wait_for(lambda: len(r := pipeline.rows("SELECT * FROM rejected")) == 5 and r)
     assert sorted(r["reason"] for r in got) == ["envelope", "envelope", "json", "json", "too_large"]
-    assert rows(influxd, database, "SELECT * FROM wristband WHERE device = 'FFFF'") == []
-    assert len(rows(influxd, database, "SELECT * FROM wristband")) == 1
+    assert pipeline.rows("SELECT * FROM wristband WHERE device = 'FFFF'") == []
+    assert len(pipeline.rows("SELECT * FROM wristband")) == 1
     forged = next(r for r in got if r["reason"] == "envelope" and "FFFF" in r["body"])
     assert "\\n" in forged["body"]  # kept as the JSON escape, never as a raw newline
     nul = next(r for r in got if r["body"].startswith("\\x00"))
     assert nul["body"] == "\\x00\\n\\r" * 100
 
 
-def test_metrics_endpoint_counts(
-    make_ingester: MakeIngester,
-    publisher: Publisher,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
-    ing = make_ingester(metrics=True)
+def test_metrics_endpoint_counts(pipeline: Pipeline) -> None:
+    ing = pipeline.start(metrics=True)
     now = int(time.time())
-    topic = f"{topic_prefix}/wristband/77"
-    publisher.many(
+    topic = f"{pipeline.prefix}/wristband/77"
+    pipeline.publisher.many(
         [
             (topic, body("77", now - 9, 10, wristband_payload(70, 1, 1, 0, 50))),
             (topic, body("77", now - 8, 13, wristband_payload(70, 1, 1, 0, 50))),  # 2 lost
@@ -325,8 +288,8 @@ def test_metrics_endpoint_counts(
     assert m["telemetry_ingest_out_of_range_total"] == 2
     assert m["telemetry_ingest_spool_batches"] == 0
     assert m["telemetry_ingest_write_seconds_count"] >= 1
-    oor = rows(influxd, database, "SELECT out_of_range FROM uplink WHERE seq = 14")
+    oor = pipeline.rows("SELECT out_of_range FROM uplink WHERE seq = 14")
     assert oor[0]["out_of_range"] == 2
-    stored = rows(influxd, database, "SELECT * FROM wristband WHERE seq = 14")
+    stored = pipeline.rows("SELECT * FROM wristband WHERE seq = 14")
     assert stored[0]["heart_rate"] is None
     assert stored[0]["sleep_phase"] is None

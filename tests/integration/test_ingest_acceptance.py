@@ -14,14 +14,20 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.influx import select
-from tests.support.ingest import Ingester, Publisher, decode_wristband, wait_for, wristband_payload
+from tests.support.ingest import (
+    Publisher,
+    StartIngester,
+    count_points,
+    decode_wristband,
+    wait_for,
+    wristband_payload,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +91,7 @@ def _malformed(prefix: str, now: int) -> list[tuple[str, bytes]]:
 
 
 def test_crafted_stream_survives_sigkill_and_influx_outage(
-    tmp_path: Path,
+    start_ingester: StartIngester,
     mosquitto: Mosquitto,
     make_influxd: Callable[..., Influxd],
     topic_prefix: str,
@@ -95,8 +101,7 @@ def test_crafted_stream_survives_sigkill_and_influx_outage(
     now = int(time.time())
     messages, expected = _stream(topic_prefix, now, random.Random(42))
     bad = _malformed(topic_prefix, now)
-    ing = Ingester(
-        tmp_path / "ing",
+    ing = start_ingester(
         mqtt_url=mosquitto.url,
         influx_url=influxd.url,
         database=db,
@@ -104,31 +109,29 @@ def test_crafted_stream_survives_sigkill_and_influx_outage(
         influx_timeout=2,
         ingest_batch_size=20,
     )
-    ing.start()
-    pub = Publisher(mosquitto.host, mosquitto.port)
     third = len(messages) // 3
-    try:
-        pub.many(messages[:third] + bad[:5])
-        wait_for(lambda: _count(influxd, db) > 0, what="first points stored")
-        ing.kill()  # SIGKILL mid-stream; what it had not acked comes back from the broker
-        pub.many(messages[third : 2 * third] + bad[5:])
-        ing.start()
-        influxd.stop()  # InfluxDB away for 10 s while uplinks keep coming
-        outage_ends = time.monotonic() + 10
-        pub.many(messages[2 * third :])
-        wait_for(lambda: time.monotonic() >= outage_ends, 15, "the 10 s outage")
-        influxd.start()
-        wait_for(lambda: _count(influxd, db) == len(expected), 60, "every unique uplink")
-        rejected = wait_for(
-            lambda: len(r := select(influxd, db, "SELECT * FROM rejected")) >= len(bad) and r,
-            30,
-            "every malformed uplink kept",
-        )
-        assert not ing.exited(), "the ingester must still be running"
-    finally:
-        pub.close()
-        if not ing.exited():
-            ing.kill()
+    with Publisher(mosquitto.host, mosquitto.port) as pub:
+        try:
+            pub.many(messages[:third] + bad[:5])
+            wait_for(lambda: count_points(influxd, db) > 0, what="first points stored")
+            ing.kill()  # SIGKILL mid-stream; what it had not acked comes back from the broker
+            pub.many(messages[third : 2 * third] + bad[5:])
+            ing.start()
+            influxd.stop()  # InfluxDB away for 10 s while uplinks keep coming
+            outage_ends = time.monotonic() + 10
+            pub.many(messages[2 * third :])
+            wait_for(lambda: time.monotonic() >= outage_ends, 15, "the 10 s outage")
+            influxd.start()
+            wait_for(lambda: count_points(influxd, db) == len(expected), 60, "every unique uplink")
+            rejected = wait_for(
+                lambda: len(r := select(influxd, db, "SELECT * FROM rejected")) >= len(bad) and r,
+                30,
+                "every malformed uplink kept",
+            )
+            assert not ing.exited(), "the ingester must still be running"
+        finally:
+            if not ing.exited():
+                ing.kill()
     rows = select(influxd, db, "SELECT * FROM wristband")
     assert len(rows) == len(expected), "each unique uplink exactly once"
     stations = {
@@ -157,14 +160,6 @@ def test_crafted_stream_survives_sigkill_and_influx_outage(
         "future",
         "payload_length",
     }
-
-
-def _count(influxd: Influxd, db: str) -> int:
-    try:
-        got = select(influxd, db, "SELECT count(seq) FROM uplink")
-    except Exception:  # the database may not exist yet, or the server is away
-        return -1
-    return int(got[0]["count"]) if got else 0
 
 
 def _epoch(value: str) -> int:

@@ -12,6 +12,11 @@ from telemetry.servers import Influxd
 def select(server: Influxd, database: str, q: str) -> list[dict[str, Any]]:
     """Rows of a one-statement query as dicts (column -> value); [] when nothing matched."""
     r = server.query(q, database=database, method="GET")
+    return result_rows(r, q)
+
+
+def result_rows(r: httpx.Response, q: str) -> list[dict[str, Any]]:
+    """The rows of a one-statement `/query` answer, tags merged in; a query error fails the test."""
     r.raise_for_status()
     result = r.json()["results"][0]
     if "error" in result:
@@ -19,8 +24,7 @@ def select(server: Influxd, database: str, q: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for series in result.get("series", []):
         tags = series.get("tags", {})
-        for values in series["values"]:
-            rows.append(dict(zip(series["columns"], values, strict=True)) | tags)
+        rows.extend(dict(zip(series["columns"], v, strict=True)) | tags for v in series["values"])
     return rows
 
 

@@ -9,15 +9,17 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from telemetry.servers import free_port
+from telemetry.servers import Influxd, free_port
+from tests.support.influx import select
 
 T = TypeVar("T")
 TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
@@ -101,6 +103,14 @@ class Ingester:
         self.stop(signal.SIGKILL)
 
 
+class StartIngester(Protocol):
+    """The `start_ingester` fixture: an ingester started with these settings, subscribed."""
+
+    def __call__(
+        self, *, mqtt_url: str, influx_url: str, database: str, prefix: str, **settings: object
+    ) -> Ingester: ...
+
+
 class Publisher:
     """A plain paho client publishing at QoS 1 and waiting for every PUBACK."""
 
@@ -127,6 +137,59 @@ class Publisher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def ingest_metric(ing: Ingester, name: str) -> float:
+    """One unlabelled sample from the ingester's `/metrics`; NaN while it is not exported."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ing.metrics_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return float("nan")
+
+
+def count_points(
+    influxd: Influxd, database: str, field: str = "seq", measurement: str = "uplink"
+) -> int:
+    """`count(field)` of a measurement; -1 while the server or the database is not there yet."""
+    try:
+        got = select(influxd, database, f"SELECT count({field}) FROM {measurement}")  # noqa: S608
+    except Exception:  # the server may be down or restarting: not yet
+        return -1
+    return int(got[0]["count"]) if got else 0
+
+
+def wristband_uplinks(
+    prefix: str,
+    n: int,
+    device: str,
+    t0: int | None = None,
+    *,
+    heart_rate: int = 70,
+    heart_rate_step: int = 0,
+    **extra: object,
+) -> list[tuple[str, dict[str, Any]]]:
+    """`n` wristband uplinks of one device, a second apart ending now (or from `t0`), seq 0.."""
+    t0 = int(time.time()) - n if t0 is None else t0
+    return [
+        (
+            f"{prefix}/wristband/{device}",
+            {
+                "device": device,
+                "time": t0 + i,
+                "seqNumber": i,
+                "data": wristband_payload(heart_rate + heart_rate_step * i, i, i, 0, 50),
+            }
+            | extra,
+        )
+        for i in range(n)
+    ]
 
 
 def wristband_payload(hr: int, steps: int, kcal: int, sleep: int, battery: int) -> str:
