@@ -9,15 +9,18 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from telemetry.servers import Influxd, free_port
+from telemetry.servers import Influxd, Mosquitto, free_port
 from tests.support.ledger import (
     DeviceStream,
     LedgerPublisher,
+    Report,
+    RssSampler,
     influx_query,
     scrape_metrics,
     wait_for,
@@ -221,3 +224,29 @@ def ingest_metrics(ing: Ingester) -> dict[str, float]:
         and "_created" not in k
         and (v != 0 or "{" not in k)
     }
+
+
+@contextmanager
+def subscribed_ledger(
+    broker: Mosquitto, prefix: str, ing: Ingester, server: Influxd, database: str
+) -> Iterator[tuple[LedgerPublisher, RssSampler]]:
+    """A ledger publisher and the ingester's RSS sampler, opened once a probe uplink is stored.
+
+    Every load scenario starts so: the ledger only counts from a subscribed ingester on.
+    """
+    with LedgerPublisher(broker.host, broker.port, prefix) as pub, RssSampler(ing.pid) as rss:
+        probe_stored(pub, server, database, 30, DeviceStream(PROBE_DEVICE))
+        yield pub, rss
+
+
+def finish_report(rep: Report, ing: Ingester, rss: RssSampler | None = None) -> Report:
+    """Add the ingester's memory (first, peak, last) and own metrics to the report, print it."""
+    if rss is not None:
+        rep.rss_kb_first, rep.rss_kb_peak, rep.rss_kb_last = (
+            rss.samples[0],
+            max(rss.samples),
+            rss.samples[-1],
+        )
+    rep.metrics = ingest_metrics(ing)
+    rep.print()
+    return rep

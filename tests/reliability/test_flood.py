@@ -8,19 +8,12 @@ from collections.abc import Callable
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto
-from tests.reliability.conftest import (
-    PROBE_DEVICE,
-    Ingester,
-    ingest_metrics,
-    probe_stored,
-    settle,
-)
+from tests.reliability.conftest import Ingester, finish_report, settle, subscribed_ledger
 from tests.support.ledger import (
     DeviceStream,
     LedgerPublisher,
-    RssSampler,
     compare,
-    device_ids,
+    device_streams,
     influx_query,
     rejected_by_reason,
     wait_for,
@@ -51,16 +44,14 @@ def test_flooding_device_is_rate_limited_and_others_lose_nothing(
         ingest_rate_burst=str(BURST),
         ingest_rate_per_hour=str(PER_S * 3600),
     )
-    streams = [DeviceStream(d) for d in device_ids(100)]
+    streams = device_streams(100)
     # The limiter runs on the uplinks' own clock: the flood is stamped with the wall clock, so
     # about 1,000 uplinks share each second, as a network would stamp a jammed device.
     flooder = DeviceStream(FLOOD_DEVICE, wall_clock=True)
     with (
-        LedgerPublisher(mosquitto.host, mosquitto.port, topic_prefix) as pub,
+        subscribed_ledger(mosquitto, topic_prefix, ing, influxd, database) as (pub, rss),
         LedgerPublisher(mosquitto.host, mosquitto.port, topic_prefix) as flood,
-        RssSampler(ing.pid) as rss,
     ):
-        probe_stored(pub, influxd, database, 30, DeviceStream(PROBE_DEVICE))
         pub.run_in_background(streams, normal_rate, duration)
         t_first = int(time.time())
         flood.run([flooder], flood_rate, duration)
@@ -97,13 +88,7 @@ def test_flooding_device_is_rate_limited_and_others_lose_nothing(
         "settle_s": round(settle_s, 1),
         "flood_settle_s": round(flood_settle, 1),
     }
-    rep.rss_kb_first, rep.rss_kb_peak, rep.rss_kb_last = (
-        rss.samples[0],
-        max(rss.samples),
-        rss.samples[-1],
-    )
-    rep.metrics = ingest_metrics(ing)
-    rep.print()
+    finish_report(rep, ing, rss)
     assert rep.missing == 0, "the other devices must lose nothing"
     assert rep.forged == 0
     assert rep.corrupted == 0

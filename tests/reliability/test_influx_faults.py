@@ -9,23 +9,9 @@ import httpx
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto
-from tests.reliability.conftest import (
-    PROBE_DEVICE,
-    Ingester,
-    ingest_metrics,
-    probe_stored,
-    settle,
-)
+from tests.reliability.conftest import Ingester, finish_report, settle, subscribed_ledger
 from tests.support.faultproxy import FaultProxy
-from tests.support.ledger import (
-    DeviceStream,
-    LedgerPublisher,
-    Report,
-    RssSampler,
-    compare,
-    device_ids,
-    wait_for,
-)
+from tests.support.ledger import compare, device_streams, wait_for
 
 DEVICES = 100
 HANG_S = 30  # the brief's SIGSTOP length
@@ -44,17 +30,6 @@ def _slower_than(metrics: dict[str, float], seconds: float) -> int:
     total = metrics.get("telemetry_ingest_write_seconds_count", 0.0)
     within = next((v for le, v in buckets if le >= seconds), total)
     return int(total - within)
-
-
-def _finish(rep: Report, ing: Ingester, rss: RssSampler) -> Report:
-    rep.rss_kb_first, rep.rss_kb_peak, rep.rss_kb_last = (
-        rss.samples[0],
-        max(rss.samples),
-        rss.samples[-1],
-    )
-    rep.metrics = ingest_metrics(ing)
-    rep.print()
-    return rep
 
 
 @pytest.mark.integration
@@ -77,14 +52,10 @@ def test_influx_hung_30s_loses_nothing_and_never_blocks(
         prefix=topic_prefix,
         influx_timeout=str(INFLUX_TIMEOUT),
     )
-    streams = [DeviceStream(d) for d in device_ids(DEVICES)]
+    streams = device_streams(DEVICES)
     scrapes: list[tuple[float, float, float]] = []  # (t, received, spooled batches)
     failed_scrapes = 0
-    with (
-        LedgerPublisher(mosquitto.host, mosquitto.port, topic_prefix) as pub,
-        RssSampler(ing.pid) as rss,
-    ):
-        probe_stored(pub, influx, db, 30, DeviceStream(PROBE_DEVICE))
+    with subscribed_ledger(mosquitto, topic_prefix, ing, influx, db) as (pub, rss):
         pub.run_in_background(streams, rate, duration)
         wait_for(lambda: len(pub.acked) >= rate * 5, 30, "load underway")
         influx.pause()
@@ -122,7 +93,7 @@ def test_influx_hung_30s_loses_nothing_and_never_blocks(
         "max_spooled_batches": max((s for _, _, s in scrapes), default=0),
         "settle_s": round(settle_s, 1),
     }
-    _finish(rep, ing, rss)
+    finish_report(rep, ing, rss)
     rep.figures["writes_over_2.5x_timeout"] = _slower_than(rep.metrics, INFLUX_TIMEOUT * 2.5)
     print(f"  writes_over_2.5x_timeout: {rep.figures['writes_over_2.5x_timeout']}")
     assert rep.missing == 0, "a hung InfluxDB must not lose acked uplinks"
@@ -151,12 +122,8 @@ def test_influx_slow_2s_per_response_loses_nothing(
             database=database,
             prefix=topic_prefix,
         )
-        streams = [DeviceStream(d) for d in device_ids(DEVICES)]
-        with (
-            LedgerPublisher(mosquitto.host, mosquitto.port, topic_prefix) as pub,
-            RssSampler(ing.pid) as rss,
-        ):
-            probe_stored(pub, influxd, database, 30, DeviceStream(PROBE_DEVICE))
+        streams = device_streams(DEVICES)
+        with subscribed_ledger(mosquitto, topic_prefix, ing, influxd, database) as (pub, rss):
             proxy.delay(SLOW_RESPONSE_S, "downstream")
             pub.run_in_background(streams, rate, duration)
             pub.join(duration * 3)
@@ -170,7 +137,7 @@ def test_influx_slow_2s_per_response_loses_nothing(
         "response_delay_s": SLOW_RESPONSE_S,
         "settle_s": round(settle_s, 1),
     }
-    _finish(rep, ing, rss)
+    finish_report(rep, ing, rss)
     assert rep.missing == 0, "a slow InfluxDB must not lose acked uplinks"
     assert rep.forged == 0
     assert rep.corrupted == 0

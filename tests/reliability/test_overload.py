@@ -11,21 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto
-from tests.reliability.conftest import (
-    PROBE_DEVICE,
-    Ingester,
-    ingest_metrics,
-    probe_stored,
-    settle,
-)
+from tests.reliability.conftest import Ingester, finish_report, settle, subscribed_ledger
 from tests.support.faultproxy import FaultProxy
-from tests.support.ledger import (
-    DeviceStream,
-    LedgerPublisher,
-    RssSampler,
-    compare,
-    device_ids,
-)
+from tests.support.ledger import compare, device_streams
 
 NORMAL_RATE = 100  # uplinks/s: the normal load of these scenarios' scale
 OVERLOAD = 10  # the brief's factor
@@ -53,12 +41,8 @@ def test_tenfold_load_with_slow_influx_keeps_memory_flat(
             database=database,
             prefix=topic_prefix,
         )
-        streams = [DeviceStream(d) for d in device_ids(500)]
-        with (
-            LedgerPublisher(mosquitto.host, mosquitto.port, topic_prefix) as pub,
-            RssSampler(ing.pid) as rss,
-        ):
-            probe_stored(pub, influxd, database, 30, DeviceStream(PROBE_DEVICE))
+        streams = device_streams(500)
+        with subscribed_ledger(mosquitto, topic_prefix, ing, influxd, database) as (pub, rss):
             proxy.delay(INFLUX_DELAY, "downstream")
             published = pub.run(streams, rate, DURATION)
             pub.wait_all_acked(60)
@@ -70,11 +54,6 @@ def test_tenfold_load_with_slow_influx_keeps_memory_flat(
     rep = compare("10x load, InfluxDB slowed (45 s)", influxd, database, pub)
     third = max(1, len(load_samples) // 3)
     early, late = max(load_samples[:third]), max(load_samples[-third:])
-    rep.rss_kb_first, rep.rss_kb_peak, rep.rss_kb_last = (
-        rss.samples[0],
-        max(rss.samples),
-        rss.samples[-1],
-    )
     rep.figures = {
         "rate_per_s": rate,
         "duration_s": DURATION,
@@ -85,8 +64,7 @@ def test_tenfold_load_with_slow_influx_keeps_memory_flat(
         "rss_kb_late_load_peak": late,
         "drain_s": round(settle_s, 1),
     }
-    rep.metrics = ingest_metrics(ing)
-    rep.print()
+    finish_report(rep, ing, rss)
     assert rep.missing == 0, "overload must not lose acked uplinks"
     assert rep.forged == 0
     assert rep.corrupted == 0

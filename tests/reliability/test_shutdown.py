@@ -12,6 +12,7 @@ from tests.reliability.conftest import (
     PROBE_DEVICE,
     Ingester,
     count_ours,
+    finish_report,
     ingest_metrics,
     probe_stored,
     settle,
@@ -20,7 +21,7 @@ from tests.support.ledger import (
     DeviceStream,
     LedgerPublisher,
     compare,
-    device_ids,
+    device_streams,
     wait_for,
 )
 
@@ -59,7 +60,7 @@ def test_sigterm_with_influx_down_exits_in_time_and_loses_nothing(
         ingest_shutdown_timeout=str(SHUTDOWN_TIMEOUT),
         **({"ingest_spool_max_bytes": spool_max_bytes} if spool_max_bytes else {}),
     )
-    streams = [DeviceStream(d) for d in device_ids(50)]
+    streams = device_streams(50)
     with LedgerPublisher(mosquitto.host, mosquitto.port, topic_prefix) as pub:
         probe_stored(pub, influx, db, 30, DeviceStream(PROBE_DEVICE))
         pub.run(streams, rate, 5)  # stored normally
@@ -92,8 +93,7 @@ def test_sigterm_with_influx_down_exits_in_time_and_loses_nothing(
         "received_at_sigterm": before.get("telemetry_ingest_received_total", 0.0),
         "settle_after_restart_s": round(settle_s, 1),
     }
-    rep.metrics = ingest_metrics(ing)
-    rep.print()
+    finish_report(rep, ing)
     print("  ingest log at exit:\n    " + log.replace("\n", "\n    "))
     assert code is not None, "the ingester did not exit within its shutdown deadline"
     assert code == 0

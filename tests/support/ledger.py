@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry.servers import Influxd
+from tests.support.influx import result_rows
 
 SEQ_MODULO = 4096  # Sigfox 12-bit counters, restated here apart from the project's code
 # Uplinks are stamped in the past (one second apart per device) so the time key is unique per
@@ -104,6 +105,11 @@ class DeviceStream:
 
 def device_ids(count: int, first: int = 0x100000) -> list[str]:
     return [f"{first + i:X}" for i in range(count)]
+
+
+def device_streams(count: int) -> list[DeviceStream]:
+    """One stream per ledger device (`device_ids(count)`): the normal load of a scenario."""
+    return [DeviceStream(d) for d in device_ids(count)]
 
 
 class LedgerPublisher:
@@ -270,15 +276,7 @@ def influx_query(server: Influxd, database: str, q: str) -> list[dict[str, Any]]
         auth=auth,
         timeout=60,
     )
-    r.raise_for_status()
-    result = r.json()["results"][0]
-    if "error" in result:
-        raise AssertionError(f"query failed: {result['error']}: {q}")
-    rows: list[dict[str, Any]] = []
-    for series in result.get("series", []):
-        tags = series.get("tags", {})
-        rows.extend(dict(zip(series["columns"], v, strict=True)) | tags for v in series["values"])
-    return rows
+    return result_rows(r, q)
 
 
 def stored_count(server: Influxd, database: str) -> int:
