@@ -2,10 +2,12 @@
 
 The brief asks for a few minutes; CI runs this on a 2-core box with the whole suite under
 ~8 minutes, so the overload lasts 45 s (scaled down) and the backlog then drains at full speed.
+The full-length soak: `OVERLOAD_SECONDS=300 .venv/bin/pytest -s tests/reliability/test_overload.py`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +19,8 @@ from tests.support.ledger import compare, device_streams
 
 NORMAL_RATE = 100  # uplinks/s: the normal load of these scenarios' scale
 OVERLOAD = 10  # the brief's factor
-DURATION = 45  # s, scaled down from "a few minutes" to fit CI (see the module docstring)
+# s, scaled down from "a few minutes" to fit CI; OVERLOAD_SECONDS sets the full length
+DURATION = int(os.environ.get("OVERLOAD_SECONDS", "45"))
 INFLUX_DELAY = 3.0  # s per response: with 5,000-point batches ingest then stores less than arrives
 RSS_CAP_KB = 200 * 1024  # the ingester's resident memory must stay under this
 RSS_GROWTH_KB = 48 * 1024  # "flat": late-load RSS within this of early-load RSS
@@ -25,7 +28,7 @@ RSS_GROWTH_KB = 48 * 1024  # "flat": late-load RSS within this of early-load RSS
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(DURATION + 360)
 def test_tenfold_load_with_slow_influx_keeps_memory_flat(
     mosquitto: Mosquitto,
     influxd: Influxd,
@@ -51,7 +54,7 @@ def test_tenfold_load_with_slow_influx_keeps_memory_flat(
             backlog = len(pub.acked) - int(at_end.get("telemetry_ingest_received_total", 0))
             proxy.heal()
             settle_s = settle(pub, influxd, database, timeout=180)
-    rep = compare("10x load, InfluxDB slowed (45 s)", influxd, database, pub)
+    rep = compare(f"10x load, InfluxDB slowed ({DURATION} s)", influxd, database, pub)
     third = max(1, len(load_samples) // 3)
     early, late = max(load_samples[:third]), max(load_samples[-third:])
     rep.figures = {
