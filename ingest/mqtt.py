@@ -101,6 +101,9 @@ class MqttSource:
         self._reader: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._received: list[Incoming] = []  # of the current connection, unread
+        # Handed downstream, not acked yet (current connection): mid -> receipt time (ns), in
+        # the order handed down, so the first is the oldest.
+        self._unacked: dict[int, int] = {}
         self._wake: asyncio.Future[None] | None = None
 
     def _make_client(self) -> aiomqtt.Client:
@@ -136,6 +139,7 @@ class MqttSource:
         """
         inner = client._client
         self._received = []
+        self._unacked = {}  # an earlier connection's messages are redelivered, not acked
         loop = asyncio.get_running_loop()
         read = _BlockReader(client, self._received, self.generation, self._wake_reader)
 
@@ -279,6 +283,7 @@ class MqttSource:
             batch = received[: self.chunk]
             del received[: self.chunk]
             self.on_received(len(batch))
+            self._unacked.update({m.mid: m.received_ns for m in batch if m.qos})
             await self.out.put(batch)
             if disconnected.done():
                 msg = "Disconnected during message iteration"
@@ -311,7 +316,28 @@ class MqttSource:
         if client is not None and mids:
             packet = b"".join([_PUBACK.pack(paho.PUBACK, 2, mid) for mid in mids])
             client._client._packet_queue(paho.PUBACK, packet, 0, 1)
+            unacked = self._unacked
+            for mid in mids:
+                unacked.pop(mid, None)
         return len(mids)
+
+    def oldest_unacked(self) -> float:
+        """Seconds since the oldest message still unacked was received (0 when none is).
+
+        Messages read but not handed downstream yet, and those handed down and not acked:
+        waiting for their batch, held until InfluxDB can be read, or stuck behind a full
+        spool. Called from the metrics thread while the event loop changes both structures.
+        """
+        oldest = [m.received_ns for m in self._received[:1]]  # a slice: one atomic read
+        for _ in range(3):
+            try:
+                first = next(iter(self._unacked.values()), None)
+            except RuntimeError:  # resized by the event loop between iter() and next()
+                continue
+            if first is not None:
+                oldest.append(first)
+            break
+        return (time.time_ns() - min(oldest)) / 1e9 if oldest else 0.0
 
 
 class _BlockReader:

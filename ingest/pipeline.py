@@ -43,7 +43,6 @@ class Chunk:
 
     lines: list[tuple[PointKey, str]]
     acks: list[AckToken]
-    received_ns: int
     accepted: int = 0  # messages among `acks` that were accepted (not rejected)
 
 
@@ -53,13 +52,10 @@ class Batch:
 
     points: dict[PointKey, str] = field(default_factory=dict)
     acks: list[AckToken] = field(default_factory=list)
-    received_ns: int = 0
     started: float = 0.0
     accepted: int = 0
 
     def add(self, chunk: Chunk) -> None:
-        if not self.acks and not self.points:
-            self.received_ns = chunk.received_ns
         for key, line in chunk.lines:
             self.points.pop(key, None)  # keep write order = arrival order of the newest state
             self.points[key] = line
@@ -171,8 +167,7 @@ class Processor:
                 log.exception("internal error on a message from %r", m.topic)
                 lines.append(self._reject(m, Rejection("decode", f"internal error: {exc!r}")))
             acks.append((m.mid, m.qos, m.generation))
-        first_ns = messages[0].received_ns if messages else time.time_ns()
-        return Chunk(lines, acks, first_ns, accepted)
+        return Chunk(lines, acks, accepted)
 
     def _hold(
         self, messages: list[Incoming], results: list[Accepted | Rejection], keys: set[Key]
@@ -285,14 +280,9 @@ class Storer:
         self.sink = sink
         self.ack = ack
         self.metrics = metrics
-        self.unacked_since: list[int] = []  # receipt time (ns) of each batch not yet acked
-
-    def oldest_unacked(self) -> float:
-        return (time.time_ns() - self.unacked_since[0]) / 1e9 if self.unacked_since else 0.0
 
     async def run(self, inbox: asyncio.Queue[Batch | None]) -> None:
         while (batch := await inbox.get()) is not None:
-            self.unacked_since.append(batch.received_ns)
             try:
                 await self.sink.store(list(batch.points.values()))
             except NotStored as exc:  # deadline with a full spool: the broker keeps them
@@ -302,7 +292,5 @@ class Storer:
                     exc,
                 )
                 return
-            finally:
-                self.unacked_since.pop(0)
             self.metrics.stored.inc(batch.accepted)
             self.metrics.acks.inc(self.ack(batch.acks))

@@ -98,7 +98,7 @@ async def run(
             known_after=newest,
         )
         storer = Storer(sink, source.ack, metrics)
-        metrics.watch_oldest(storer.oldest_unacked)
+        metrics.watch_oldest(source.oldest_unacked)
         if tune_gc:
             _tune_gc()
         try:

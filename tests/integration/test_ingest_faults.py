@@ -11,6 +11,7 @@ import pytest
 from telemetry.servers import Influxd, Mosquitto, free_port
 from tests.support.influx import select, write_lines
 from tests.support.ingest import (
+    Ingester,
     Publisher,
     StartIngester,
     count_points,
@@ -76,6 +77,52 @@ def test_full_spool_stops_intake_and_loses_nothing(
         influxd.start()
         wait_for(lambda: count_points(influxd, "telemetry") == n, timeout=60, what="all points")
         wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == n, what="all acked")
+    assert ing.stop() == 0
+
+
+def test_a_copy_held_until_influx_can_be_read_shows_in_the_oldest_unacked_age(
+    start_ingester: StartIngester,
+    mosquitto: Mosquitto,
+    make_influxd: Callable[..., Influxd],
+    topic_prefix: str,
+) -> None:
+    # A late copy of a transmission stored before this ingester started must be merged with
+    # what is stored: while InfluxDB cannot be read it waits, unacked. Nothing is being
+    # written meanwhile, and the oldest-unacked gauge must still show its age.
+    influxd = make_influxd()
+
+    def start() -> Ingester:
+        return start_ingester(
+            mqtt_url=mosquitto.url,
+            influx_url=influxd.url,
+            database="telemetry",
+            prefix=topic_prefix,
+            metrics=True,
+        )
+
+    def merged() -> list[tuple[object, object]]:
+        rows = select(influxd, "telemetry", "SELECT stations, station FROM uplink")
+        return [(r["stations"], r["station"]) for r in rows]
+
+    first = start()
+    [(topic, body)] = wristband_uplinks(topic_prefix, 1, "CC")
+    with Publisher(mosquitto.host, mosquitto.port) as pub:
+        pub.publish(topic, body | {"station": "01", "rssi": -120.0})
+        wait_for(lambda: merged() == [(1, "01")], what="the first copy stored")
+        assert first.stop() == 0
+        ing = start()  # knows what was stored before it: a copy of that must be merged with it
+        assert ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") == 0
+        influxd.stop()
+        pub.publish(topic, body | {"station": "02", "rssi": -100.0})
+        wait_for(
+            lambda: ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") >= 2.0,
+            what="the held copy's age",
+        )
+        assert ingest_metric(ing, "telemetry_ingest_acked_total") == 0
+        influxd.start()
+        wait_for(lambda: merged() == [(2, "02")], timeout=60, what="both copies merged")
+        wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 1, what="acked")
+        assert ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") == 0
     assert ing.stop() == 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -89,7 +88,7 @@ async def test_batcher_flushes_on_size_then_on_age() -> None:
     outbox: asyncio.Queue[Batch | None] = asyncio.Queue()
     task = asyncio.create_task(Batcher(size=2, interval=0.05).run(inbox, outbox))
     for i in range(3):
-        await inbox.put(Chunk([(("m", "d", i), f"m f=1i {i}")], [(i, 1, 1)], time.time_ns()))
+        await inbox.put(Chunk([(("m", "d", i), f"m f=1i {i}")], [(i, 1, 1)]))
     first = await asyncio.wait_for(outbox.get(), 10)
     assert first is not None
     assert len(first.points) == 2
