@@ -30,12 +30,12 @@ DEFAULT_SPAN_NS = DAY_NS  # DESIGN 4: the last 24 h when no range is given
 MIN_EVERY_NS = NS
 MAX_EVERY_NS = 366 * DAY_NS
 
-_EPOCH_RE = re.compile(r"^(\d{1,11})(?:\.(\d{1,9}))?$")
+_EPOCH_RE = re.compile(r"^(\d{1,11})(?:\.(\d{1,9}))?\Z")
 _RFC3339_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
 )
-_DURATION_RE = re.compile(r"^(\d{1,9})(s|m|h|d|w)$")
+_DURATION_RE = re.compile(r"^(\d{1,9})(s|m|h|d|w)\Z")
 _UNIT_NS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": DAY_NS, "w": 7 * DAY_NS}
 
 

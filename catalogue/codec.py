@@ -30,7 +30,7 @@ Endianness = Literal["big", "little"]
 Value = int | float | bool | str
 
 MAX_PAYLOAD_BYTES = 12  # Sigfox uplink payload limit
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-#]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-#]*\Z")
 
 
 class CodecError(ValueError):

@@ -29,7 +29,7 @@ from typing import Literal, NamedTuple
 from catalogue.codec import CodecError, Layout, Slot, Value, parse_layout
 
 BUILTIN_DIR = Path(__file__).with_name("types")
-_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 # Field names become InfluxDB field keys and API names next to these, so they must not clash.
 RESERVED_FIELDS = frozenset({"time", "device", "type", "seq", "rssi", "snr", "stations", "station"})
 # A type's name is its measurement's name; these measurements are the backend's own.

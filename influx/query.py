@@ -34,8 +34,8 @@ AGGREGATES: tuple[Aggregate, ...] = (
 )
 Order = Literal["asc", "desc"]
 
-DEVICE_RE = re.compile(r"^[0-9A-F]{1,8}$")
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+DEVICE_RE = re.compile(r"^[0-9A-F]{1,8}\Z")
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MESSAGE_FIELDS = ("seq", "data", "stations", "station", "rssi", "snr")
 
 ParamValue = str | int | float | dict[str, int]

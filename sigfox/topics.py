@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-_DEVICE = re.compile(r"^[0-9A-Fa-f]{1,8}$")
+_DEVICE = re.compile(r"^[0-9A-Fa-f]{1,8}\Z")
 
 
 def uplink_topic(prefix: str, device_type: str, device: str) -> str:
@@ -25,11 +25,19 @@ def subscription(prefix: str, share_group: str | None = None) -> str:
     return f"$share/{share_group}/{topic}" if share_group else topic
 
 
-# Cached: a device's topic repeats with each of its uplinks. Bounded, so forged topics cannot
-# grow it.
-@functools.lru_cache(maxsize=65_536)
 def parse_uplink_topic(prefix: str, topic: str) -> tuple[str, str] | None:
     """`(device_type, DEVICE)` for a well-formed uplink topic, else None."""
+    # A device's topic repeats with each of its uplinks: cached. Only short ones, so that the
+    # cache stays small in bytes too (a topic may be 64 KiB long).
+    if len(topic) <= _CACHED_TOPIC_CHARS:
+        return _parse_cached(prefix, topic)
+    return _parse(prefix, topic)
+
+
+_CACHED_TOPIC_CHARS = 128
+
+
+def _parse(prefix: str, topic: str) -> tuple[str, str] | None:
     head = prefix + "/"
     if not topic.startswith(head):
         return None
@@ -37,3 +45,6 @@ def parse_uplink_topic(prefix: str, topic: str) -> tuple[str, str] | None:
     if len(rest) != 2 or not rest[0] or not _DEVICE.match(rest[1]):
         return None
     return rest[0], rest[1].upper()
+
+
+_parse_cached = functools.lru_cache(maxsize=65_536)(_parse)

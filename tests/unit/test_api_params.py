@@ -102,7 +102,7 @@ def test_fields() -> None:
 
 def test_devices_are_upper_case_hex() -> None:
     assert parse_device("1a2b3c") == "1A2B3C"
-    for bad in ("", "123456789", "xyz", "1A 2B", "1A'"):
+    for bad in ("", "123456789", "xyz", "1A 2B", "1A'", "1A\n"):
         with pytest.raises(ApiError):
             parse_device(bad)
 

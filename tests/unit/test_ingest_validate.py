@@ -15,6 +15,7 @@ from catalogue import load_catalogue
 from influx.schema import REJECT_REASONS
 from ingest.validate import Accepted, Rejection, validate
 from sigfox.envelope import Uplink
+from sigfox.topics import _parse_cached, parse_uplink_topic
 
 CAT = load_catalogue(None)
 NOW = 1_716_000_000
@@ -219,3 +220,18 @@ def test_the_one_pass_envelope_agrees_with_the_steps(raw: bytes) -> None:
         return
     event("accepted by the one pass")
     assert _step_by_step(raw) == fast
+
+
+def test_a_topic_device_with_a_final_newline_is_a_topic_reject() -> None:
+    # Python's `$` matches before a final newline; the topic's device id must end the topic.
+    result = run("uplink/wristband/1A2B3C\n", body())
+    assert isinstance(result, Rejection)
+    assert result.reason == "topic"
+
+
+def test_long_topics_are_parsed_but_not_cached() -> None:
+    long_type = "x" * 5000
+    before = _parse_cached.cache_info().currsize
+    assert parse_uplink_topic("uplink", f"uplink/{long_type}/1A") == (long_type, "1A")
+    assert _parse_cached.cache_info().currsize == before
+    assert parse_uplink_topic("uplink", "uplink/wristband/1a") == ("wristband", "1A")

@@ -17,6 +17,7 @@ HOSTILE = [
     'a"b',
     "a\\",
     "a\nb",
+    "1A2B\n",  # Python's `$` would match before a final newline
     "/.*/",
     "",
     "1A2B3C4D5",
