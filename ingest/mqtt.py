@@ -96,6 +96,7 @@ class MqttSource:
         self.connected = asyncio.Event()
         self.barrier_timeout = BARRIER_TIMEOUT  # shortened by the shutdown deadline
         self.acks_dropped = 0  # acks for messages of an earlier connection (redelivered)
+        self._subscribed_once = False
         self._client: aiomqtt.Client | None = None
         self._intake = True
         self._reader: asyncio.Task[None] | None = None
@@ -152,6 +153,27 @@ class MqttSource:
 
         inner.on_socket_open = on_socket_open
 
+    def _check_granted(self, granted: object) -> None:
+        """Raise when the SUBACK refused our subscription (0x80 or above).
+
+        The broker's answer to this account and topic (an ACL, a policy). At start it is a
+        setting to fix: stop with one line. Later (a reconnect) it may pass, as an auth plugin
+        or a restarting broker comes back: retry with the backoff, loudly.
+        """
+        codes = granted if isinstance(granted, list | tuple) else [granted]
+        if not any(_refused(code) for code in codes):
+            self._subscribed_once = True
+            return
+        msg = (
+            f"the MQTT broker refused the subscription to {self.topic!r} for "
+            f"{self.settings.mqtt.username or 'an anonymous client'!r}: check "
+            "the account's read access to the uplink topics (its ACL)"
+        )
+        if not self._subscribed_once:
+            raise StartupError(msg)
+        log.error("%s; retrying", msg)
+        raise aiomqtt.MqttError(msg)
+
     def _wake_reader(self) -> None:
         wake = self._wake
         if wake is not None and not wake.done():
@@ -165,16 +187,7 @@ class MqttSource:
             client = self._make_client()
             try:
                 async with client:
-                    granted = await client.subscribe(self.topic, qos=1)
-                    if any(_refused(code) for code in granted):
-                        # The broker's answer to this account and topic (an ACL, a policy):
-                        # reconnecting cannot change it, and going on would ingest nothing.
-                        msg = (
-                            f"the MQTT broker refused the subscription to {self.topic!r} for "
-                            f"{self.settings.mqtt.username or 'an anonymous client'!r}: check "
-                            "the account's read access to the uplink topics (its ACL)"
-                        )
-                        raise StartupError(msg)
+                    self._check_granted(await client.subscribe(self.topic, qos=1))
                     self._client = client
                     self.connected.set()
                     attempt = 0

@@ -19,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.mqtt import MqttSource, _refused
+from telemetry.runtime import StartupError
 from telemetry.settings import Settings
 
 
@@ -102,14 +103,20 @@ async def test_block_reading_relies_on_these_paho_internals() -> None:
     assert "_disconnected.set_exception" in opened
 
 
-def test_a_suback_failure_code_is_a_refusal() -> None:
+def test_a_refused_subscription_stops_at_start_and_is_retried_later() -> None:
     # MQTT 3.1.1 SUBACK: 0, 1, 2 = the QoS granted; 0x80 = failure (MQTT 5: any code >= 0x80).
-    # paho hands aiomqtt ReasonCode objects; a refusal stops the ingester with one clear line
-    # (ingest/mqtt.py `run`). Mosquitto 2.0.11 grants even a subscription its ACL gives no
-    # read access to, so no test here can get it to refuse one.
+    # At start a refusal is a setting to fix (one clear line, exit 2); after a first success it
+    # is retried with the reconnect backoff. Mosquitto 2.0.11 grants even a subscription its
+    # ACL gives no read access to, so no test here can get a real broker to refuse one.
     granted = [ReasonCode(PacketTypes.SUBACK, identifier=q) for q in (0, 1, 2)]
     refused = [ReasonCode(PacketTypes.SUBACK, identifier=c) for c in (0x80, 0x87, 0x8F)]
     assert not any(_refused(code) for code in granted)
     assert all(_refused(code) for code in refused)
-    assert _refused(0x80)
-    assert not _refused(1)
+    source = MqttSource(Settings(mqtt_url="mqtt://reader@127.0.0.1:1"), asyncio.Queue(1))
+    with pytest.raises(
+        StartupError, match="refused the subscription to 'uplink/\\+/\\+' for 'reader'"
+    ):
+        source._check_granted([refused[0]])
+    source._check_granted([granted[1]])
+    with pytest.raises(aiomqtt.MqttError, match="refused the subscription"):
+        source._check_granted([refused[0]])
