@@ -84,13 +84,10 @@ class Layout:
 
     def decode_values(self, payload: bytes) -> tuple[Value, ...]:
         """`decode`'s values in slot order, without the dict (the ingest hot path)."""
-        if len(payload) < self.length:
-            raise CodecError(
-                f"payload is {len(payload)} bytes, layout needs {self.length}", field=None
-            )
         fast = self.fast
         if fast is None:
-            return tuple(_read(s, payload) for s in self.slots)
+            return tuple(self.decode_generic(payload).values())
+        self._check_length(payload)
         values = fast.unpack(payload)
         for i, s in fast.floats:  # in slot order, so the same field is named as below
             if not math.isfinite(values[i]):  # type: ignore[arg-type]  # a float
@@ -99,11 +96,14 @@ class Layout:
 
     def decode_generic(self, payload: bytes) -> dict[str, Value]:
         """`decode` field by field: for every layout, and the reference for the fast path."""
+        self._check_length(payload)
+        return {s.name: _read(s, payload) for s in self.slots}
+
+    def _check_length(self, payload: bytes) -> None:
         if len(payload) < self.length:
             raise CodecError(
                 f"payload is {len(payload)} bytes, layout needs {self.length}", field=None
             )
-        return {s.name: _read(s, payload) for s in self.slots}
 
     def encode(self, values: dict[str, Value]) -> bytes:
         """The payload for raw `values` (all fields required); out-of-width values raise."""
@@ -120,7 +120,6 @@ class _FastPath:
     """A layout as one `struct.Struct`: values come out in slot order."""
 
     unpack: Callable[[bytes], tuple[Value, ...]]  # `unpack_from`: longer payloads allowed
-    names: tuple[str, ...]
     floats: tuple[tuple[int, Slot], ...]  # checked for finiteness after unpacking, in slot order
 
 
@@ -150,7 +149,7 @@ def _fast_path(slots: tuple[Slot, ...], length: int) -> _FastPath | None:
         return None  # struct returns byte order; keep the slot order dicts are built in
     st = struct.Struct("".join(fmt))
     floats = tuple((i, s) for i, s in enumerate(slots) if s.kind == "float")
-    return _FastPath(st.unpack_from, tuple(s.name for s in slots), floats)
+    return _FastPath(st.unpack_from, floats)
 
 
 def parse_layout(source: str) -> Layout:
