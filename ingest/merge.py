@@ -30,14 +30,6 @@ class Transmission:
 
     stations: dict[str, Copy] = field(default_factory=dict)
 
-    def add(self, copy: Copy) -> bool:
-        """Union in one copy; True when it changed anything."""
-        old = self.stations.get(copy.station)
-        if old is None or (old.rssi is None and copy.rssi is not None):
-            self.stations[copy.station] = copy
-            return True
-        return False
-
     @property
     def best(self) -> Copy:
         """The highest RSSI (no RSSI ranks last); ties go to the smallest id, for determinism."""
@@ -80,7 +72,7 @@ class Merger:
             cache.move_to_end(key)
         stations = state.stations
         before = len(stations)
-        for c in copies:  # `Transmission.add`, inlined: this runs for every uplink
+        for c in copies:  # a station's first copy stays, unless only a later one has an RSSI
             old = stations.get(c.station)
             if old is None or (old.rssi is None and c.rssi is not None):
                 stations[c.station] = c
@@ -90,13 +82,7 @@ class Merger:
         """Union in what is already stored for `key` (ids known; only the best one's values)."""
         copies = [Copy(s, None, None) for s in station_ids.split(",") if s]
         copies.append(best)
-        state = self._cache.get(key)
-        if state is None:
-            state = Transmission()
-            self._cache[key] = state
-            self._evict()
-        for c in copies:
-            state.add(c)
+        self.merge(key, copies)
 
     def _evict(self) -> None:
         while len(self._cache) > self.capacity:
