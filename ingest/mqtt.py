@@ -35,7 +35,7 @@ import logging
 import random
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import aiomqtt
@@ -153,15 +153,14 @@ class MqttSource:
 
         inner.on_socket_open = on_socket_open
 
-    def _check_granted(self, granted: object) -> None:
+    def _check_granted(self, granted: Sequence[object]) -> None:
         """Raise when the SUBACK refused our subscription (0x80 or above).
 
         The broker's answer to this account and topic (an ACL, a policy). At start it is a
         setting to fix: stop with one line. Later (a reconnect) it may pass, as an auth plugin
         or a restarting broker comes back: retry with the backoff, loudly.
         """
-        codes = granted if isinstance(granted, list | tuple) else [granted]
-        if not any(_refused(code) for code in codes):
+        if not any(_refused(code) for code in granted):
             self._subscribed_once = True
             return
         msg = (
@@ -289,16 +288,13 @@ class MqttSource:
                 wake = self._wake = loop.create_future()
                 await asyncio.wait((wake, disconnected), return_when=asyncio.FIRST_COMPLETED)
                 self._wake = None
-                if disconnected.done():  # as aiomqtt's message iterator
-                    msg = "Disconnected during message iteration"
-                    raise aiomqtt.MqttError(msg) from disconnected.exception()
-                continue
-            batch = received[: self.chunk]
-            del received[: self.chunk]
-            self.on_received(len(batch))
-            self._unacked.update({m.mid: m.received_ns for m in batch if m.qos})
-            await self.out.put(batch)
-            if disconnected.done():
+            else:
+                batch = received[: self.chunk]
+                del received[: self.chunk]
+                self.on_received(len(batch))
+                self._unacked.update({m.mid: m.received_ns for m in batch if m.qos})
+                await self.out.put(batch)
+            if disconnected.done():  # as aiomqtt's message iterator
                 msg = "Disconnected during message iteration"
                 raise aiomqtt.MqttError(msg) from disconnected.exception()
 
@@ -320,18 +316,17 @@ class MqttSource:
         mode at QoS 1, and it keeps no state for it. Private API, aiomqtt#345.
         """
         client = self._client
+        unacked = self._unacked
         mids = []
         for mid, qos, generation in tokens:
             if client is None or generation != self.generation or qos == 0:
                 self.acks_dropped += qos > 0
                 continue
             mids.append(mid)
+            unacked.pop(mid, None)
         if client is not None and mids:
             packet = b"".join([_PUBACK.pack(paho.PUBACK, 2, mid) for mid in mids])
             client._client._packet_queue(paho.PUBACK, packet, 0, 1)
-            unacked = self._unacked
-            for mid in mids:
-                unacked.pop(mid, None)
         return len(mids)
 
     def oldest_unacked(self) -> float:
@@ -428,16 +423,12 @@ class _BlockReader:
                 append(Incoming(topic, payload, mid, qos, generation, now))
                 continue
             inner = self.inner
-            inner._in_packet = {
-                "command": header,
-                "have_remaining": 1,
-                "remaining_count": [],
-                "remaining_mult": 1,
-                "remaining_length": len(body),
-                "packet": bytearray(body),
-                "to_process": 0,
-                "pos": 0,
-            }
+            packet = _idle_packet()  # then filled in as paho's `_packet_read` leaves it
+            packet["command"] = header
+            packet["have_remaining"] = 1
+            packet["remaining_length"] = len(body)
+            packet["packet"] = bytearray(body)
+            inner._in_packet = packet
             try:
                 handled = inner._packet_handle()
             finally:
