@@ -1,19 +1,28 @@
 """Sigfox's custom-format payload grammar: one engine, decoding for ingest, encoding for simulators.
 
-A layout is a space-separated list of `name:byte_index:type:length[:endianness][:bit]`:
+A layout is a space-separated list of `name:byte_index:type:length[:endianness[:bit_offset]]`:
 
 | type    | length means                  | value  | notes                                         |
 | ------- | ----------------------------- | ------ | --------------------------------------------- |
 | `uint`  | bits, 1..64                   | int    | whole bytes, `endianness` (default big)       |
 | `int`   | bits, 1..64, two's complement | int    | as `uint`, signed                             |
-| `bool`  | bit position 0..7 (0 = LSB)   | bool   | stays in the current byte                     |
+| `bool`  | bit position 0..7 (0 = LSB)   | bool   |                                               |
 | `float` | 32 or 64 bits, IEEE 754       | float  |                                               |
 | `char`  | bytes                         | str    | ASCII                                         |
 
-An empty byte index means "next": the byte after the previous field, or the same byte when the
-previous field was a bool or a bit field (a field with a trailing bit offset). A `uint`/`int`
-shorter than 8 bits is a bit field: its lowest bit sits at the trailing bit offset (default
-`8 - length`, i.e. the top bits of the byte). Decoding is pure: no I/O, no clock.
+Bit fields, as Sigfox's own documentation and KCCS's (its operator in Japan) define them: a
+`uint`/`int` of at most 8 bits may give a bit offset after the endianness, which may be left
+empty (`status:1:uint:4::3`). The offset is the position of the field's MOST significant bit in
+its byte (7 = the top bit) and the field reads downward from it; without one the field starts at
+bit 7. So `s:0:uint:2:2` on `04` reads bits 2..1 and gives 2. (A lone offset in the endianness
+place, `mode::uint:3:4`, is read as the offset too.)
+
+An empty byte index follows Sigfox's pointer: the first field is at byte 0; a `bool` reads the
+current byte (the one the previous field left the pointer on); any other field reads the byte
+after the last one read when the previous field gave no bit offset, and the same byte when it gave
+one. Example: `speed::uint:8 direction::uint:4 status:1:uint:4::3` on `3ca5` gives speed 60,
+direction 10 (byte 1, bits 7..4) and status 5 (byte 1, bits 3..0). Decoding is pure: no I/O, no
+clock.
 """
 
 from __future__ import annotations
@@ -50,12 +59,14 @@ class Slot:
     byte: int  # first byte
     size: int  # bits for uint/int/float/bool(1), bytes*8 for char
     endianness: Endianness
-    bit: int | None  # lowest bit position inside `byte`, for bools and bit fields
+    # The field's LOWEST bit inside `byte` (the right shift that reads it), for bools and bit
+    # fields; None for whole-byte fields. (The grammar's bit offset is the field's top bit.)
+    shift: int | None
 
     @property
     def end(self) -> int:
         """One past the last byte this field touches."""
-        if self.bit is not None:
+        if self.shift is not None:
             return self.byte + 1
         return self.byte + self.size // 8
 
@@ -132,7 +143,7 @@ def _fast_path(slots: tuple[Slot, ...], length: int) -> _FastPath | None:
     orders = {s.endianness for s in slots if s.size > 8}
     if len(orders) > 1 or any(s.kind not in ("uint", "int", "float") for s in slots):
         return None
-    if any(s.bit is not None or s.size not in _INT_CODES for s in slots):
+    if any(s.shift is not None or s.size not in _INT_CODES for s in slots):
         return None
     ordered = sorted(slots, key=lambda s: s.byte)
     fmt = [">" if orders == {"big"} or not orders else "<"]
@@ -155,8 +166,9 @@ def _fast_path(slots: tuple[Slot, ...], length: int) -> _FastPath | None:
 def parse_layout(source: str) -> Layout:
     """Parse a layout string; any mistake raises `CodecError` naming the field."""
     slots: list[Slot] = []
-    cursor = 0  # byte where an empty index starts
-    prev_bitwise = False
+    # Sigfox's pointer: where a field with an empty byte index is read (see the module doc).
+    after_bool = 0  # for a bool: the byte the previous field left the pointer on
+    after_other = 0  # for any other type
     seen: set[str] = set()
     for token in source.split():
         parts = token.split(":")
@@ -168,51 +180,57 @@ def parse_layout(source: str) -> Layout:
         if name in seen:
             raise CodecError(f"field {name!r} appears twice", name)
         seen.add(name)
-        slot = _make_slot(token, parts, cursor, prev_bitwise)
+        slot, has_offset = _make_slot(token, parts, after_bool, after_other)
         if slot.end > MAX_PAYLOAD_BYTES:
             raise CodecError(f"field {name!r} ends at byte {slot.end}, past 12 bytes", name)
         slots.append(slot)
-        prev_bitwise = slot.bit is not None
-        cursor = slot.byte if prev_bitwise else slot.end
+        if has_offset:  # the pointer stays on this byte, for every type
+            after_bool = after_other = slot.byte
+        elif slot.kind == "bool":  # a bool does not move the pointer; the others go past it
+            after_bool, after_other = slot.byte, slot.byte + 1
+        else:
+            after_bool = after_other = slot.end
     if not slots:
         raise CodecError("layout has no fields")
     return Layout(source=" ".join(source.split()), slots=tuple(slots))
 
 
-def _make_slot(token: str, parts: list[str], cursor: int, prev_bitwise: bool) -> Slot:
+def _make_slot(
+    token: str, parts: list[str], after_bool: int, after_other: int
+) -> tuple[Slot, bool]:
+    """The slot of one field, and whether it gave a bit offset (which keeps the pointer)."""
     name, index, kind, length, *options = parts
     if not length.isdigit():
         raise CodecError(f"field {token!r}: length {length!r} is not a number", name)
     size = int(length)
-    endianness: Endianness = "big"
-    bit: int | None = None
-    for opt in options:
-        if opt in ("big-endian", "little-endian"):
-            endianness = "big" if opt == "big-endian" else "little"
-        elif opt.isdigit() and int(opt) < 8:
-            bit = int(opt)
-        else:
-            raise CodecError(f"field {token!r}: unknown option {opt!r}", name)
-    byte = _resolve_byte(
-        token,
-        name,
-        index,
-        cursor,
-        prev_bitwise
-        and kind != "bool"
-        and bit is None
-        and not (kind in ("uint", "int") and size < 8),
-    )
-    return _typed_slot(token, name, kind, byte=byte, size=size, endianness=endianness, bit=bit)
-
-
-def _resolve_byte(token: str, name: str, index: str, cursor: int, skip: bool) -> int:
-    """An explicit index, or "next": a full-width field after a bit field takes the next byte."""
+    endianness, offset = _options(token, name, options)
     if index == "":
-        return cursor + 1 if skip else cursor
-    if not index.isdigit():
+        byte = after_bool if kind == "bool" else after_other
+    elif index.isdigit():
+        byte = int(index)
+    else:
         raise CodecError(f"field {token!r}: byte index {index!r} is not a number", name)
-    return int(index)
+    slot = _typed_slot(token, name, kind, byte=byte, size=size, endianness=endianness, top=offset)
+    return slot, offset is not None
+
+
+def _options(token: str, name: str, options: list[str]) -> tuple[Endianness, int | None]:
+    """`[endianness[:bit_offset]]`: the endianness may be empty (as KCCS writes it), and a lone
+    number in its place is the offset."""
+    if len(options) > 2:
+        raise CodecError(f"field {token!r}: expected at most :endianness:bit_offset", name)
+    endianness: Endianness = "big"
+    offset: int | None = None
+    for i, opt in enumerate(options):
+        if opt in ("big-endian", "little-endian") and i == 0:
+            endianness = "big" if opt == "big-endian" else "little"
+        elif opt.isdigit() and (i == 1 or len(options) == 1):
+            offset = int(opt)
+            if offset > 7:
+                raise CodecError(f"field {token!r}: bit offset {opt} is not 0..7", name)
+        elif opt != "":
+            raise CodecError(f"field {token!r}: unknown option {opt!r}", name)
+    return endianness, offset
 
 
 def _typed_slot(
@@ -223,32 +241,35 @@ def _typed_slot(
     byte: int,
     size: int,
     endianness: Endianness,
-    bit: int | None,
+    top: int | None,
 ) -> Slot:
+    """The slot for `kind`; `top` is the bit offset given (the field's most significant bit)."""
     if kind == "bool":
-        if size > 7 or bit is not None:
+        if size > 7 or top is not None:
             raise CodecError(f"field {token!r}: bool takes a bit position 0..7", name)
         return Slot(name, "bool", byte, 1, endianness, size)
     if kind in ("uint", "int"):
         if not 1 <= size <= 64:
             raise CodecError(f"field {token!r}: {kind} length must be 1..64 bits", name)
-        if size < 8 or bit is not None:
+        shift = None
+        if size < 8 or top is not None:
             if size > 8:
-                raise CodecError(f"field {token!r}: a bit offset needs a length under 8", name)
-            bit = 8 - size if bit is None else bit
-            if bit + size > 8:
+                raise CodecError(f"field {token!r}: a bit offset needs a length of 8 or less", name)
+            top = 7 if top is None else top
+            if size > top + 1:
                 raise CodecError(
-                    f"field {token!r}: bits {bit}..{bit + size - 1} leave the byte", name
+                    f"field {token!r}: {size} bits down from bit {top} leave the byte", name
                 )
+            shift = top + 1 - size
         elif size % 8:
             raise CodecError(f"field {token!r}: {kind} over 8 bits must be whole bytes", name)
-        return Slot(name, "uint" if kind == "uint" else "int", byte, size, endianness, bit)
+        return Slot(name, "uint" if kind == "uint" else "int", byte, size, endianness, shift)
     if kind == "float":
-        if size not in (32, 64) or bit is not None:
+        if size not in (32, 64) or top is not None:
             raise CodecError(f"field {token!r}: float length must be 32 or 64", name)
         return Slot(name, "float", byte, size, endianness, None)
     if kind == "char":
-        if not 1 <= size <= MAX_PAYLOAD_BYTES or bit is not None:
+        if not 1 <= size <= MAX_PAYLOAD_BYTES or top is not None:
             raise CodecError(f"field {token!r}: char length must be 1..12 bytes", name)
         return Slot(name, "char", byte, size * 8, endianness, None)
     raise CodecError(f"field {token!r}: unknown type {kind!r}", name)
@@ -256,7 +277,7 @@ def _typed_slot(
 
 def _read(s: Slot, payload: bytes) -> Value:
     if s.kind == "bool":
-        return bool(payload[s.byte] >> (s.bit or 0) & 1)
+        return bool(payload[s.byte] >> (s.shift or 0) & 1)
     if s.kind == "char":
         raw = payload[s.byte : s.end]
         try:
@@ -269,8 +290,8 @@ def _read(s: Slot, payload: bytes) -> Value:
         if not math.isfinite(value):
             raise CodecError(f"field {s.name!r} is not a finite number", s.name)
         return value
-    if s.bit is not None:
-        raw_int = payload[s.byte] >> s.bit & ((1 << s.size) - 1)
+    if s.shift is not None:
+        raw_int = payload[s.byte] >> s.shift & ((1 << s.size) - 1)
     else:
         raw_int = int.from_bytes(payload[s.byte : s.end], s.endianness)
     if s.kind == "int" and raw_int >= 1 << (s.size - 1):
@@ -282,7 +303,7 @@ def _write(s: Slot, buf: bytearray, value: Value) -> None:
     if s.kind == "bool":
         if not isinstance(value, bool):
             raise CodecError(f"field {s.name!r} needs a bool", s.name)
-        buf[s.byte] |= int(value) << (s.bit or 0)
+        buf[s.byte] |= int(value) << (s.shift or 0)
         return
     if s.kind == "char":
         if not isinstance(value, str):
@@ -312,7 +333,7 @@ def _write(s: Slot, buf: bytearray, value: Value) -> None:
     if not lo <= value <= hi:
         raise CodecError(f"field {s.name!r}: {value} does not fit {s.kind}:{s.size}", s.name)
     raw_int = value & ((1 << s.size) - 1)
-    if s.bit is not None:
-        buf[s.byte] |= raw_int << s.bit
+    if s.shift is not None:
+        buf[s.byte] |= raw_int << s.shift
     else:
         buf[s.byte : s.end] = raw_int.to_bytes(s.size // 8, s.endianness)

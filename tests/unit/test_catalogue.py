@@ -148,7 +148,10 @@ def test_two_extra_files_may_not_define_the_same_type(tmp_path: Path) -> None:
         load_catalogue(tmp_path)
 
 
-LAYOUT = "flag::bool:0 level::uint:4 code::char:2 temp::int:16 ratio::float:32 big::uint:16"
+LAYOUT = (
+    "flag::bool:0 level::uint:4 mode:1:uint:3::3 code:2:char:2 temp::int:16 ratio::float:32"
+    " big::uint:16"
+)
 MIXED = f"""
 name = "mixed"
 description = "Every kind of slot, scaled and ranged"
@@ -158,6 +161,9 @@ layout = "{LAYOUT}:little-endian"
 unit = ""
 [fields.code]
 unit = ""
+[fields.mode]
+unit = ""
+min = 1
 [fields.level]
 unit = ""
 scale = 0.5

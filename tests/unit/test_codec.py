@@ -40,6 +40,8 @@ def test_golden_case(path: Path) -> None:
     assert values == case["expect"]
     assert out_of_range == case.get("out_of_range", [])
     assert all(type(values[k]) is type(v) for k, v in case["expect"].items())
+    if "encoded" in case:  # the simulators' direction: the same values give this payload
+        assert parse_layout(case["layout"]).encode(case["expect"]).hex() == case["encoded"]
 
 
 def test_there_are_golden_cases() -> None:
@@ -105,6 +107,114 @@ def test_decode_inverts_encode(case: tuple[Layout, dict[str, Value]]) -> None:
             assert decoded[name] == value
 
 
+# Where a field sits: (byte, lowest bit) for bools and bit fields, (byte, None) otherwise.
+Place = tuple[int, int | None]
+
+
+@st.composite
+def sigfox_layouts(draw: st.DrawFn) -> tuple[str, dict[str, Place]]:
+    """Layouts in Sigfox's grammar with bit fields at every offset, both byte orders and empty
+    byte indexes wherever DESIGN 2's rule lands them right; with where each field must sit.
+
+    The rule is modelled here on its own (a pointer: a bool reads the byte it is on, any other
+    field the byte after the last one read unless the previous field gave a bit offset), so the
+    parser is checked against it, not against itself.
+    """
+    tokens: list[str] = []
+    places: dict[str, Place] = {}
+    after_bool = after_other = 0  # the modelled pointer
+    byte = 0
+
+    def index(pointer: int) -> str:
+        return "" if pointer == byte and draw(st.booleans()) else str(byte)
+
+    while byte < 12:
+        what = draw(st.sampled_from(["bits", "bits", "whole", "gap"]))
+        if what == "gap":
+            byte += 1
+            continue
+        if what == "bits":  # byte `byte` cut into runs of bits, top down, some left unnamed
+            top = 7
+            while top >= 0:
+                size = draw(st.integers(1, top + 1))
+                kind = draw(st.sampled_from(["uint", "int", "skip"] + ["bool"] * (size == 1)))
+                if kind != "skip":
+                    name = f"f{len(tokens)}"
+                    if kind == "bool":
+                        tokens.append(f"{name}:{index(after_bool)}:bool:{top}")
+                        places[name] = (byte, top)
+                        after_bool, after_other = byte, byte + 1
+                    else:
+                        # an offset is needed below bit 7; at bit 7 it may be left out
+                        give = top < 7 or size == 8 or draw(st.booleans())
+                        order = draw(st.sampled_from(["", "big-endian", "little-endian"]))
+                        tail = f":{order}:{top}" if order or draw(st.booleans()) else f":{top}"
+                        tokens.append(
+                            f"{name}:{index(after_other)}:{kind}:{size}{tail if give else ''}"
+                        )
+                        places[name] = (byte, top + 1 - size)
+                        if give:
+                            after_bool = after_other = byte
+                        else:
+                            after_bool = after_other = byte + 1
+                top -= size
+            byte += 1
+            continue
+        kind = draw(st.sampled_from(["uint", "int", "float", "char"]))
+        width = {
+            "uint": st.sampled_from([1, 2, 4, 8]),
+            "int": st.sampled_from([1, 2, 4, 8]),
+            "float": st.sampled_from([4, 8]),
+            "char": st.integers(1, 3),
+        }[kind]
+        n = draw(width)
+        if byte + n > 12:
+            break
+        length = n if kind == "char" else n * 8
+        order = (
+            "" if kind == "char" else draw(st.sampled_from(["", ":big-endian", ":little-endian"]))
+        )
+        name = f"f{len(tokens)}"
+        tokens.append(f"{name}:{index(after_other)}:{kind}:{length}{order}")
+        places[name] = (byte, None)
+        byte += n
+        after_bool = after_other = byte
+    if not tokens:
+        tokens.append("f0::uint:8")
+        places["f0"] = (0, None)
+    return " ".join(tokens), places
+
+
+@given(sigfox_layouts(), st.data())
+@settings(max_examples=400)
+def test_sigfox_layouts_sit_where_the_rule_says_and_round_trip(
+    case: tuple[str, dict[str, Place]], data: st.DataObject
+) -> None:
+    source, places = case
+    layout = parse_layout(source)
+    assert {s.name: (s.byte, s.shift) for s in layout.slots} == places, source
+    values = {s.name: data.draw(_value_for(s)) for s in layout.slots}
+    payload = layout.encode(values)
+    assert len(payload) == layout.length
+    decoded = layout.decode(payload)
+    for name, value in values.items():
+        if isinstance(value, float):
+            assert math.isclose(decoded[name], value, rel_tol=1e-6), source  # type: ignore[arg-type]
+        else:
+            assert decoded[name] == value, source
+    # bytes past the layout (padding to 12) change nothing
+    assert layout.decode(payload + bytes(12 - len(payload))) == decoded
+
+
+def test_bit_fields_read_downward_from_their_offset_at_every_offset() -> None:
+    # one bit set at a time: a 1-bit field at offset o sees exactly bit o
+    for o in range(8):
+        layout = parse_layout(f"b:0:uint:1::{o}")
+        assert [layout.decode(bytes([1 << k]))["b"] for k in range(8)] == [
+            int(k == o) for k in range(8)
+        ]
+
+
 @given(st.binary(max_size=16), st.sampled_from(sorted(CATALOGUE.names())))
 def test_any_payload_decodes_or_raises_codec_error(payload: bytes, name: str) -> None:
     dtype = CATALOGUE[name]
@@ -129,6 +239,28 @@ def test_any_layout_text_parses_or_raises_codec_error(text: str) -> None:
 def test_random_layout_and_payload_never_raise_other_errors(payload: bytes, text: str) -> None:
     with contextlib.suppress(CodecError):
         parse_layout(text).decode(payload)
+
+
+# DESIGN section 2's built-in layouts as struct formats, typed again: they have no bit fields,
+# so the bit-offset rules must leave them decoding exactly as before.
+BUILTIN_STRUCTS = {
+    "wristband": ">BIHBB",
+    "scale": ">HHHB",
+    "weather_station": ">hHHHB",
+    "plant_sensor": ">BHhB",
+}
+
+
+@given(st.binary(min_size=12, max_size=12), st.sampled_from(sorted(BUILTIN_STRUCTS)))
+def test_builtin_types_decode_as_their_struct_layout(padded: bytes, name: str) -> None:
+    fmt = BUILTIN_STRUCTS[name]
+    layout = CATALOGUE[name].layout
+    assert layout.length == struct.calcsize(fmt)
+    expected = dict(zip(layout.names, struct.unpack_from(fmt, padded), strict=True))
+    exact = padded[: layout.length]
+    assert layout.decode(exact) == layout.decode_generic(exact) == expected
+    assert layout.decode(padded) == expected  # padded to 12 bytes: the same fields
+    assert layout.encode(expected) == exact
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE.names()))
