@@ -6,9 +6,10 @@ measurement `<type>` (one per device type)
     time: the uplink's `time`, in seconds
 measurement `uplink` (every accepted message, raw)
     tags: device, type
-    fields: data (hex), seq (int), rssi, snr, stations (int), station (absent when no
-            station was named), station_ids, out_of_range (int), device_type_id (Sigfox's
-            deviceTypeId, when the body has one)
+    fields: data (hex: the whole payload, bytes past the type's layout included), seq (int),
+            rssi, snr, stations (int), station (absent when no station was named),
+            station_ids, out_of_range (int), device_type_id (Sigfox's deviceTypeId, when the
+            body has one)
     time: the uplink's `time`, in seconds
 measurement `rejected`
     tags: reason, device (when known)
@@ -17,9 +18,11 @@ measurement `rejected`
 
 - A point's identity is (measurement, device, time): a redelivered or re-merged message
   overwrites itself, never adds a row (`station` is a field, never a tag, for that reason).
-- `stations` is the number of distinct stations that heard the transmission; `station_ids` is
-  their sorted, comma-separated ids, so a copy arriving after a restart can still be merged.
-  `rssi`/`snr`/`station` are those of the best (highest RSSI) station.
+- `stations` is the number of distinct stations named by the transmission's copies (`station`
+  or `duplicates`), 1 when none names one; `station_ids` is their sorted, comma-separated ids
+  (empty when none is named), so a copy arriving after a restart can still be merged.
+  `rssi`/`snr`/`station` are those of the best (highest RSSI) named station; with none named,
+  `rssi`/`snr` of a copy and no `station`.
 - Loss is not stored: it is derived from `seq` ordered by `time`, wrap-aware (see
   `sigfox.sequence`), which stays right under reordering and with several ingesters.
 - `out_of_range` counts the decoded values left out of the `<type>` point for being outside
@@ -61,7 +64,7 @@ REJECT_REASONS = (
     "unknown_type",  # type not in the catalogue
     "device_mismatch",  # body device differs from the topic device
     "future",  # time too far ahead of the receiver's clock
-    "payload_length",  # data shorter than the type's layout
+    "payload_length",  # data shorter than the type's layout (longer is padding: accepted)
     "decode",  # payload the codec refuses
     "rate_limited",  # device over its uplink rate
     "write_refused",  # InfluxDB refused the line for its content (400 partial write)

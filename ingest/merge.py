@@ -1,8 +1,16 @@
 """Copies of one transmission (device, seqNumber, time) from several stations become one point.
 
+`stations` counts the distinct stations NAMED by any copy, in `station` or in `duplicates` (a
+DATA ADVANCED body has no `station`: its `duplicates` are every station). A copy that names none,
+such as a bare DATA callback forwarded beside a DATA ADVANCED one, adds none: it may well be one
+of the stations already named. A transmission that no copy names a station for counts 1. The
+best station is the named one with the highest RSSI; a copy naming no station lends its RSSI
+and SNR only while no station is named (the station that gave them is unknown).
+
 A bounded LRU of recent transmissions keeps the union of stations. After a restart, or once an
 entry was evicted, a late copy may miss the cache: the caller then seeds the entry from the stored
-`uplink` point (`station_ids` and the best station's values), so `stations` never goes down.
+`uplink` point (`station_ids` and the best station's values), so it merges as it would have
+in the cache, and `stations` never goes down.
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-UNKNOWN_STATION = "-"  # a copy without a station id still counts as one station
+# The station of a copy that names none. Never counted, never stored in `station_ids`; points
+# written before counting was by named stations may still hold it there, so `seed` skips it.
+UNKNOWN_STATION = "-"
 
 Key = tuple[str, int, int]  # device, seq, time (s)
 
@@ -24,19 +34,31 @@ class Copy(NamedTuple):
     snr: float | None
 
 
+NO_COPY = Copy(UNKNOWN_STATION, None, None)
+
+
 @dataclass(slots=True)
 class Transmission:
     """The merged state of one transmission."""
 
-    stations: dict[str, Copy] = field(default_factory=dict)
+    stations: dict[str, Copy] = field(default_factory=dict)  # named stations only
+    unnamed: Copy | None = None  # the best copy that named no station
+
+    @property
+    def count(self) -> int:
+        """`stations` as stored: the named stations, or 1 when none is named."""
+        return len(self.stations) or 1
 
     @property
     def best(self) -> Copy:
         """The highest RSSI (no RSSI ranks last); ties go to the smallest id, for determinism."""
-        if len(self.stations) == 1:  # the common case: one station heard it
-            return next(iter(self.stations.values()))
+        stations = self.stations
+        if len(stations) == 1:  # the common case: one station heard it
+            return next(iter(stations.values()))
+        if not stations:
+            return self.unnamed or NO_COPY
         return min(
-            self.stations.values(),
+            stations.values(),
             key=lambda c: (c.rssi is None, -(c.rssi or 0.0), c.station),
         )
 
@@ -61,26 +83,36 @@ class Merger:
         return len(self._cache)
 
     def merge(self, key: Key, copies: list[Copy]) -> tuple[Transmission, int]:
-        """Add copies; returns the state and how many new stations they brought."""
+        """Add copies; returns the state and how much its `count` grew (from 0 when new)."""
         cache = self._cache
         state = cache.get(key)
         if state is None:
             state = cache[key] = Transmission()
+            before = 0
             if len(cache) > self.capacity:
                 self._evict()
         else:
             cache.move_to_end(key)
+            before = len(state.stations) or 1
         stations = state.stations
-        before = len(stations)
         for c in copies:  # a station's first copy stays, unless only a later one has an RSSI
+            if c.station == UNKNOWN_STATION:
+                old = state.unnamed
+                if old is None or (c.rssi is not None and (old.rssi is None or c.rssi > old.rssi)):
+                    state.unnamed = c
+                continue
             old = stations.get(c.station)
             if old is None or (old.rssi is None and c.rssi is not None):
                 stations[c.station] = c
-        return state, len(stations) - before
+        return state, (len(stations) or 1) - before
 
     def seed(self, key: Key, station_ids: str, best: Copy) -> None:
-        """Union in what is already stored for `key` (ids known; only the best one's values)."""
-        copies = [Copy(s, None, None) for s in station_ids.split(",") if s]
+        """Union in what is already stored for `key` (ids known; only the best one's values).
+
+        `best` is the stored `station` (or `UNKNOWN_STATION` when the point has none) with the
+        stored RSSI and SNR: with no station named, those came from a copy naming none.
+        """
+        copies = [Copy(s, None, None) for s in station_ids.split(",") if s and s != UNKNOWN_STATION]
         copies.append(best)
         self.merge(key, copies)
 

@@ -186,8 +186,11 @@ class Processor:
     ) -> Rejection | None:
         up = acc.uplink
         key = (acc.device, up.seqNumber, up.time)
+        # A body without `station` (DATA ADVANCED, or a bare DATA callback) names no station
+        # of its own: the merger counts its copy as none (DESIGN section 1).
         copies = [Copy(up.station or UNKNOWN_STATION, up.rssi, up.snr)]
-        copies += [Copy(d.bsId, d.rssi, d.snr) for d in up.duplicates or ()]
+        if up.duplicates:
+            copies += [Copy(d.bsId, d.rssi, d.snr) for d in up.duplicates]
         known = key in self.merger
         if not known:  # copies and redeliveries of a known transmission cost no token
             # A rate-limited uplink was heard by the network: it is no sequence gap.
@@ -199,7 +202,7 @@ class Processor:
             if not self.limiter.allow(acc.device, float(up.time)):
                 return Rejection("rate_limited", "device over its uplink rate", acc.device)
         state, added = self.merger.merge(key, copies)
-        merged = added if known else max(0, added - 1)
+        merged = added if known else added - 1  # a new transmission's first station
         if merged:
             self.metrics.merged.inc(merged)
         try:

@@ -48,7 +48,8 @@ def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, 
     best = state.best
     values: dict[str, Value] = acc.decoded.values
     name, device = acc.dtype.name, acc.device
-    link = f"seq={up.seqNumber}i,stations={len(state.stations)}i"
+    # `stations` counts named stations; 1 when none is named (`Transmission.count`, inlined)
+    link = f"seq={up.seqNumber}i,stations={len(state.stations) or 1}i"
     if best.rssi is not None:
         link = f"{link},rssi={float_text('rssi', best.rssi)}"
     if best.snr is not None:

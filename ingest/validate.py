@@ -6,14 +6,16 @@
 | 2    | `too_large`       | body at most 1 KiB                                       |
 | 3    | `encoding`        | UTF-8                                                    |
 | 4    | `json`            | one JSON object                                          |
-| 5    | `envelope`        | keys and types of `sigfox.envelope.Uplink`               |
+| 5    | `envelope`        | keys and types of `sigfox.envelope.Uplink`; null: absent |
 | 6    | `unknown_type`    | the topic's type is in the catalogue                     |
 | 7    | `device_mismatch` | body `device` equals the topic's device                  |
 | 8    | `future`          | `time` at most `future_tolerance` s ahead of our clock   |
-| 9    | `payload_length`  | payload exactly as long as the type's layout             |
+| 9    | `payload_length`  | payload at least as long as the type's layout            |
 | 10   | `decode`          | the codec accepts the payload                            |
 
-Values outside their field's range do not reject the uplink: they are left out and named.
+Bytes past the layout are accepted and not decoded (devices often pad to 12 bytes, and Sigfox's
+grammar reads only what it names): the whole payload stays in the raw uplink. Values outside
+their field's range do not reject the uplink: they are left out and named.
 Pure: no I/O; the clock is a parameter.
 """
 
@@ -27,7 +29,7 @@ from pydantic import ValidationError
 
 from catalogue import Catalogue, CodecError, DeviceType
 from catalogue.loader import Decoded
-from sigfox.envelope import MAX_BODY_BYTES, Uplink
+from sigfox.envelope import MAX_BODY_BYTES, Uplink, absent_nulls
 from sigfox.topics import parse_uplink_topic
 
 
@@ -68,7 +70,7 @@ def _envelope(body: bytes, device: str) -> Uplink | Rejection:
     if not isinstance(doc, dict):
         return Rejection("json", f"expected an object, got {type(doc).__name__}", device)
     try:
-        return Uplink.model_validate(doc)
+        return Uplink.model_validate(absent_nulls(doc))
     except ValidationError as exc:
         return Rejection("envelope", _first_error(exc), device)
 
@@ -91,8 +93,9 @@ def validate(  # noqa: PLR0911  # one return per rung of the ladder
         return Rejection("too_large", f"{len(body)} bytes, limit {MAX_BODY_BYTES}", device)
     try:
         # Steps 3-5 at once, in pydantic's Rust JSON parser: half the cost of the steps one by
-        # one. It accepts exactly what they accept, with the same result (property-tested in
-        # tests/unit/test_ingest_validate.py); when it refuses, the steps say which one fails.
+        # one. Whatever it accepts the steps accept, with the same result (property-tested in
+        # tests/unit/test_ingest_validate.py); when it refuses, the steps either say which one
+        # fails or accept what only they take: an `rssi`/`snr` of "null" (a quoting template).
         uplink = Uplink.model_validate_json(body)
     except ValidationError:
         parsed_body = _envelope(body, device)
@@ -107,12 +110,12 @@ def validate(  # noqa: PLR0911  # one return per rung of the ladder
     if uplink.time > now + future_tolerance:
         return Rejection("future", f"time {uplink.time} is {uplink.time - now:.0f} s ahead", device)
     payload = uplink.payload
-    # DESIGN section 1: a payload length "wrong for its type" is refused, longer ones too: the
-    # bytes past the layout would be dropped unseen (a firmware change, another frame kind).
-    if len(payload) != dtype.payload_length:
+    # DESIGN sections 1 and 2: shorter than the layout is refused; longer is padding, kept raw
+    # in `uplink.data` (the whole hex) and not decoded, as Sigfox's own grammar does.
+    if len(payload) < dtype.payload_length:
         return Rejection(
             "payload_length",
-            f"{len(payload)} bytes, {type_name} needs {dtype.payload_length}",
+            f"{len(payload)} bytes, {type_name} needs at least {dtype.payload_length}",
             device,
         )
     try:

@@ -17,6 +17,31 @@ StationId = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{1,16}$", to_
 HexData = Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{2}){0,12}$", to_lower=True)]
 
 
+# Sigfox sends `null` for a value it does not have (an `rssi` it did not measure): JSON null
+# means absent below. Through a template that quotes every value (`"rssi":"{rssi}"`, DESIGN
+# section 11) the same null arrives as the text "null", which means absent too.
+NULLABLE_KEYS = ("rssi", "snr")
+
+
+def absent_nulls(doc: dict[str, object]) -> dict[str, object]:
+    """`doc` with the text "null" of `rssi` and `snr` (also in `duplicates`) made None.
+
+    Called only once pydantic's one-pass JSON parser has refused a body (ingest/validate.py),
+    so bodies with real numbers pay nothing for it.
+    """
+    out = doc
+    for key in NULLABLE_KEYS:
+        if out.get(key) == "null":
+            out = {**out, key: None}
+    dups = out.get("duplicates")
+    if isinstance(dups, list) and any(
+        isinstance(d, dict) and "null" in (d.get(k) for k in NULLABLE_KEYS) for d in dups
+    ):
+        fixed = [absent_nulls(d) if isinstance(d, dict) else d for d in dups]
+        out = {**out, "duplicates": fixed}
+    return out
+
+
 class DuplicateStation(BaseModel):
     """One other station in Sigfox's advanced callback `duplicates` list."""
 

@@ -23,7 +23,8 @@ def reference(acc: Accepted, copies: list[Copy]) -> list[str]:
     merger = Merger()
     state, _ = merger.merge((acc.device, acc.uplink.seqNumber, acc.uplink.time), copies)
     best = state.best
-    link: dict[str, FieldValue] = {"seq": acc.uplink.seqNumber, "stations": len(state.stations)}
+    named = {c.station for c in copies} - {UNKNOWN_STATION}
+    link: dict[str, FieldValue] = {"seq": acc.uplink.seqNumber, "stations": len(named) or 1}
     if best.rssi is not None:
         link["rssi"] = float(best.rssi)
     if best.snr is not None:
@@ -31,7 +32,7 @@ def reference(acc: Accepted, copies: list[Copy]) -> list[str]:
     raw: dict[str, FieldValue] = {
         "data": acc.uplink.data,
         **link,
-        "station_ids": ",".join(sorted(state.stations)),
+        "station_ids": ",".join(sorted(named)),
         "out_of_range": len(acc.decoded.out_of_range),
     }
     if best.station != UNKNOWN_STATION:
@@ -50,7 +51,7 @@ stations = st.sampled_from(["0A1B", "FF", "1234ABCD", "7"])
 copies_st = st.lists(
     st.builds(
         Copy,
-        stations,
+        stations | st.just(UNKNOWN_STATION),  # a copy naming no station
         st.none() | st.floats(-200, 50) | st.integers(-200, 50),
         st.none() | st.floats(-50, 100),
     ),

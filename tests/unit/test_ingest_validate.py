@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from catalogue import load_catalogue
 from influx.schema import REJECT_REASONS
 from ingest.validate import Accepted, Rejection, validate
-from sigfox.envelope import Uplink
+from sigfox.envelope import Uplink, absent_nulls
 from sigfox.topics import _parse_cached, parse_uplink_topic
 
 CAT = load_catalogue(None)
@@ -51,7 +51,6 @@ CASES = {
     "device_mismatch": ("uplink/wristband/1A2B3D", body()),
     "future": ("uplink/wristband/1A2B3C", body(time=NOW + 301)),
     "payload_length": ("uplink/wristband/1A2B3C", body(data=GOOD[:-2])),
-    "payload_length-long": ("uplink/wristband/1A2B3C", body(data=GOOD + "00")),
 }
 
 
@@ -166,7 +165,7 @@ def _step_by_step(raw: bytes) -> Uplink | None:
     """Steps 3-5 as the ladder describes them: UTF-8, then one JSON object, then the model."""
     try:
         doc = json.loads(raw.decode("utf-8"))
-        return Uplink.model_validate(doc) if isinstance(doc, dict) else None
+        return Uplink.model_validate(absent_nulls(doc)) if isinstance(doc, dict) else None
     except (ValueError, RecursionError):  # ValidationError is a ValueError
         return None
 
@@ -174,7 +173,10 @@ def _step_by_step(raw: bytes) -> Uplink | None:
 duplicate_lists = st.lists(
     st.fixed_dictionaries(
         {"bsId": st.sampled_from(["0A1B", "ab", "", "xyz"]) | st.text(max_size=4)},
-        optional={"rssi": st.floats() | st.integers(-300, 100), "nbRep": st.integers(-1, 20)},
+        optional={
+            "rssi": st.floats() | st.integers(-300, 100) | st.none() | st.just("null"),
+            "nbRep": st.integers(-1, 20),
+        },
     ),
     max_size=3,
 )
@@ -187,8 +189,13 @@ mostly_valid = st.fixed_dictionaries(
     },
     optional={
         "station": st.sampled_from(["0a1b", "0A1B", "1" * 17, 5]),
-        "rssi": st.floats(-200, 50) | st.integers() | st.booleans() | st.none() | st.floats(),
-        "snr": st.floats(-50, 100) | st.sampled_from(["8.5", "1e2", " 3", "nan"]),
+        "rssi": st.floats(-200, 50)
+        | st.integers()
+        | st.booleans()
+        | st.none()
+        | st.floats()
+        | st.sampled_from(["null", "NULL", "-120.5"]),
+        "snr": st.floats(-50, 100) | st.sampled_from(["8.5", "1e2", " 3", "nan", "null"]),
         "duplicate": st.booleans() | st.sampled_from(["true", "yes", 1, 2, "0"]),
         "duplicates": duplicate_lists | st.none(),
         "deviceTypeId": st.text(max_size=70),
@@ -235,3 +242,65 @@ def test_long_topics_are_parsed_but_not_cached() -> None:
     assert parse_uplink_topic("uplink", f"uplink/{long_type}/1A") == (long_type, "1A")
     assert _parse_cached.cache_info().currsize == before
     assert parse_uplink_topic("uplink", "uplink/wristband/1a") == ("wristband", "1A")
+
+
+@pytest.mark.parametrize("extra", ["", "00", "ffffff"])
+def test_a_payload_longer_than_its_layout_is_decoded_from_the_layout(extra: str) -> None:
+    # devices pad to 12 bytes (DESIGN 2): the layout's fields, the whole payload kept raw
+    data = GOOD + extra
+    result = run("uplink/wristband/1A2B3C", body(data=data))
+    assert isinstance(result, Accepted)
+    assert result.uplink.data == data
+    hr, steps, kcal, sleep, battery = struct.unpack(">BIHBB", bytes.fromhex(GOOD))
+    assert result.decoded.values == {
+        "heart_rate": hr,
+        "steps": steps,
+        "calories": kcal,
+        "sleep_phase": sleep,
+        "battery": battery,
+    }
+
+
+def test_a_shorter_payload_names_the_length_it_needs() -> None:
+    result = run("uplink/wristband/1A2B3C", body(data=GOOD[:-2]))
+    assert isinstance(result, Rejection)
+    assert result.detail == "8 bytes, wristband needs at least 9"
+
+
+@pytest.mark.parametrize("null", ["null", '"null"'])
+def test_rssi_and_snr_null_mean_absent(null: str) -> None:
+    # JSON null as Sigfox sends it, or the text "null" through a template quoting every value
+    raw = (
+        f'{{"device":"1A2B3C","time":{NOW},"seqNumber":7,"data":"{GOOD}","station":"3A5F",'
+        f'"rssi":{null},"snr":{null},'
+        f'"duplicates":[{{"bsId":"0B01","rssi":{null},"snr":{null},"nbRep":2}}]}}'
+    ).encode()
+    result = run("uplink/wristband/1A2B3C", raw)
+    assert isinstance(result, Accepted), result
+    up = result.uplink
+    assert (up.station, up.rssi, up.snr) == ("3A5F", None, None)
+    assert up.duplicates is not None
+    assert (up.duplicates[0].bsId, up.duplicates[0].rssi, up.duplicates[0].snr) == (
+        "0B01",
+        None,
+        None,
+    )
+
+
+@given(doc=mostly_valid)
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+def test_the_text_null_is_json_null(doc: dict[str, object]) -> None:
+    # whichever path takes it, a body with "null" texts gives what it gives with JSON nulls
+    nulled = {k: (None if k in ("rssi", "snr") and v == "null" else v) for k, v in doc.items()}
+    if isinstance(dups := doc.get("duplicates"), list):
+        nulled["duplicates"] = [
+            {k: (None if k == "rssi" and v == "null" else v) for k, v in d.items()} for d in dups
+        ]
+    a = run("uplink/wristband/1A2B3C", json.dumps(doc).encode())
+    b = run("uplink/wristband/1A2B3C", json.dumps(nulled).encode())
+    if isinstance(a, Accepted):
+        assert isinstance(b, Accepted)
+        assert a.uplink == b.uplink
+    else:
+        assert isinstance(b, Rejection)
+        assert a.reason == b.reason
