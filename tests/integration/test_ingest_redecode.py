@@ -78,3 +78,25 @@ def test_bad_arguments_give_one_line(influxd: Influxd, database: str) -> None:
         assert done.returncode == 2
         assert done.stderr.startswith("telemetry: ")
         assert done.stderr.count("\n") == 1
+
+
+def test_redecode_reads_a_padded_payload_as_ingest_does(influxd: Influxd, database: str) -> None:
+    # a 12-byte payload for the 9-byte wristband: the layout's fields, the padding untouched
+    nine = wristband_payload(66, 4321, 210, 3, 77)
+    padded = nine + "00ffee"
+    write_lines(
+        influxd,
+        database,
+        [
+            f'uplink,device=C3,type=wristband data="{padded}",seq=9i,stations=1i,'
+            f'rssi=-111.0,station="0A",station_ids="0A",out_of_range=0i {T0}',
+            f"wristband,device=C3 heart_rate=1i,seq=9i {T0}",  # a bad decoder's point
+        ],
+    )
+    done = redecode(influxd, database, "--device", "C3")
+    assert done.returncode == 0, done.stderr
+    assert "redecoded 1 uplinks of 1 devices (0 skipped)" in done.stdout
+    (row,) = select(influxd, database, "SELECT * FROM wristband")
+    assert {k: row[k] for k in decode_wristband(nine)} == decode_wristband(nine)
+    (up,) = select(influxd, database, "SELECT data FROM uplink")
+    assert up["data"] == padded
