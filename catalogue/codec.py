@@ -228,6 +228,8 @@ def _options(token: str, name: str, options: list[str]) -> tuple[Endianness, int
             offset = int(opt)
             if offset > 7:
                 raise CodecError(f"field {token!r}: bit offset {opt} is not 0..7", name)
+        elif opt.isdigit():
+            raise CodecError(f"field {token!r}: the bit offset comes after the endianness", name)
         elif opt != "":
             raise CodecError(f"field {token!r}: unknown option {opt!r}", name)
     return endianness, offset

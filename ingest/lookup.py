@@ -101,6 +101,8 @@ class StoredLookup:
                     key = wanted.get(row["time"])
                     if key is None:
                         continue
+                    # No `station` stored: no copy named one, and the stored RSSI/SNR (if
+                    # any) came from a copy naming none; `Merger.seed` keeps it apart.
                     station = row.get("station") or UNKNOWN_STATION
                     best = Copy(station, row.get("rssi"), row.get("snr"))
                     found[key] = (row.get("station_ids") or "", best)

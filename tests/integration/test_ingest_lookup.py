@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from ingest.lookup import StoredLookup, newest_stored_time
-from ingest.merge import Copy
+from ingest.merge import UNKNOWN_STATION, Copy, Merger
 from telemetry.servers import Influxd, free_port
 from tests.support.influx import write_lines
 
@@ -35,6 +35,24 @@ async def test_lookup_finds_the_stored_stations(influxd: Influxd, database: str)
     }
     assert newest == 1001
     assert empty is None  # cannot say: the caller stays conservative
+
+
+@pytest.mark.asyncio
+async def test_lookup_of_a_point_no_copy_named_a_station_for(
+    influxd: Influxd, database: str
+) -> None:
+    write_lines(
+        influxd,
+        database,
+        ['uplink,device=D4,type=scale seq=74i,stations=1i,rssi=-120.0,station_ids="" 1000'],
+    )
+    async with httpx.AsyncClient(base_url=influxd.url) as client:
+        found = await StoredLookup(client, database)([("D4", 74, 1000)])
+    assert found == {("D4", 74, 1000): ("", Copy(UNKNOWN_STATION, -120.0, None))}
+    merger = Merger()  # merged again: a named copy makes it that station's, still one
+    merger.seed(("D4", 74, 1000), *found[("D4", 74, 1000)])
+    state, added = merger.merge(("D4", 74, 1000), [Copy("3A5F", -126.0, None)])
+    assert (added, state.count, state.best.station) == (0, 1, "3A5F")
 
 
 @pytest.mark.asyncio
