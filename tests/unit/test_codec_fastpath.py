@@ -71,6 +71,7 @@ def test_other_layouts_take_the_generic_path() -> None:
     assert parse_layout("a::uint:16:little-endian b::uint:16").fast is None  # mixed order
     assert parse_layout("a::bool:0 b::uint:8").fast is None
     assert parse_layout("a::uint:4 b::uint:8").fast is None
+    assert parse_layout("a:0:uint:8::7 b:1:uint:8").fast is None  # a bit field 8 bits wide
     assert parse_layout("a::char:2 b::uint:8").fast is None
     assert parse_layout("a:0:uint:16 b:1:uint:8").fast is None  # overlapping
     assert parse_layout("a:2:uint:8 b:0:uint:8").fast is None  # not in byte order
