@@ -95,6 +95,19 @@ class InfluxWriter:
         message = "" if outcome is Outcome.STORED else _error_text(r)
         return outcome, message, retry_after(r.headers.get("Retry-After")), r.status_code
 
+    async def answers(self, within: float) -> bool:
+        """Whether InfluxDB answers a `GET /ping` within `within` seconds.
+
+        Any answer below 500 counts (1.x and 2.x say 204, 3.x 200, or 401 without a token):
+        the question is whether the server is there, not whether writes will be taken. A 5xx
+        is a proxy in front of it saying that it is not.
+        """
+        try:
+            r = await self.client.get("/ping", timeout=within)
+        except httpx.HTTPError:
+            return False
+        return r.status_code < 500
+
     async def write(self, lines: list[str]) -> list[Refused]:
         """Store `lines`; returns the refused ones. Raises `WriteError` when worth retrying."""
         if not lines:
