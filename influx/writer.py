@@ -55,7 +55,15 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def backoff(attempt: int, base: float = 0.5, cap: float = 30.0, hint: float | None = None) -> float:
+# The longest pause between two failing writes (a Retry-After may ask for up to 4 times it):
+# an InfluxDB that answers with errors is asked at least twice a minute. One that does not
+# answer at all is also probed more often (ingest/sink.py), so recovery never waits for this.
+BACKOFF_CAP = 30.0  # s
+
+
+def backoff(
+    attempt: int, base: float = 0.5, cap: float = BACKOFF_CAP, hint: float | None = None
+) -> float:
     """Full-jitter exponential backoff; a server's Retry-After wins when it asks for longer."""
     delay = random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311  # jitter, not crypto
     return max(delay, min(hint, cap * 4)) if hint is not None else delay

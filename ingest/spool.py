@@ -30,7 +30,10 @@ class SpoolBusy(Exception):
     """Another process holds the spool folder's lock."""
 
     def __init__(self, directory: Path, holder: str) -> None:
-        super().__init__(f"spool folder {str(directory)!r} is in use by {holder}")
+        where = repr(str(directory))
+        if not directory.is_absolute():  # relative to the working folder: say which
+            where += f" ({directory.resolve()})"
+        super().__init__(f"spool folder {where} is in use by {holder}")
         self.directory = directory
         self.holder = holder
 
