@@ -12,6 +12,8 @@
   and retries as soon as InfluxDB answers, so that storing resumes within about a second of
   InfluxDB coming back, not at the end of a backoff of up to 30 s. An InfluxDB that answers
   with an error (503 throttled, 401) gets the backoff alone: probing it would say nothing new.
+  One that answers /ping but lets writes time out is written about once per write timeout,
+  one write at a time.
 """
 
 from __future__ import annotations
