@@ -55,7 +55,15 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def backoff(attempt: int, base: float = 0.5, cap: float = 30.0, hint: float | None = None) -> float:
+# The longest pause between two failing writes (a Retry-After may ask for up to 4 times it):
+# an InfluxDB that answers with errors is asked at least twice a minute. One that does not
+# answer at all is also probed more often (ingest/sink.py), so recovery never waits for this.
+BACKOFF_CAP = 30.0  # s
+
+
+def backoff(
+    attempt: int, base: float = 0.5, cap: float = BACKOFF_CAP, hint: float | None = None
+) -> float:
     """Full-jitter exponential backoff; a server's Retry-After wins when it asks for longer."""
     delay = random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311  # jitter, not crypto
     return max(delay, min(hint, cap * 4)) if hint is not None else delay
@@ -94,6 +102,19 @@ class InfluxWriter:
         outcome = classify(r.status_code)
         message = "" if outcome is Outcome.STORED else _error_text(r)
         return outcome, message, retry_after(r.headers.get("Retry-After")), r.status_code
+
+    async def answers(self, within: float) -> bool:
+        """Whether InfluxDB answers a `GET /ping` within `within` seconds.
+
+        Any answer below 500 counts (1.x and 2.x say 204, 3.x 200, or 401 without a token):
+        the question is whether the server is there, not whether writes will be taken. A 5xx
+        is a proxy in front of it saying that it is not.
+        """
+        try:
+            r = await self.client.get("/ping", timeout=within)
+        except httpx.HTTPError:
+            return False
+        return r.status_code < 500
 
     async def write(self, lines: list[str]) -> list[Refused]:
         """Store `lines`; returns the refused ones. Raises `WriteError` when worth retrying."""

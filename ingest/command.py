@@ -38,8 +38,8 @@ def ingest(**flags: object) -> None:
     except OSError as exc:
         raise StartupError(
             f"cannot serve metrics on {settings.ingest_metrics_host}:"
-            f"{settings.ingest_metrics_port}: {exc.strerror or exc}"
-            " (set TELEMETRY_INGEST_METRICS_PORT, 0 turns metrics off)"
+            f"{settings.ingest_metrics_port}: {exc.strerror or exc} (another `telemetry ingest`?);"
+            " set TELEMETRY_INGEST_METRICS_PORT to a free port, or 0 to turn metrics off"
         ) from None
 
     async def main() -> None:

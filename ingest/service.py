@@ -21,7 +21,7 @@ from ingest.metrics import Metrics
 from ingest.mqtt import Incoming, MqttSource
 from ingest.pipeline import Batch, Batcher, Chunk, Processor, Storer
 from ingest.sink import Sink
-from ingest.spool import Spool
+from ingest.spool import Spool, SpoolBusy
 from telemetry.runtime import StartupError
 from telemetry.settings import Settings
 
@@ -53,6 +53,22 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD0, gen1, gen2)
 
 
+def _open_spool(settings: Settings) -> Spool:
+    """The spool, its folder locked for this process; a folder we cannot have stops the start."""
+    try:
+        return Spool(settings.ingest_spool_dir, settings.ingest_spool_max_bytes)
+    except SpoolBusy as exc:
+        raise StartupError(
+            f"{exc} (another `telemetry ingest`?); give each ingester its own folder:"
+            " set TELEMETRY_INGEST_SPOOL_DIR"
+        ) from None
+    except OSError as exc:
+        raise StartupError(
+            f"cannot use the spool folder {str(settings.ingest_spool_dir)!r}: {exc.strerror or exc}"
+            " (set TELEMETRY_INGEST_SPOOL_DIR)"
+        ) from None
+
+
 async def run(
     settings: Settings,
     catalogue: Catalogue,
@@ -67,16 +83,11 @@ async def run(
     cheaper for the rest of the process, see `_tune_gc`.
     """
     metrics = metrics or Metrics()
-    try:
-        spool = Spool(settings.ingest_spool_dir, settings.ingest_spool_max_bytes)
-    except OSError as exc:
-        raise StartupError(
-            f"cannot use the spool folder {str(settings.ingest_spool_dir)!r}: {exc.strerror or exc}"
-            " (set TELEMETRY_INGEST_SPOOL_DIR)"
-        ) from None
+    spool = _open_spool(settings)
     if not spool.empty:
         log.info("%d spooled batches from an earlier run will be replayed", len(spool))
-    async with async_client(settings) as http:
+    # The spool's folder lock is held until the ingester has stopped.
+    async with contextlib.aclosing(spool), async_client(settings) as http:
         await ensure_database(http, settings.influx_database)
         sink = Sink(
             InfluxWriter(http, settings.influx_database),

@@ -5,13 +5,21 @@
 - Spool not empty: the batch is appended behind the others, so that points reach InfluxDB in
   arrival order (a newer merge of a transmission must not be overwritten by an older one).
 - Spool full: wait for room; meanwhile nothing is acked and intake stops (back-pressure).
-- The replayer writes the oldest spooled batch until InfluxDB takes it (capped exponential
-  backoff with full jitter, Retry-After honoured), then deletes it.
+- The replayer writes the oldest spooled batch until InfluxDB takes it, then deletes it.
+  Between attempts it waits a capped exponential backoff with full jitter (Retry-After
+  honoured): that bounds the rate of failing writes. When the failure was that nothing
+  answered (network, timeout, a proxy's 502/504) it also probes `/ping` every `PROBE_PERIOD`
+  and retries as soon as InfluxDB answers, so that storing resumes within about a second of
+  InfluxDB coming back, not at the end of a backoff of up to 30 s. An InfluxDB that answers
+  with an error (503 throttled, 401) gets the backoff alone: probing it would say nothing new.
+  One that answers /ping but lets writes time out is written about once per write timeout,
+  one write at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +31,16 @@ from ingest.points import rejected_point
 from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
+
+# While InfluxDB does not answer, the replayer asks it this often whether it is back: storing
+# resumes at most this long (plus one probe) after it answers again. A probe is a tiny GET, so
+# two a second cost nothing even during a long outage.
+PROBE_PERIOD = 0.5  # s
+# A live InfluxDB answers /ping in milliseconds even under load; a hung one never does.
+PROBE_TIMEOUT = 1.0  # s
+# Write failures that mean nobody answered: network errors and timeouts (no status), or a
+# proxy in front of InfluxDB saying it cannot reach it.
+UNANSWERED = frozenset({None, 502, 504})
 
 
 class NotStored(Exception):
@@ -134,6 +152,7 @@ class Sink:
     async def replay(self) -> None:
         """Forever: write the oldest spooled batch, delete it once stored."""
         attempt = 0
+        created = False  # the last failure was a missing database that we then created
         while True:
             if self.spool.empty:  # checked with no await before the wait: no lost wake-up
                 self._changed.clear()
@@ -147,14 +166,34 @@ class Sink:
                 await self._write(lines)
             except WriteError as exc:
                 self._note_failure(exc)
-                if exc.status == 404 and self.create_database is not None:
-                    await self.create_database()
-                await asyncio.sleep(backoff(attempt, hint=exc.wait))
+                delay = backoff(attempt, hint=exc.wait)
                 attempt += 1
+                if exc.status == 404 and self.create_database is not None and not created:
+                    # Created (InfluxDB was empty or unreachable at start): write again now.
+                    # Once only: a 404 right after a creation means something else is wrong.
+                    created = await self.create_database()
+                    if created:
+                        continue
+                created = False
+                if exc.status in UNANSWERED:
+                    await self._until_answering(delay)
+                else:
+                    await asyncio.sleep(delay)
                 continue
             attempt = 0
+            created = False
             self.spool.remove(path)
             self._update_gauges()
             self._changed.set()
             if self.spool.empty:
                 log.info("spool replayed")
+
+    async def _until_answering(self, longest: float) -> None:
+        """Wait `longest` seconds, or less: until InfluxDB answers a probe."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(longest):
+                while True:
+                    await asyncio.sleep(PROBE_PERIOD)
+                    if await self.writer.answers(PROBE_TIMEOUT):
+                        log.info("InfluxDB answers again; replaying the spool")
+                        return

@@ -3,32 +3,92 @@
 One file per batch, `<12-digit number>.lp`, the lines as written to `/write`. A batch is
 written to a temporary name, fsynced, renamed and the folder fsynced before the caller acks the
 broker, so an acked message survives a crash of the ingester or of the machine.
+
+A spool folder belongs to one process: `Spool` takes an exclusive `flock` on `.lock` in it
+before it looks at any file, and holds it while the process lives. Two ingesters sharing a folder
+took each other's batches (one replayed and deleted what the other had acked, into the wrong
+InfluxDB); with the lock the second one stops at start (`SpoolBusy`). The kernel drops the lock
+when the process dies, even by SIGKILL, so there is never a stale lock to clean up; the file
+itself stays and only says which process held it last.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 from pathlib import Path
 
 SUFFIX = ".lp"
+LOCK_NAME = ".lock"
 
 log = logging.getLogger(__name__)
 
 
+class SpoolBusy(Exception):
+    """Another process holds the spool folder's lock."""
+
+    def __init__(self, directory: Path, holder: str) -> None:
+        where = repr(str(directory))
+        if not directory.is_absolute():  # relative to the working folder: say which
+            where += f" ({directory.resolve()})"
+        super().__init__(f"spool folder {where} is in use by {holder}")
+        self.directory = directory
+        self.holder = holder
+
+
+def _lock(directory: Path) -> int:
+    """An open descriptor holding the folder's exclusive lock; `SpoolBusy` if another has it."""
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip()
+        os.close(fd)
+        raise SpoolBusy(
+            directory, f"process {holder}" if holder.isdigit() else "another process"
+        ) from None
+    except OSError:
+        os.close(fd)
+        raise
+    # Only for the message a second process prints; the lock itself is the flock.
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class Spool:
-    """FIFO of batches on disk; `full` is the back-pressure signal (never drop, stop taking)."""
+    """FIFO of batches on disk; `full` is the back-pressure signal (never drop, stop taking).
+
+    Raises `SpoolBusy` when another process (or another `Spool` in this one) has the folder;
+    `close()` lets it go.
+    """
 
     def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.directory.mkdir(parents=True, exist_ok=True)
-        for leftover in self.directory.glob("*.tmp"):  # a crash between write and rename
-            leftover.unlink()
-        self._files = sorted(self.directory.glob(f"*{SUFFIX}"))
-        self.bytes = sum(p.stat().st_size for p in self._files)
+        self._lock_fd: int | None = _lock(directory)  # before touching any file in it
+        try:
+            for leftover in self.directory.glob("*.tmp"):  # a crash between write and rename
+                leftover.unlink()
+            self._files = sorted(self.directory.glob(f"*{SUFFIX}"))
+            self.bytes = sum(p.stat().st_size for p in self._files)
+        except OSError:
+            self.close()
+            raise
         self._next = int(self._files[-1].stem) + 1 if self._files else 1
+
+    def close(self) -> None:
+        """Release the folder (also released by the kernel when the process ends)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def aclose(self) -> None:
+        """`close()`, for `contextlib.aclosing` beside the service's other async resources."""
+        self.close()
 
     def __len__(self) -> int:
         return len(self._files)

@@ -11,6 +11,7 @@ import pytest
 from telemetry.servers import Influxd, Mosquitto, free_port
 from tests.support.influx import select, write_lines
 from tests.support.ingest import (
+    RECOVERY,
     Ingester,
     Publisher,
     StartIngester,
@@ -75,7 +76,9 @@ def test_full_spool_stops_intake_and_loses_nothing(
         acked = ingest_metric(ing, "telemetry_ingest_acked_total")
         assert acked < n  # back-pressure: the rest stays unacked with the broker
         influxd.start()
-        wait_for(lambda: count_points(influxd, "telemetry") == n, timeout=60, what="all points")
+        wait_for(
+            lambda: count_points(influxd, "telemetry") == n, timeout=RECOVERY, what="all points"
+        )
         wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == n, what="all acked")
     assert ing.stop() == 0
 
@@ -120,7 +123,7 @@ def test_a_copy_held_until_influx_can_be_read_shows_in_the_oldest_unacked_age(
         )
         assert ingest_metric(ing, "telemetry_ingest_acked_total") == 0
         influxd.start()
-        wait_for(lambda: merged() == [(2, "02")], timeout=60, what="both copies merged")
+        wait_for(lambda: merged() == [(2, "02")], timeout=RECOVERY, what="both copies merged")
         wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 1, what="acked")
         assert ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") == 0
     assert ing.stop() == 0
@@ -223,6 +226,8 @@ def test_influx_unreachable_at_start_spools_then_creates_the_database(
         )
         influxd = make_influxd(port=port)  # a new, empty server: the database must be created
         wait_for(
-            lambda: count_points(influxd, "telemetry") == 10, timeout=90, what="replayed points"
+            lambda: count_points(influxd, "telemetry") == 10,
+            timeout=RECOVERY,
+            what="replayed points",
         )
     assert ing.stop() == 0

@@ -1,4 +1,4 @@
-"""InfluxDB faults mid-stream: hung (SIGSTOP 30 s) and slow (2 s per response): zero loss."""
+"""InfluxDB hung (SIGSTOP 30 s) or slow (2 s a response): no loss; stored 5 s after a hang."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from influx.writer import BACKOFF_CAP
 from telemetry.servers import Influxd, Mosquitto
-from tests.reliability.conftest import Ingester, finish_report, settle, subscribed_ledger
+from tests.reliability.conftest import (
+    Ingester,
+    finish_report,
+    settle,
+    stored_within,
+    subscribed_ledger,
+)
 from tests.support.faultproxy import FaultProxy
 from tests.support.ledger import compare, device_streams, wait_for
 
@@ -17,6 +24,9 @@ DEVICES = 100
 HANG_S = 30  # the brief's SIGSTOP length
 INFLUX_TIMEOUT = 2.0  # s, TELEMETRY_INFLUX_TIMEOUT: small, so a hang shows within the test
 SLOW_RESPONSE_S = 2.0  # the brief's slow InfluxDB
+# Issue 10: every acked uplink queryable within 5 s of SIGCONT. A correctness bound (storing
+# resumes when InfluxDB answers, not when a backoff of up to BACKOFF_CAP ends), not a speed goal.
+RECOVERY_BOUND_S = 5.0
 
 
 def _slower_than(metrics: dict[str, float], seconds: float) -> int:
@@ -76,7 +86,12 @@ def test_influx_hung_30s_loses_nothing_and_never_blocks(
                     )
                 time.sleep(1)  # one scrape a second, like a Prometheus with a short interval
         finally:
+            held = pub.acked_keys()  # acked while InfluxDB hung: spooled, not yet stored
             influx.resume()
+        # The correctness bound of issue 10: every uplink acked during the hang is queryable
+        # within RECOVERY_BOUND_S of SIGCONT, with the load still flowing. Polled well past the
+        # bound so that the report gives the figure even when the bound is missed.
+        recovery_s = stored_within(held, influx, db, timeout=BACKOFF_CAP * 2)
         pub.join(duration * 2)
         pub.wait_all_acked(30)
         settle_s = settle(pub, influx, db, timeout=120)
@@ -91,6 +106,8 @@ def test_influx_hung_30s_loses_nothing_and_never_blocks(
         "received_during_hang": int(scrapes[-1][1] - scrapes[0][1]) if scrapes else 0,
         "first_spooled_after_s": round(first_spool, 1) if first_spool is not None else "never",
         "max_spooled_batches": max((s for _, _, s in scrapes), default=0),
+        "acked_before_sigcont": len(held),
+        "recovery_s": round(recovery_s, 2),
         "settle_s": round(settle_s, 1),
     }
     finish_report(rep, ing, rss)
@@ -102,6 +119,9 @@ def test_influx_hung_30s_loses_nothing_and_never_blocks(
     assert failed_scrapes == 0, "metrics must answer while InfluxDB hangs"
     assert scrapes[-1][1] > scrapes[0][1], "metrics must keep ticking during the hang"
     assert rep.figures["writes_over_2.5x_timeout"] == 0, "a write attempt outlived its timeout"
+    assert recovery_s <= RECOVERY_BOUND_S, (
+        f"uplinks acked during the hang were stored {recovery_s:.1f} s after SIGCONT"
+    )
 
 
 @pytest.mark.integration

@@ -18,10 +18,14 @@ from typing import Any, Literal, Protocol, TypeVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from influx.writer import BACKOFF_CAP
 from telemetry.servers import Influxd, free_port
 from tests.support.influx import select
 
 T = TypeVar("T")
+# How long a test waits for storing to resume after InfluxDB is back: longer than any pause
+# between two replay attempts, so that a test never gives up while the ingester sleeps.
+RECOVERY = 2 * BACKOFF_CAP
 TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
 
 

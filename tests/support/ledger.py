@@ -182,6 +182,12 @@ class LedgerPublisher:
                 self._acked[up.key] = up
                 self.acked_total += 1  # counts uplinks sharing a (device, time) key too
 
+    def acked_keys(self) -> set[tuple[str, int]]:
+        """A copy of the ledger's keys now, safe while the publisher thread goes on."""
+        with self._lock:
+            self._drain()
+            return set(self._acked)
+
     @property
     def acked(self) -> dict[tuple[str, int], SentUplink]:
         """The uplinks whose PUBACK arrived: the ledger."""
@@ -277,6 +283,15 @@ def influx_query(server: Influxd, database: str, q: str) -> list[dict[str, Any]]
         timeout=60,
     )
     return result_rows(r, q)
+
+
+def stored_uplinks(
+    server: Influxd, database: str, devices: Iterable[str]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The stored `uplink` rows of `devices`, by the ledger's key (device, time)."""
+    ours = set(devices)
+    rows = influx_query(server, database, 'SELECT "seq", "data" FROM "uplink" GROUP BY "device"')
+    return {(str(r["device"]), int(r["time"])): r for r in rows if str(r["device"]) in ours}
 
 
 def stored_count(server: Influxd, database: str) -> int:
@@ -388,10 +403,7 @@ def compare(
     """Ledger against storage, per (device, time), with the sequence-gap analysis."""
     published, acked = ledger.published, ledger.acked
     ours = {d.upper() for d in devices} if devices is not None else {k[0] for k in published}
-    rows = influx_query(server, database, 'SELECT "seq", "data" FROM "uplink" GROUP BY "device"')
-    stored: dict[tuple[str, int], dict[str, Any]] = {
-        (str(r["device"]), int(r["time"])): r for r in rows if str(r["device"]) in ours
-    }
+    stored = stored_uplinks(server, database, ours)
     rep = Report(scenario, published=len(published), acked=len(acked))
     for key, row in stored.items():
         up = published.get(key)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import email.utils
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from influx.writer import InfluxWriter, Outcome, WriteError, backoff, classify, retry_after
-from ingest.spool import Spool
+from ingest.spool import Spool, SpoolBusy
 
 
 @pytest.mark.parametrize(
@@ -57,7 +60,8 @@ def test_spool_is_fifo_durable_and_counts_bytes(tmp_path: Path) -> None:
     spool.append(["m f=3i 3"])
     assert len(spool) == 2
     assert spool.bytes == len(b"m f=1i 1\nm f=2i 2\n") + len(b"m f=3i 3\n")
-    again = Spool(tmp_path / "s", max_bytes=1024)  # as after a crash
+    spool.close()  # as a crash would: the kernel drops the lock with the process
+    again = Spool(tmp_path / "s", max_bytes=1024)
     oldest = again.oldest()
     assert oldest is not None
     assert oldest[1] == ["m f=1i 1", "m f=2i 2"]
@@ -78,6 +82,44 @@ def test_spool_full_and_leftover_temp_files(tmp_path: Path) -> None:
     assert not spool.full
     spool.append(["x" * 1100])
     assert spool.full
+
+
+def test_a_spool_folder_belongs_to_one_owner(tmp_path: Path) -> None:
+    first = Spool(tmp_path / "s", max_bytes=1024)
+    first.append(["m f=1i 1"])
+    (tmp_path / "s" / "000000000009.tmp").write_text("the first one is writing this")
+    with pytest.raises(SpoolBusy) as info:
+        Spool(tmp_path / "s", max_bytes=1024)
+    assert str(os.getpid()) in str(info.value)  # who holds it, for the operator
+    assert str(tmp_path / "s") in str(info.value)
+    # The refused one touched nothing: the owner's temporary file and batch are still there.
+    assert (tmp_path / "s" / "000000000009.tmp").exists()
+    assert len(first) == 1
+    assert first.oldest() is not None
+    first.close()
+    second = Spool(tmp_path / "s", max_bytes=1024)
+    assert len(second) == 1
+    second.close()
+
+
+def test_the_spool_lock_dies_with_its_process(tmp_path: Path) -> None:
+    # flock belongs to the open file; a SIGKILLed holder leaves the file but no lock.
+    code = (
+        "import sys, time; from pathlib import Path; from ingest.spool import Spool;"
+        "Spool(Path(sys.argv[1]), 1024); print('locked', flush=True); time.sleep(60)"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == "locked\n"
+            with pytest.raises(SpoolBusy, match=f"process {holder.pid}"):
+                Spool(tmp_path, max_bytes=1024)
+        finally:
+            holder.kill()
+            holder.wait(10)
+    Spool(tmp_path, max_bytes=1024).close()  # nothing to clean up first
 
 
 @pytest.mark.asyncio
