@@ -22,7 +22,7 @@ def api(host: str | None, port: int | None) -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,  # keep our one-line log format (telemetry.runtime.setup_logging)
-        # Bounded work per process, short idle keep-alive (reliability facts, API baseline).
+        # Bounded work per process, short idle keep-alive (RELIABILITY.md, API baseline).
         limit_concurrency=100,
         timeout_keep_alive=5,
         server_header=False,

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 
 # A GET-only API needs no body; 16 KiB leaves room for clients that send small ones anyway
-# (reliability facts, API baseline: FastAPI(max_body_size=16_384)).
+# (RELIABILITY.md, "Facts the code relies on", API baseline).
 MAX_BODY_BYTES = 16_384
 # Request latency buckets, seconds: the API answers in milliseconds unless InfluxDB is slow.
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

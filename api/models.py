@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Scalar = float | int | str | bool | None
-
 
 class Problem(BaseModel):
     """An error, as RFC 9457 problem details (`application/problem+json`)."""

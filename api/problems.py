@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "urn:sigfox-telemetry:problem:"
 # Seconds a client should wait before retrying while InfluxDB is away: its restart to a /ping
-# answer takes under a second here (reliability facts 10), a busy one a few seconds.
+# answer takes under a second here (RELIABILITY.md, fact 10), a busy one a few seconds.
 RETRY_AFTER_SECONDS = 5
 
 

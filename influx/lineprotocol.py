@@ -12,7 +12,7 @@
 
 Backslashes are refused outside string fields because InfluxDB 1.x reads `a\\` before a separator
 as an escaped separator; control characters are refused everywhere because a newline ends the
-point and lets the rest forge a new one (reliability facts 8). Callers make external text safe
+point and lets the rest forge a new one (RELIABILITY.md, fact 8). Callers make external text safe
 first (see `printable`).
 """
 

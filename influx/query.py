@@ -1,6 +1,6 @@
 """Every InfluxQL statement the API runs, built here from checked identifiers and bound values.
 
-Safety rules (reliability facts 7: naive concatenation leaked every device and dropped a
+Safety rules (RELIABILITY.md, fact 7: naive concatenation leaked every device and dropped a
 database on 1.6.7):
 
 - Identifiers (measurements, fields) come only from the catalogue, never from the request:

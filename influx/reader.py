@@ -1,4 +1,4 @@
-"""The one module that reads InfluxDB over HTTP (`/query`, `/ping`), translating its errors.
+"""The API's reader of InfluxDB over HTTP (`/query`, `/ping`), translating its errors.
 
 Errors::
 

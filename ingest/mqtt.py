@@ -3,7 +3,7 @@
 Delivery is at least once end to end:
 - MQTT v3.1.1, `clean_session=False`, a fixed client id, QoS 1: the broker keeps our session
   and the uplinks queued for it while we are away (v5 sessions do not survive a Mosquitto 2.0.11
-  restart, reliability facts 4).
+  restart, RELIABILITY.md fact 4).
 - paho's manual ack is on, so a PUBACK goes out only when `ack()` is called, after the message's
   points are stored in InfluxDB or fsynced to the spool. aiomqtt 2.5 has no public API for it
   (empicano/aiomqtt#345, draft PR #346): we reach the private `Client._client` (paho) here and
@@ -119,7 +119,8 @@ class MqttSource:
             clean_session=False,
             keepalive=self.settings.mqtt_keepalive,
             tls_params=aiomqtt.TLSParameters() if ep.tls else None,
-            # unlimited on purpose, see the module docstring
+            # never fed (_BlockReader takes every PUBLISH before on_message); unlimited so
+            # it could not discard one if it were (RELIABILITY.md, fact 1)
             max_queued_incoming_messages=None,
         )
         # Before connecting: the session's queued messages arrive right after CONNACK and would

@@ -1,8 +1,8 @@
 """The MQTT boundary of the simulators: paho-mqtt publishing at QoS 1, PUBACKs counted.
 
-The one module that imports paho. In-flight publishes are bounded, so a backfill goes as fast as
-the broker acknowledges and never piles up in memory or overruns it; paho resends unacknowledged
-messages after a reconnect.
+The simulators' one module that imports paho (ingest's own MQTT boundary is `ingest/mqtt.py`).
+In-flight publishes are bounded, so a backfill goes as fast as the broker acknowledges and never
+piles up in memory or overruns it; paho resends unacknowledged messages after a reconnect.
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ from typing import Protocol
 from simulators.localtime import DAY, local, local_midnight
 from simulators.noise import key_of, signed, unit
 
-SIGFOX_DAILY_LIMIT = 140  # uplinks a day a Sigfox device may send (ETSI duty cycle)
-
 # Seconds between uplinks, per type. Each stays under 140/day even with jitter: a 24 h window
 # holds at most DAY/period + 1 slots.
 PERIODS = {

@@ -27,7 +27,7 @@ INSTALL_HINT = {
     "influxd": "install it with: sudo apt-get install influxdb (InfluxDB 1.x)",
 }
 
-# Broker limits (see shared reference, reliability facts 2 and 3):
+# Broker limits (RELIABILITY.md, facts 2 and 3):
 # - the in-flight window must be >= ingest's batch size, or a batch never fills; 10,000 with
 #   batches of 5,000 points drained 9,000-10,800 uplinks/s where 1,000 and 1,000 gave ~6,800
 #   (bench/ingest_bench.py), for ~100 MB peak RSS either way;
@@ -195,7 +195,7 @@ class Mosquitto(_Process):
             "per_listener_settings false",
             f"listener {self.port} {self.host}",
             # Mosquitto drops root privileges to this user; the persistence folder must be
-            # writable by it, or persistence fails silently (reliability facts 3).
+            # writable by it, or persistence fails silently (RELIABILITY.md, fact 3).
             f"user {pwd.getpwuid(os.getuid()).pw_name}",
             "persistence true",
             f"persistence_location {persist}/",
@@ -259,7 +259,7 @@ class Influxd(_Process):
     def write_config(self) -> None:
         d = self.data_dir
         self.conf_path.write_text(
-            f"""# written by telemetry; loopback only, debug endpoints off (reliability facts 9)
+            f"""# written by telemetry; loopback only, debug endpoints off (RELIABILITY.md, fact 9)
 reporting-disabled = true
 bind-address = "127.0.0.1:{self.rpc_port}"
 [meta]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import pytest_asyncio
 
 from telemetry.servers import Influxd, Mosquitto, ServerError, find_binary
 
@@ -85,6 +87,36 @@ def database(influxd: Influxd) -> Iterator[str]:
 def topic_prefix() -> str:
     """A unique uplink prefix, so tests sharing the broker never see each other's messages."""
     return f"uplink-{uuid.uuid4().hex[:10]}"
+
+
+@pytest_asyncio.fixture
+async def _no_leftover_tasks() -> AsyncIterator[None]:
+    """Fail the test if asyncio tasks it started are still pending once it and its fixtures end.
+
+    Home Assistant's `verify_cleanup`: a task left running hides a missing `await`, a stage that
+    never stopped, or a shutdown that only works because the loop is closed under it. The loop
+    is the test's own (`asyncio_default_fixture_loop_scope = "function"`), so anything pending
+    at the end was started by the test or its fixtures; this fixture is set up first (through the
+    autouse one below) and so torn down last, after the others have cleaned up.
+    """
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    left = {t for t in asyncio.all_tasks() - before if t is not current}
+    if not left:
+        return
+    for task in left:
+        task.cancel()
+    await asyncio.wait(left)  # cancelled here, so the loop closes with nothing pending
+    names = ", ".join(sorted(getattr(t.get_coro(), "__qualname__", repr(t)) for t in left))
+    pytest.fail(f"{len(left)} asyncio task(s) left running after the test: {names}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def verify_cleanup(request: pytest.FixtureRequest) -> None:
+    """For every `asyncio` test, check that it leaves no task behind (`_no_leftover_tasks`)."""
+    if request.node.get_closest_marker("asyncio") is not None:
+        request.getfixturevalue("_no_leftover_tasks")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -16,7 +16,7 @@ class Role:
     privilege: str  # InfluxQL privilege on the database: READ, WRITE or ALL
 
 
-# The three users of the reliability-facts baseline (InfluxDB 1.x section).
+# The three users of the least-privilege baseline: `ingester` writes, `api` and `grafana` read.
 ROLES = (
     Role("ingester", "ingester-password", "WRITE"),
     Role("api", "api-password", "READ"),

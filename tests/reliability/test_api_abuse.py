@@ -26,7 +26,7 @@ KEY = "reliability-test-key-0123456789"
 ASKED, OTHER = "1A2B3C", "4D5E6F"  # we ask for ASKED; OTHER must never leak into an answer
 NOW = int(time.time())
 
-# Strings that break naive InfluxQL or line protocol building (reliability facts 7 and 8).
+# Strings that break naive InfluxQL or line protocol building (RELIABILITY.md, facts 7 and 8).
 INJECTIONS = (
     "'",
     '"',

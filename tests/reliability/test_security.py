@@ -13,7 +13,7 @@ from telemetry.servers import Influxd
 from tests.reliability.roles import ROLES, Role, as_role, create_roles
 
 # Published advisories affecting our dependencies: (package, advisory id, first fixed version).
-# pip-audit cannot reach a vulnerability database here (reliability facts 11), so the floors are
+# pip-audit cannot reach a vulnerability database here (RELIABILITY.md, fact 11), so the floors are
 # kept by hand; add a row when an advisory is published, never delete one.
 ADVISORY_FLOORS: tuple[tuple[str, str, str], ...] = (
     ("starlette", "GHSA-f96h-pmfr-66vw / CVE-2024-47874 multipart DoS", "0.40.0"),
@@ -116,7 +116,7 @@ def test_read_users_read_but_cannot_write_or_drop(secured: Influxd, name: str) -
     assert _write(secured, reader) == 403
     assert _read(secured, reader, f'DROP DATABASE "{DB}"', method="POST") == 403
     assert _read(secured, reader, 'DROP MEASUREMENT "uplink"', method="POST") == 403
-    # The stacked injection of reliability facts 7, sent by GET: refused as a whole.
+    # The stacked injection of RELIABILITY.md fact 7, sent by GET: refused as a whole.
     assert _read(secured, reader, STACKED) == 403
     dbs = secured.query("SHOW DATABASES").json()["results"][0]["series"][0]["values"]
     assert [DB] in dbs

@@ -2,7 +2,7 @@
 
 The proxy runs its own asyncio loop in a daemon thread, so sync tests, async tests and
 subprocess-based tests can all put it between a client and a server and switch faults while
-traffic flows. `tc netem` and toxiproxy are unavailable here (reliability facts 11).
+traffic flows. `tc netem` and toxiproxy are unavailable here (RELIABILITY.md, fact 11).
 
     mode      new connections                     existing connections
     ------    ---------------------------------   -----------------------------------------

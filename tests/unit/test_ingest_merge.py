@@ -1,12 +1,10 @@
-"""Merging copies of one transmission; sequence gaps; the per-device rate limit."""
+"""ingest/merge.py: merging the copies of one transmission (stations, best RSSI, seeding)."""
 
 from __future__ import annotations
 
 import itertools
 
-from ingest.gaps import GapCounter
 from ingest.merge import UNKNOWN_STATION, Copy, Merger
-from ingest.ratelimit import RateLimiter
 
 KEY = ("1A", 5, 1000)
 
@@ -116,37 +114,3 @@ def test_lru_is_bounded_and_remembers_evicted_times() -> None:
     assert len(merger) == 2
     assert ("A", 2, 20) not in merger
     assert merger.evicted_max_time == 20
-
-
-def test_gaps_count_wrap_and_ignore_reordering() -> None:
-    gaps = GapCounter()
-    assert gaps.observe("D", 4093) == 0
-    assert gaps.observe("D", 4095) == 1
-    assert gaps.observe("D", 2) == 2  # 0 and 1 lost across the wrap
-    assert gaps.observe("D", 1) == 0  # late arrival of one counted lost: not another loss
-    assert gaps.observe("D", 2) == 0  # repeat
-    assert gaps.observe("D", 3) == 0
-    assert gaps.observe("E", 7) == 0  # devices are independent
-
-
-def test_gap_counter_is_bounded() -> None:
-    gaps = GapCounter(max_devices=3)
-    for i in range(10):
-        gaps.observe(f"D{i}", 1)
-    assert len(gaps._last) == 3
-
-
-def test_token_bucket_burst_then_rate() -> None:
-    rl = RateLimiter(burst=3, per_hour=3600)  # one token a second
-    assert [rl.allow("D", 0.0) for _ in range(4)] == [True, True, True, False]
-    assert rl.allow("D", 0.5) is False
-    assert rl.allow("D", 1.0) is True
-    assert rl.allow("E", 1.0) is True  # per device
-    assert [rl.allow("D", 100.0) for _ in range(4)] == [True, True, True, False]  # capped at burst
-
-
-def test_rate_limiter_is_bounded() -> None:
-    rl = RateLimiter(burst=1, per_hour=1, max_devices=2)
-    for d in ("A", "B", "C"):
-        rl.allow(d, 0.0)
-    assert len(rl._buckets) == 2

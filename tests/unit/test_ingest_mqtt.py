@@ -35,7 +35,9 @@ async def test_manual_ack_reaches_paho_before_connecting() -> None:
     assert inner._clean_session is False
     assert isinstance(client._queue, asyncio.Queue)
     assert isinstance(client._disconnected, asyncio.Future)  # read by the link watchdog
-    assert client._queue.maxsize == 0  # unlimited: a bounded one discards without acking
+    # Never fed (_BlockReader takes every PUBLISH first), and unlimited so that, were it fed, it
+    # could not discard a message that then holds an in-flight slot (RELIABILITY.md, fact 1).
+    assert client._queue.maxsize == 0
 
 
 def test_aiomqtt_version_is_the_one_checked() -> None:

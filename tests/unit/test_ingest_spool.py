@@ -1,56 +1,15 @@
-"""Write outcomes: classification, Retry-After, backoff; and the disk spool."""
+"""ingest/spool.py: FIFO, durable over a restart, bounded, one owner; unreadable files set aside."""
 
 from __future__ import annotations
 
-import email.utils
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
-from influx.writer import InfluxWriter, Outcome, WriteError, backoff, classify, retry_after
 from ingest.spool import Spool, SpoolBusy
-
-
-@pytest.mark.parametrize(
-    ("status", "outcome"),
-    [
-        (204, Outcome.STORED),
-        (200, Outcome.STORED),
-        (400, Outcome.REFUSED),
-        (422, Outcome.REFUSED),
-        (413, Outcome.TOO_LARGE),
-        (429, Outcome.RETRY),
-        (408, Outcome.RETRY),
-        (500, Outcome.RETRY),
-        (503, Outcome.RETRY),
-        (401, Outcome.RETRY),  # configuration: keep (spool) until fixed, never drop
-        (403, Outcome.RETRY),
-        (404, Outcome.RETRY),  # database not found
-    ],
-)
-def test_classify(status: int, outcome: Outcome) -> None:
-    assert classify(status) is outcome
-
-
-def test_retry_after_seconds_and_date() -> None:
-    assert retry_after("7") == 7.0
-    assert retry_after(None) is None
-    assert retry_after("soon") is None
-    date = email.utils.formatdate(1_000_030, usegmt=True)
-    assert retry_after(date, now=1_000_000) == pytest.approx(30.0)
-    assert retry_after(email.utils.formatdate(1, usegmt=True), now=1_000) == 0.0
-
-
-def test_backoff_is_capped_jittered_and_honours_the_server() -> None:
-    delays = [backoff(attempt, base=0.5, cap=30.0) for attempt in range(40)]
-    assert all(0 <= d <= 30.0 for d in delays)
-    assert len(set(delays)) > 1  # jitter
-    assert backoff(0, hint=12.0) >= 12.0
-    assert backoff(0, cap=30.0, hint=10_000.0) <= 120.0  # a silly Retry-After is bounded
 
 
 def test_spool_is_fifo_durable_and_counts_bytes(tmp_path: Path) -> None:
@@ -120,38 +79,6 @@ def test_the_spool_lock_dies_with_its_process(tmp_path: Path) -> None:
             holder.kill()
             holder.wait(10)
     Spool(tmp_path, max_bytes=1024).close()  # nothing to clean up first
-
-
-@pytest.mark.asyncio
-async def test_writer_halves_on_413_and_refuses_only_an_oversized_single_line() -> None:
-    # InfluxDB 1.6.7 answers 413 only past 25 MB; a transport stub gives the status codes so
-    # that the halving itself is checked here (the real server is used in the integration tests).
-    bodies: list[list[str]] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        lines = request.content.decode().split("\n")
-        bodies.append(lines)
-        if len(request.content) > 20:
-            return httpx.Response(413, json={"error": "Request Entity Too Large"})
-        return httpx.Response(204)
-
-    lines = ["m f=1i 1", "m f=2i 2", "m f=3i 3", "m big=" + "9" * 30 + "i 4"]
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://x") as c:
-        refused = await InfluxWriter(c, "db").write(lines)
-    assert [r.line for r in refused] == [lines[3]]
-    stored = [b for b in bodies if len("\n".join(b)) <= 20]
-    assert sorted(line for b in stored for line in b) == sorted(lines[:3])
-
-
-@pytest.mark.asyncio
-async def test_writer_reports_retry_after() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(429, headers={"Retry-After": "3"}, text="slow down")
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://x") as c:
-        with pytest.raises(WriteError) as info:
-            await InfluxWriter(c, "db").write(["m f=1i 1"])
-    assert (info.value.status, info.value.wait) == (429, 3.0)
 
 
 def test_unreadable_spool_file_is_set_aside(tmp_path: Path) -> None:
