@@ -38,7 +38,9 @@ def test_is_newer_follows_the_half_space_rule() -> None:
     assert not is_newer(0, 2049)
 
 
-@given(SEQ, st.integers(1, SEQ_MODULO // 2))
+# Exactly half the space (2048) is newer both ways round, by the rule's own choice (examples
+# above); strictly inside it, the order is one-sided.
+@given(SEQ, st.integers(1, SEQ_MODULO // 2 - 1))
 def test_a_step_forward_within_half_the_space_is_newer_and_loses_step_minus_one(
     prev: int, step: int
 ) -> None:
