@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import signal
 import sys
 import threading
@@ -26,14 +25,13 @@ from types import FrameType
 import click
 
 from catalogue import Catalogue
+from catalogue.durations import parse_seconds
 from simulators.fleet import build_fleet
 from simulators.publisher import Publisher, PublisherError
 from simulators.runner import Counts, Runner, WallClock, capped_speeds, devices_for_rate
 from telemetry.runtime import StartupError, clean_errors, start
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last PUBACKs before reporting
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Duration(click.ParamType[float]):
@@ -46,10 +44,10 @@ class Duration(click.ParamType[float]):
     ) -> float:
         if isinstance(value, int | float):
             return float(value)
-        match = _DURATION.match(str(value))
-        if match is None or float(match[1]) <= 0:
+        seconds = parse_seconds(value)
+        if seconds is None:
             self.fail(f"{value!r} is not a duration such as 30s, 10m, 2h or 7d", param, ctx)
-        return float(match[1]) * _UNITS[match[2]]
+        return seconds
 
 
 @click.command("simulate")
