@@ -40,7 +40,7 @@ _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 # Field names become InfluxDB field keys and API names next to these, so they must not clash.
 RESERVED_FIELDS = frozenset({"time", "device", "type", "seq", "rssi", "snr", "stations", "station"})
 # A type's name is its measurement's name; these measurements are the backend's own.
-RESERVED_TYPES = frozenset({"uplink", "rejected"})
+RESERVED_TYPES = frozenset({"uplink", "rejected", "event"})
 StorageType = Literal["integer", "float", "boolean", "string"]
 
 # DESIGN section 10's defaults: a report every 10 minutes, offline after six missed intervals,

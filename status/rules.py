@@ -107,7 +107,9 @@ def step(
     if reading.last_ns > cur.last_ns and cur.state != "online":
         # an uplink ended the silence: the first one after it, when the caller found it
         back = reading.returned_ns if reading.returned_ns is not None else reading.last_ns
-        back = min(max(back, cur.last_ns + 1), reading.last_ns)
+        # Never at the very instant the silence was declared: an uplink stamped that same
+        # second (it arrived just after we looked) would overwrite that change's point.
+        back = max(min(max(back, cur.last_ns + 1), reading.last_ns), cur.since_ns + 1)
         changes.append(Change(STATE_KIND, "online", cur.state, back, "uplink received"))
         if "offline" in alarms:
             del alarms["offline"]
@@ -212,5 +214,13 @@ def _as_state(name: str) -> State:
 
 
 def _seconds_text(t_ns: int) -> str:
-    """RFC 3339 UTC, as the API writes times (deterministic: the same text in every process)."""
-    return datetime.fromtimestamp(t_ns // NS, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(t_ns)
+
+
+def rfc3339(t_ns: int) -> str:
+    """RFC 3339 UTC with Z, a fraction only when there is one: as the API writes times."""
+    seconds, frac = divmod(t_ns, NS)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    return text + "Z"

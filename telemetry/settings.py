@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Set to share the uplink stream between several ingesters ($share/<group>/...).
     mqtt_share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]+$")
     mqtt_keepalive: int = Field(20, ge=5, le=600)
+    # Events (DESIGN section 9) go under this prefix: <prefix>/<type>/<device>/status, ...
+    mqtt_events_prefix: str = Field("events", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 
     # --- InfluxDB (DESIGN section 3) ---
     influx_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8086")

@@ -147,3 +147,9 @@ def test_public_shape() -> None:
         "since": at(60),
         "alarms": [{"kind": "battery_low", "since": T0}, {"kind": "offline", "since": at(60)}],
     }
+
+
+def test_an_uplink_stamped_the_second_the_silence_was_declared_keeps_both_points() -> None:
+    offline = Status("offline", at(60), T0, {"offline": at(60)})
+    _, changes = step(SPEC, offline, Reading(at(60)), at(61))
+    assert [c.time_ns for c in changes] == [at(60) + 1, at(60) + 1]

@@ -1,0 +1,124 @@
+"""Following every device's status from InfluxDB: what the ingester's watcher and the API share.
+
+Each `poll` reads, with a few grouped queries, every device's newest uplink time and latest
+battery value: the whole history on a full poll (at start and every few minutes), only the last
+few minutes otherwise, so a poll of 10,000 devices reads what changed rather than everything.
+A full poll also reads the newest `event` point of each device and kind, the status recorded
+before (by this process before a restart, or by another process), and starts from it.
+
+`updates()` then runs the rules for every device and returns those whose status changed; the
+caller commits each one (the watcher after the `event` points are stored, so a failed write is
+tried again on the next poll; the API at once, it records nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from catalogue import Catalogue
+from influx import query as q
+from influx.reader import Reader
+from status.rules import Change, Reading, Status, seed, step
+
+log = logging.getLogger(__name__)
+
+# An incremental poll reads uplinks newer than this: wide enough to cover a slow poll or a
+# stalled InfluxDB; anything older (a spool replayed, a backfill) is seen by the next full poll.
+WINDOW_NS = 300 * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A device whose status changed, with the changes to record, oldest first."""
+
+    device: str
+    type: str
+    previous: Status
+    status: Status
+    changes: list[Change]
+
+
+class Tracker:
+    """Readings, recorded events and the current status of every device seen."""
+
+    def __init__(self, catalogue: Catalogue, reader: Reader) -> None:
+        self.catalogue = catalogue
+        self.reader = reader
+        self.types: dict[str, str] = {}
+        self.readings: dict[str, Reading] = {}
+        self.status: dict[str, Status] = {}
+        self._records: dict[str, dict[str, tuple[str, int]]] = {}
+
+    async def poll(self, now_ns: int, *, full: bool) -> None:
+        """Read the newest uplinks and batteries (and, when `full`, the recorded events)."""
+        start = None if full else now_ns - WINDOW_NS
+        (uplinks,) = await self.reader.query(q.newest_uplinks(start))
+        for s in uplinks:
+            device, type_name = s.tags.get("device", ""), s.tags.get("type", "")
+            if not s.values or type_name not in self.catalogue:
+                continue
+            last_ns = int(s.values[0][0])
+            known = self.readings.get(device)
+            if known is None or last_ns >= known.last_ns:
+                self.types[device] = type_name
+                self.readings[device] = Reading(
+                    last_ns, known.battery if known else None, known.battery_ns if known else 0
+                )
+        for dtype in self.catalogue:
+            field_name = dtype.status.battery_field
+            if field_name is None:
+                continue
+            (batteries,) = await self.reader.query(q.latest_values(dtype, field_name, start))
+            for s in batteries:
+                device = s.tags.get("device", "")
+                reading = self.readings.get(device)
+                if reading is None or not s.values or self.types.get(device) != dtype.name:
+                    continue
+                t, value = int(s.values[0][0]), s.values[0][1]
+                if value is not None and t >= reading.battery_ns:
+                    self.readings[device] = Reading(reading.last_ns, float(value), t)
+        if full:
+            await self._load_records()
+
+    async def _load_records(self) -> None:
+        (series,) = await self.reader.query(q.recorded_events())
+        records: dict[str, dict[str, tuple[str, int]]] = {}
+        for s in series:
+            if not s.values:
+                continue
+            device, kind = s.tags.get("device", ""), s.tags.get("kind", "")
+            records.setdefault(device, {})[kind] = (str(s.values[0][1]), int(s.values[0][0]))
+        self._records = records
+        # Start again from what is recorded: another process may have recorded changes, and
+        # the rules give the same answer from there as from our own memory.
+        self.status = {}
+
+    async def updates(self, now_ns: int) -> list[Update]:
+        """Every device whose status changed since the last commit."""
+        out: list[Update] = []
+        for device, stored in self.readings.items():
+            reading = stored
+            spec = self.catalogue[self.types[device]].status
+            prev = self.status.get(device)
+            if prev is None:
+                prev = seed(spec, self._records.get(device, {}), reading)
+            if reading.last_ns > prev.last_ns and prev.state != "online":
+                reading = await self._with_return(device, reading, prev)
+            status, changes = step(spec, prev, reading, now_ns)
+            if status != self.status.get(device):
+                out.append(Update(device, self.types[device], prev, status, changes))
+        return out
+
+    async def _with_return(self, device: str, reading: Reading, prev: Status) -> Reading:
+        """The reading with the time of the first uplink after the silence (not the newest)."""
+        (series,) = await self.reader.query(q.first_uplink_after(device, prev.last_ns))
+        for s in series:
+            if s.values:
+                return Reading(
+                    reading.last_ns, reading.battery, reading.battery_ns, int(s.values[0][0])
+                )
+        return reading
+
+    def commit(self, update: Update) -> None:
+        self.status[update.device] = update.status
