@@ -47,14 +47,6 @@ class Status:
     last_ns: int  # the newest uplink's time this status was computed from
     alarms: dict[str, int] = field(default_factory=dict)  # kind -> since (ns)
 
-    def public(self) -> dict[str, object]:
-        """The shape of `status` in the API and in `app.state.status.snapshot()`."""
-        return {
-            "state": self.state,
-            "since": self.since_ns,
-            "alarms": [{"kind": k, "since": t} for k, t in sorted(self.alarms.items())],
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Change:

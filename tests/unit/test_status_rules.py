@@ -140,15 +140,6 @@ def test_moments_group_the_changes_of_one_instant_into_one_status_event() -> Non
     )
 
 
-def test_public_shape() -> None:
-    s = Status("offline", at(60), T0, {"offline": at(60), "battery_low": T0})
-    assert s.public() == {
-        "state": "offline",
-        "since": at(60),
-        "alarms": [{"kind": "battery_low", "since": T0}, {"kind": "offline", "since": at(60)}],
-    }
-
-
 def test_an_uplink_stamped_the_second_the_silence_was_declared_keeps_both_points() -> None:
     offline = Status("offline", at(60), T0, {"offline": at(60)})
     _, changes = step(SPEC, offline, Reading(at(60)), at(61))

@@ -1,0 +1,149 @@
+"""Every device's status for the API, kept in memory and refreshed in the background.
+
+`/v1/fleet` and `/v1/alarms` must answer in well under 200 ms for 10,000 devices, so they never
+query InfluxDB: a task of the app's lifespan polls it every `POLL_SECONDS` with the same
+`status.tracker.Tracker` (and rules) as the ingester's watcher, starting from the recorded
+`event` points, and keeps the result here. The API records nothing: the ingester does.
+
+`snapshot()` is the shared view (the live page reads it too): device id -> `{"state", "since",
+"alarms": [{"kind", "since"}]}`, times in RFC 3339 UTC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from api.params import format_time
+from catalogue import Catalogue
+from influx.reader import InfluxUnavailable, Reader, ReaderError
+from status.rules import ALARM_KINDS, STATES, Status, state_at
+from status.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0  # a device shows late within 15 s of crossing: a poll every 2 s is well inside
+FULL_POLL_SECONDS = 300.0  # old uplinks (backfill, spool) and records by ingest: every 5 min
+
+
+class StatusCache:
+    """The statuses of the last poll, per device, with each device's type."""
+
+    def __init__(self, catalogue: Catalogue, reader: Reader) -> None:
+        self.catalogue = catalogue
+        self.tracker = Tracker(catalogue, reader)
+        self.loaded = False  # a first poll has completed
+        self.error: str | None = None
+        self._next_full = 0.0
+        self._snapshot: dict[str, dict[str, Any]] = {}
+
+    async def refresh(self) -> None:
+        """One poll of InfluxDB; every update is taken at once (the API records nothing)."""
+        now = time.monotonic()
+        full = now >= self._next_full
+        now_ns = time.time_ns()
+        await self.tracker.poll(now_ns, full=full)
+        for update in await self.tracker.updates(now_ns):
+            self.tracker.commit(update)
+        if full:
+            self._next_full = now + FULL_POLL_SECONDS
+        self._snapshot = {d: public(s) for d, s in self.tracker.status.items()}
+        self.loaded = True
+        self.error = None
+
+    async def run(self) -> None:
+        """Poll until cancelled; an InfluxDB failure is logged and the last snapshot kept."""
+        while True:
+            try:
+                await self.refresh()
+            except ReaderError as exc:
+                if self.error is None:
+                    log.warning("status cache: InfluxDB failed, keeping the last view: %s", exc)
+                self.error = str(exc)
+            except Exception:  # a bug here must not end the task: the view would freeze
+                log.exception("status cache: unexpected error")
+            await asyncio.sleep(POLL_SECONDS)
+
+    def require(self) -> None:
+        """Raise 503 (InfluxDB unavailable) while no poll has ever completed."""
+        if not self.loaded:
+            raise InfluxUnavailable(self.error or "the status of the fleet is being loaded")
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """device -> {"state", "since", "alarms": [{"kind", "since"}]} (RFC 3339 times)."""
+        return self._snapshot
+
+    def type_of(self, device: str) -> str | None:
+        return self.tracker.types.get(device)
+
+    def of(self, device: str, type_name: str, last_seen_ns: int) -> dict[str, Any]:
+        """A device's status; one not polled yet (seen just now) from its newest uplink alone."""
+        known = self._snapshot.get(device)
+        if known is not None:
+            return known
+        spec = self.catalogue[type_name].status if type_name in self.catalogue else None
+        if spec is None:
+            return {"state": "online", "since": format_time(last_seen_ns), "alarms": []}
+        state, since = state_at(spec, last_seen_ns, time.time_ns())
+        return public(Status(state, since, last_seen_ns))
+
+    def alarms(self, type_name: str | None = None) -> list[dict[str, Any]]:
+        """The fleet's active alarms, oldest first."""
+        out = []
+        for device, status in self.tracker.status.items():
+            type_ = self.tracker.types.get(device, "")
+            if type_name is not None and type_ != type_name:
+                continue
+            for kind, since in status.alarms.items():
+                out.append((since, device, kind, type_))
+        out.sort()
+        return [{"device": d, "type": t, "kind": k, "since": format_time(s)} for s, d, k, t in out]
+
+    def fleet(self) -> list[dict[str, Any]]:
+        """Per type of the catalogue: devices, devices per state, active alarms per kind."""
+        per_type: dict[str, dict[str, Any]] = {
+            t.name: {
+                "type": t.name,
+                "devices": 0,
+                "states": dict.fromkeys(STATES, 0),
+                "alarms": dict.fromkeys(ALARM_KINDS, 0),
+            }
+            for t in self.catalogue
+        }
+        for device, status in self.tracker.status.items():
+            entry = per_type.get(self.tracker.types.get(device, ""))
+            if entry is None:
+                continue
+            entry["devices"] += 1
+            entry["states"][status.state] += 1
+            for kind in status.alarms:
+                entry["alarms"][kind] += 1
+        return list(per_type.values())
+
+
+def public(status: Status) -> dict[str, Any]:
+    """The API's `status` object."""
+    return {
+        "state": status.state,
+        "since": format_time(status.since_ns),
+        "alarms": [{"kind": k, "since": format_time(t)} for k, t in sorted(status.alarms.items())],
+    }
+
+
+@contextlib.asynccontextmanager
+async def running(cache: StatusCache) -> AsyncIterator[StatusCache]:
+    """The cache's poll task for as long as the app lives; a first poll is tried before serving."""
+    with contextlib.suppress(ReaderError, TimeoutError):
+        async with asyncio.timeout(5):  # not forever: the API starts with InfluxDB down too
+            await cache.refresh()
+    task = asyncio.create_task(cache.run())
+    try:
+        yield cache
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
