@@ -362,3 +362,28 @@ _DEDICATED: dict[str, tuple[tuple[str, ...], Callable[[DeviceType, int], Model]]
     "weather_station": (("temperature", "humidity", "co2", "pressure", "battery"), WeatherStation),
     "plant_sensor": (("soil_moisture", "light", "temperature", "battery"), PlantSensor),
 }
+
+
+# `--low-battery`: a draining battery is empty after this many of the device's uplinks, so the
+# alarm (at 15 % by default) comes within about nine, minutes into a demo at --speed.
+DRAIN_UPLINKS = 10
+
+
+class Draining:
+    """Another model, except that its battery drains from its level at `start` to empty."""
+
+    def __init__(self, inner: Model, spec: FieldSpec, start: float, span: float) -> None:
+        self.inner = inner
+        self.spec = spec
+        self.start = start
+        self.span = span
+
+    def values(self, t: float) -> dict[str, Value]:
+        values = self.inner.values(t)
+        level = values.get(self.spec.name)
+        if t <= self.start or isinstance(level, bool) or not isinstance(level, int | float):
+            return values
+        lo, _ = physical_bounds(self.spec)
+        left = max(0.0, 1.0 - (t - self.start) / self.span)
+        values[self.spec.name] = quantize(self.spec, lo + (level - lo) * left)
+        return values
