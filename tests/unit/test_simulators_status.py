@@ -94,3 +94,11 @@ def test_more_misbehaving_devices_than_the_fleet_is_refused() -> None:
     result = CliRunner().invoke(simulate, ["--devices", "1", "--silent", "3", "--low-battery", "2"])
     assert result.exit_code == 2
     assert "ask for 5 devices; the fleet has 4" in result.output
+
+
+@pytest.mark.parametrize("type_name", BUILTIN)
+def test_without_low_battery_no_simulated_battery_reaches_the_alarm(type_name: str) -> None:
+    low = CATALOGUE[type_name].status.battery_low
+    for device in build_fleet(CATALOGUE, [type_name], 5, seed=4, loss=0.0):
+        levels = [float(device.model.values(T0 + d * DAY)["battery"]) for d in range(0, 730, 3)]
+        assert min(levels) > low
