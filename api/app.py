@@ -58,7 +58,9 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
                 client, settings.influx_database, bind_params=settings.influx_bind_params
             )
             # every device's status, polled in the background (api/statuscache.py)
-            async with running(StatusCache(catalogue, app.state.reader)) as cache:
+            async with running(
+                StatusCache(catalogue, app.state.reader, app.state.metrics.set_fleet)
+            ) as cache:
                 app.state.status = cache
                 yield
 

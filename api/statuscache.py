@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from api.params import format_time
@@ -33,8 +33,14 @@ FULL_POLL_SECONDS = 300.0  # old uplinks (backfill, spool) and records by ingest
 class StatusCache:
     """The statuses of the last poll, per device, with each device's type."""
 
-    def __init__(self, catalogue: Catalogue, reader: Reader) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        reader: Reader,
+        gauges: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         self.catalogue = catalogue
+        self.gauges = gauges
         self.tracker = Tracker(catalogue, reader)
         self.loaded = False  # a first poll has completed
         self.error: str | None = None
@@ -52,6 +58,8 @@ class StatusCache:
         if full:
             self._next_full = now + FULL_POLL_SECONDS
         self._snapshot = {d: public(s) for d, s in self.tracker.status.items()}
+        if self.gauges is not None:
+            self.gauges(self.fleet())
         self.loaded = True
         self.error = None
 

@@ -52,6 +52,7 @@ async def test_status_alarms_and_fleet(influxd: Influxd, database: str) -> None:
         scale_alarms = (await client.get("/v1/alarms", params={"type": "scale"})).json()
         bad_type = await client.get("/v1/alarms", params={"type": "toaster"})
         fleet = {t["type"]: t for t in (await client.get("/v1/fleet")).json()["types"]}
+        metrics = (await client.get("/metrics")).text
     status = {d["device"]: d["status"] for d in devices}
     assert status["A1"] == {
         "state": "online",
@@ -80,6 +81,13 @@ async def test_status_alarms_and_fleet(influxd: Influxd, database: str) -> None:
     }
     assert fleet["scale"]["states"] == {"online": 1, "late": 0, "offline": 0}
     assert fleet["plant_sensor"]["devices"] == 0
+    for sample in (
+        'telemetry_api_status_devices{state="late",type="wristband"} 1.0',
+        'telemetry_api_status_devices{state="online",type="scale"} 1.0',
+        'telemetry_api_active_alarms{kind="battery_low",type="wristband"} 1.0',
+        'telemetry_api_active_alarms{kind="offline",type="plant_sensor"} 0.0',
+    ):
+        assert sample in metrics.splitlines()
 
 
 async def test_snapshot_is_the_shared_view(influxd: Influxd, database: str) -> None:

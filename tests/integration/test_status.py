@@ -7,6 +7,7 @@ The `beacon` test type (tests/support/status_types) has a 2 s interval and goes 
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +81,15 @@ def stack(
         yield Stack(start_ingester, pub, influxd, mosquitto, database, topic_prefix)
 
 
+def labelled(ing: Ingester, sample: str) -> float:
+    """One labelled sample of the ingester's `/metrics` (NaN when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ing.metrics_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(sample + " "):
+                return float(line.split()[1])
+    return float("nan")
+
+
 def _ns(rfc3339: str) -> int:
     """Nanoseconds: a return may be stored 1 ns after the crossing it ends."""
     whole, _, frac = rfc3339.removesuffix("Z").partition(".")
@@ -110,12 +120,14 @@ def test_a_silent_device_goes_late_then_offline_and_its_next_uplink_clears_it(
 
 
 def test_a_low_battery_raises_an_alarm_and_a_charged_one_clears_it(stack: Stack) -> None:
-    stack.ingester()
+    ing = stack.ingester(metrics=True)
     t0 = int(time.time())
     stack.uplink("B0002", t0 - 1, 1, battery=40)
     stack.uplink("B0002", t0, 2, battery=12)
     events = stack.wait_events("B0002", 1, timeout=20)
     assert events[0] == ("battery_low", "raised", "cleared", t0)
+    alarms = 'telemetry_ingest_active_alarms{kind="battery_low"}'
+    wait_for(lambda: labelled(ing, alarms) == 1.0, what="the battery alarm gauge at 1")
     stack.uplink("B0002", t0 + 1, 3, battery=100)
     events = stack.wait_events("B0002", 2, timeout=20)
     assert events[1] == ("battery_low", "cleared", "raised", t0 + 1)
