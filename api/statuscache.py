@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +47,8 @@ class StatusCache:
         self.error: str | None = None
         self._next_full = 0.0
         self._snapshot: dict[str, dict[str, Any]] = {}
+        # `/v1/alarms` (per `type`) and `/v1/fleet` as JSON, made once per change of status
+        self._rendered: dict[tuple[str, str | None], bytes] = {}
 
     async def refresh(self) -> None:
         """One poll of InfluxDB; every update is taken at once (the API records nothing)."""
@@ -53,13 +56,16 @@ class StatusCache:
         full = now >= self._next_full
         now_ns = time.time_ns()
         await self.tracker.poll(now_ns, full=full)
-        for update in await self.tracker.updates(now_ns):
+        updates = await self.tracker.updates(now_ns)
+        for update in updates:
             self.tracker.commit(update)
+            self._snapshot[update.device] = public(update.status)
         if full:
             self._next_full = now + FULL_POLL_SECONDS
-        self._snapshot = {d: public(s) for d, s in self.tracker.status.items()}
-        if self.gauges is not None:
-            self.gauges(self.fleet())
+        if updates or not self.loaded:
+            self._rendered = {}  # answers change only when a status does
+            if self.gauges is not None:
+                self.gauges(self.fleet())
         self.loaded = True
         self.error = None
 
@@ -82,8 +88,22 @@ class StatusCache:
             raise InfluxUnavailable(self.error or "the status of the fleet is being loaded")
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """device -> {"state", "since", "alarms": [{"kind", "since"}]} (RFC 3339 times)."""
+        """device -> {"state", "since", "alarms": [{"kind", "since"}]} (RFC 3339 times).
+
+        The cache's own dict, updated in place after each poll: read it, do not change it.
+        """
         return self._snapshot
+
+    def rendered(self, what: str, type_name: str | None = None) -> bytes:
+        """The body of `/v1/alarms` (`what` "alarms") or `/v1/fleet` ("fleet"), memoised."""
+        key = (what, type_name)
+        body = self._rendered.get(key)
+        if body is None:
+            doc = (
+                {"alarms": self.alarms(type_name)} if what == "alarms" else {"types": self.fleet()}
+            )
+            body = self._rendered[key] = json.dumps(doc, separators=(",", ":")).encode()
+        return body
 
     def type_of(self, device: str) -> str | None:
         return self.tracker.types.get(device)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from catalogue import Catalogue
 from influx import query as q
 from influx.reader import Reader
-from status.rules import Change, Reading, Status, seed, step
+from status.rules import Change, Reading, Status, ns, seed, step
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ class Tracker:
         self.readings: dict[str, Reading] = {}
         self.status: dict[str, Status] = {}
         self._records: dict[str, dict[str, tuple[str, int]]] = {}
+        # Only devices whose reading changed, or whose next crossing has come, need the rules
+        # run again: with 10,000 devices that is a few per poll instead of all of them.
+        self._dirty: set[str] = set()
+        self._due: dict[str, int] = {}
 
     async def poll(self, now_ns: int, *, full: bool) -> None:
         """Read the newest uplinks and batteries (and, when `full`, the recorded events)."""
@@ -60,11 +64,12 @@ class Tracker:
                 continue
             last_ns = int(s.values[0][0])
             known = self.readings.get(device)
-            if known is None or last_ns >= known.last_ns:
+            if known is None or last_ns > known.last_ns:
                 self.types[device] = type_name
                 self.readings[device] = Reading(
                     last_ns, known.battery if known else None, known.battery_ns if known else 0
                 )
+                self._dirty.add(device)
         for dtype in self.catalogue:
             field_name = dtype.status.battery_field
             if field_name is None:
@@ -76,8 +81,9 @@ class Tracker:
                 if reading is None or not s.values or self.types.get(device) != dtype.name:
                     continue
                 t, value = int(s.values[0][0]), s.values[0][1]
-                if value is not None and t >= reading.battery_ns:
+                if value is not None and t > reading.battery_ns:
                     self.readings[device] = Reading(reading.last_ns, float(value), t)
+                    self._dirty.add(device)
         if full:
             await self._load_records()
 
@@ -93,12 +99,14 @@ class Tracker:
         # Start again from what is recorded: another process may have recorded changes, and
         # the rules give the same answer from there as from our own memory.
         self.status = {}
+        self._dirty = set(self.readings)
 
     async def updates(self, now_ns: int) -> list[Update]:
         """Every device whose status changed since the last commit."""
         out: list[Update] = []
-        for device, stored in self.readings.items():
-            reading = stored
+        due = [d for d, t in self._due.items() if t < now_ns and d not in self._dirty]
+        for device in [*self._dirty, *due]:
+            reading = self.readings[device]
             spec = self.catalogue[self.types[device]].status
             prev = self.status.get(device)
             if prev is None:
@@ -108,6 +116,8 @@ class Tracker:
             status, changes = step(spec, prev, reading, now_ns)
             if status != self.status.get(device):
                 out.append(Update(device, self.types[device], prev, status, changes))
+            else:  # nothing new: look again when it next crosses a rule
+                self._settle(device, self.types[device], status)
         return out
 
     async def _with_return(self, device: str, reading: Reading, prev: Status) -> Reading:
@@ -121,4 +131,16 @@ class Tracker:
         return reading
 
     def commit(self, update: Update) -> None:
+        """Take `update` as the device's status; its rules run again at its next crossing."""
         self.status[update.device] = update.status
+        self._settle(update.device, update.type, update.status)
+
+    def _settle(self, device: str, type_name: str, status: Status) -> None:
+        self._dirty.discard(device)
+        spec = self.catalogue[type_name].status
+        if status.state == "online":
+            self._due[device] = status.last_ns + ns(spec.late_after)
+        elif status.state == "late":
+            self._due[device] = status.last_ns + ns(spec.offline_after)
+        else:
+            self._due.pop(device, None)
