@@ -59,7 +59,12 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
             )
             # every device's status, polled in the background (api/statuscache.py)
             async with running(
-                StatusCache(catalogue, app.state.reader, app.state.metrics.set_fleet)
+                StatusCache(
+                    catalogue,
+                    app.state.reader,
+                    app.state.metrics.set_fleet,
+                    poll_seconds=settings.status_poll_seconds,
+                )
             ) as cache:
                 app.state.status = cache
                 yield

@@ -1,8 +1,8 @@
 """Every device's status for the API, kept in memory and refreshed in the background.
 
 `/v1/fleet` and `/v1/alarms` must answer in well under 200 ms for 10,000 devices, so they never
-query InfluxDB: a task of the app's lifespan polls it every `POLL_SECONDS` with the same
-`status.tracker.Tracker` (and rules) as the ingester's watcher, starting from the recorded
+query InfluxDB: a task of the app's lifespan polls it (every `TELEMETRY_STATUS_POLL_SECONDS`,
+5 s) with the same `status.tracker.Tracker` and rules as the ingester's watcher, from the recorded
 `event` points, and keeps the result here. The API records nothing: the ingester does.
 
 `snapshot()` is the shared view (the live page reads it too): device id -> `{"state", "since",
@@ -23,12 +23,9 @@ from api.params import format_time
 from catalogue import Catalogue
 from influx.reader import InfluxUnavailable, Reader, ReaderError
 from status.rules import ALARM_KINDS, STATES, Status, state_at
-from status.tracker import Tracker
+from status.tracker import FULL_POLL_SECONDS, Tracker
 
 log = logging.getLogger(__name__)
-
-POLL_SECONDS = 2.0  # a device shows late within 15 s of crossing: a poll every 2 s is well inside
-FULL_POLL_SECONDS = 300.0  # old uplinks (backfill, spool) and records by ingest: every 5 min
 
 
 class StatusCache:
@@ -39,8 +36,11 @@ class StatusCache:
         catalogue: Catalogue,
         reader: Reader,
         gauges: Callable[[list[dict[str, Any]]], None] | None = None,
+        *,
+        poll_seconds: float = 5.0,
     ) -> None:
         self.catalogue = catalogue
+        self.poll_seconds = poll_seconds
         self.gauges = gauges
         self.tracker = Tracker(catalogue, reader)
         self.loaded = False  # a first poll has completed
@@ -80,7 +80,7 @@ class StatusCache:
                 self.error = str(exc)
             except Exception:  # a bug here must not end the task: the view would freeze
                 log.exception("status cache: unexpected error")
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(self.poll_seconds)
 
     def require(self) -> None:
         """Raise 503 (InfluxDB unavailable) while no poll has ever completed."""

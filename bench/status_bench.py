@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -92,10 +93,14 @@ async def poll_costs(url: str) -> tuple[float, float]:
         await tracker.poll(time.time_ns(), full=True)
         await tracker.updates(time.time_ns())
         full = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        await tracker.poll(time.time_ns(), full=False)
-        await tracker.updates(time.time_ns())
-        return full, time.perf_counter() - t0
+        incremental = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            await tracker.poll(time.time_ns(), full=False)
+            for update in await tracker.updates(time.time_ns()):
+                tracker.commit(update)
+            incremental.append(time.perf_counter() - t0)
+        return full, statistics.median(incremental)
 
 
 def main() -> None:
@@ -182,8 +187,10 @@ def render(  # noqa: PLR0917  # the figures of one run
             "Both answer from the status cache (api/statuscache.py), so their cost does not "
             "depend on InfluxDB. Behind it, the cache polls InfluxDB in the background: one full "
             f"poll (all history and the recorded events, at start and every 5 min) took "
-            f"{full * 1000:.0f} ms, one incremental poll (the last 5 minutes, every 2 s) "
-            f"{incremental * 1000:.0f} ms, for these {DEVICES:,} devices.",
+            f"{full * 1000:.0f} ms, an incremental poll (the last 5 minutes, every 5 s) "
+            f"{incremental * 1000:.0f} ms (median of 5), for these {DEVICES:,} devices, most "
+            "of it InfluxDB grouping the `uplink` measurement's 10,000 series; the ingester's "
+            "status watcher polls the same way.",
             "",
         ]
     )

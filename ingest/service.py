@@ -68,6 +68,7 @@ def _status_watcher(
         emit,
         events_prefix=settings.mqtt_events_prefix,
         gauges=metrics.set_status,
+        poll_seconds=settings.status_poll_seconds,
     )
 
 

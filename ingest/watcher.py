@@ -1,8 +1,9 @@
 """The status watcher: notices silence and low batteries, records each change once, announces it.
 
 It runs inside `telemetry ingest` (the API's MQTT account may only publish uplinks, so the
-ingester is the process that can announce). Every `POLL_SECONDS` it polls InfluxDB through
-`status.tracker.Tracker`, runs the rules of `status.rules`, and for every change:
+ingester is the process that can announce). Every `TELEMETRY_STATUS_POLL_SECONDS` (5 s) it
+polls InfluxDB through `status.tracker.Tracker`, runs the rules of `status.rules`, and for every
+change:
 
 1. writes one point in `event` at the change's crossing time: a second ingester noticing the
    same change writes the same point, which InfluxDB stores once;
@@ -28,18 +29,11 @@ from influx.reader import Reader, ReaderError
 from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_TYPE
 from influx.writer import InfluxWriter, WriteError
 from status.rules import ALARM_KINDS, STATES, Status, moments, rfc3339
-from status.tracker import Tracker, Update
+from status.tracker import FULL_POLL_SECONDS, Tracker, Update
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, bytes], None]
-
-# DESIGN section 10: `late` within 15 s of the crossing. A poll every 2 s (plus its own few
-# milliseconds) leaves most of that budget to InfluxDB and to a write retried once.
-POLL_SECONDS = 2.0
-# A full poll (all history and the recorded events) this often: uplinks stored with old times
-# (a spool replayed, a backfill) and changes another ingester recorded are taken in.
-FULL_POLL_SECONDS = 300.0
 
 
 def log_emit(topic: str, payload: bytes) -> None:
@@ -89,7 +83,7 @@ class StatusWatcher:
         *,
         events_prefix: str,
         gauges: Callable[[dict[str, int], dict[str, int]], None] | None = None,
-        poll_seconds: float = POLL_SECONDS,
+        poll_seconds: float = 5.0,
     ) -> None:
         self.tracker = Tracker(catalogue, reader)
         self.writer = writer

@@ -23,6 +23,9 @@ from status.rules import Change, Reading, Status, ns, seed, step
 
 log = logging.getLogger(__name__)
 
+# A full poll (all history and the recorded events) this often: uplinks stored with old times
+# (a spool replayed, a backfill) and changes another process recorded are taken in.
+FULL_POLL_SECONDS = 300.0
 # An incremental poll reads uplinks newer than this: wide enough to cover a slow poll or a
 # stalled InfluxDB; anything older (a spool replayed, a backfill) is seen by the next full poll.
 WINDOW_NS = 300 * 1_000_000_000

@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     ingest_future_tolerance: int = Field(300, ge=0)  # seconds a `time` may lie ahead of our clock
     ingest_shutdown_timeout: float = Field(10.0, gt=0, le=300)
 
+    # --- Device status (DESIGN section 10) ---
+    # How often ingest's status watcher and the API's status cache poll InfluxDB. A device is
+    # late within 15 s of crossing two intervals, so at most 10 s; each poll costs InfluxDB
+    # about a third of a second per 10,000 devices (BENCHMARKS.md), so not much faster either.
+    status_poll_seconds: float = Field(5.0, ge=0.2, le=10.0)
+
     # --- Catalogue (DESIGN section 2) ---
     catalogue_dir: Path | None = None
 

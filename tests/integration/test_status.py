@@ -42,6 +42,7 @@ class Stack:
             database=self.database,
             prefix=self.prefix,
             catalogue_dir=TYPES,
+            status_poll_seconds=1,  # the beacon's 2 s interval needs a faster look
             **settings,
         )
 

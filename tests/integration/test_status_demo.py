@@ -43,6 +43,7 @@ def api_url(influxd: Influxd, database: str, tmp_path: Path) -> Iterator[str]:
         api_keys=KEY,
         catalogue_dir=str(TYPES),
         api_port=str(port),
+        status_poll_seconds="1",  # the beacon's 2 s interval needs a faster look
     )
     with (tmp_path / "api.log").open("wb") as log:
         proc = subprocess.Popen([TELEMETRY, "api"], env=env, stdout=log, stderr=log, cwd=tmp_path)
@@ -76,6 +77,7 @@ def test_silent_and_low_battery_devices_raise_their_alarms_once(  # noqa: PLR091
         database=database,
         prefix=topic_prefix,
         catalogue_dir=TYPES,
+        status_poll_seconds=1,
     )
     env = _env(mqtt_url=mosquitto.url, mqtt_topic_prefix=topic_prefix, catalogue_dir=str(TYPES))
     args = ["--types", "beacon", "--devices", "5", "--loss", "0", "--duration", "120s"]
