@@ -95,13 +95,20 @@ class StatusWatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: poll, record, announce. InfluxDB failures are logged and retried."""
+        failing = False
         while not stop.is_set():
             try:
                 await self.once()
             except (ReaderError, WriteError) as exc:
-                log.warning("status watcher: InfluxDB failed, retrying: %s", exc)
+                if not failing:  # one line per outage, not one per poll
+                    log.warning("status watcher: InfluxDB failed, retrying quietly: %s", exc)
+                failing = True
             except Exception:  # a bug here must not stop uplinks being stored
                 log.exception("status watcher: unexpected error, retrying")
+            else:
+                if failing:
+                    log.info("status watcher: InfluxDB answers again")
+                failing = False
             try:
                 async with asyncio.timeout(self.poll_seconds):
                     await stop.wait()

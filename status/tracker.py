@@ -98,10 +98,13 @@ class Tracker:
                 continue
             device, kind = s.tags.get("device", ""), s.tags.get("kind", "")
             records.setdefault(device, {})[kind] = (str(s.values[0][1]), int(s.values[0][0]))
+        # Start again from what is recorded where it changed (another process, or we, recorded
+        # something): the rules give the same answer from there as from our own memory. Where
+        # nothing new is recorded our memory stays, so an online device keeps its `since`.
+        for device in set(records) | set(self._records):
+            if records.get(device) != self._records.get(device):
+                self.status.pop(device, None)
         self._records = records
-        # Start again from what is recorded: another process may have recorded changes, and
-        # the rules give the same answer from there as from our own memory.
-        self.status = {}
         self._dirty = set(self.readings)
 
     async def updates(self, now_ns: int) -> list[Update]:
