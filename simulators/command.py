@@ -7,7 +7,9 @@ Modes (DESIGN section 6):
 - `--backfill 7d`: first publishes 7 days of history ending now, with their own timestamps, as
   fast as the broker acknowledges; then goes on live, unless `--backfill-only` or `--duration`
   (counted from the start, backfill included; a backfill always completes) says stop;
-- `--rate N`: load mode, N transmissions a second in all, round-robin over the fleet.
+- `--rate N`: load mode, N transmissions a second in all, round-robin over the fleet;
+- `--silent N` and `--low-battery N` (DESIGN section 10, any mode): N devices stop sending
+  `--silent-after` the start of the live run, N others drain their battery to empty.
 At the end, one line on stderr: uplinks published, messages (station copies) acknowledged.
 """
 
