@@ -9,7 +9,7 @@ Modes (DESIGN section 6):
   (counted from the start, backfill included; a backfill always completes) says stop;
 - `--rate N`: load mode, N transmissions a second in all, round-robin over the fleet;
 - `--silent N` and `--low-battery N` (DESIGN section 10, any mode): N devices stop sending
-  `--silent-after` the start of the live run, N others drain their battery to empty.
+  `--silent-after` into the live run (after any backfill), N others drain their battery.
 At the end, one line on stderr: uplinks published, messages (station copies) acknowledged.
 """
 
