@@ -15,7 +15,8 @@ from api.authlimit import FailedAuthLimiter
 from api.lookup import TypeMemo
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from api.routes import device_types, devices, health, history
+from api.routes import device_types, devices, health, history, status
+from api.statuscache import StatusCache, running
 from catalogue import Catalogue
 from influx.connection import async_client
 from influx.reader import Reader
@@ -56,7 +57,17 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
             app.state.reader = Reader(
                 client, settings.influx_database, bind_params=settings.influx_bind_params
             )
-            yield
+            # every device's status, polled in the background (api/statuscache.py)
+            async with running(
+                StatusCache(
+                    catalogue,
+                    app.state.reader,
+                    app.state.metrics.set_fleet,
+                    poll_seconds=settings.status_poll_seconds,
+                )
+            ) as cache:
+                app.state.status = cache
+                yield
 
     app = FastAPI(
         title="Sigfox telemetry API",
@@ -77,7 +88,7 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     app.state.metrics = ApiMetrics()
     problems.install(app)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (device_types, devices, history, health):
+    for module in (device_types, devices, history, status, health):
         app.include_router(module.router)
     # Added last = outermost: metrics see every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware)

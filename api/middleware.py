@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
@@ -41,6 +42,26 @@ class ApiMetrics:
             ("route", "status"),
             registry=self.registry,
         )
+        self.status_devices = Gauge(
+            "telemetry_api_status_devices",
+            "Devices per type and state (online, late, offline), as the API last polled them",
+            ("type", "state"),
+            registry=self.registry,
+        )
+        self.active_alarms = Gauge(
+            "telemetry_api_active_alarms",
+            "Active alarms per type and kind (offline, battery_low)",
+            ("type", "kind"),
+            registry=self.registry,
+        )
+
+    def set_fleet(self, fleet: list[dict[str, Any]]) -> None:
+        """The status cache's per-type counts after each poll (see `StatusCache.fleet`)."""
+        for entry in fleet:
+            for state, n in entry["states"].items():
+                self.status_devices.labels(entry["type"], state).set(n)
+            for kind, n in entry["alarms"].items():
+                self.active_alarms.labels(entry["type"], kind).set(n)
 
 
 class MetricsMiddleware:

@@ -41,11 +41,45 @@ class DeviceTypes(BaseModel):
     types: list[DeviceTypeOut]
 
 
+class Alarm(BaseModel):
+    kind: str = Field(description="`offline` or `battery_low`", examples=["offline"])
+    since: str = Field(description="When the condition began (RFC 3339 UTC)")
+
+
+class DeviceStatus(BaseModel):
+    """DESIGN section 10: `online` (heard within two intervals), `late`, `offline`."""
+
+    state: str = Field(examples=["online"])
+    since: str = Field(description="When the device entered this state (RFC 3339 UTC)")
+    alarms: list[Alarm]
+
+
 class Device(BaseModel):
     device: str = Field(examples=["1A2B3C"])
     type: str
     last_seen: str = Field(description="Time of the newest stored message (RFC 3339 UTC)")
     last_seq: int | None
+    status: DeviceStatus
+
+
+class FleetAlarm(Alarm):
+    device: str
+    type: str
+
+
+class Alarms(BaseModel):
+    alarms: list[FleetAlarm]
+
+
+class FleetType(BaseModel):
+    type: str
+    devices: int
+    states: dict[str, int] = Field(description="Devices per state: online, late, offline")
+    alarms: dict[str, int] = Field(description="Active alarms per kind")
+
+
+class Fleet(BaseModel):
+    types: list[FleetType]
 
 
 class Devices(BaseModel):

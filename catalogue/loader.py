@@ -12,6 +12,12 @@ A file looks like::
     min = 25             # valid range after scaling; values outside are not stored
     max = 230
 
+    [status]             # optional: how often its devices report (DESIGN section 10)
+    interval = "10m"     # expected time between uplinks; late past two of them
+    offline_after = "1h" # default six intervals
+    battery_field = "battery"  # default `battery` when the type has that field
+    battery_low = 15     # battery_low alarm at or below this, in the field's unit
+
 Every field of the layout needs a `[fields.<name>]` table. A broken file raises `CatalogueError`
 naming the file and the field.
 """
@@ -27,14 +33,25 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from catalogue.codec import CodecError, Layout, Slot, Value, parse_layout
+from catalogue.durations import parse_seconds
 
 BUILTIN_DIR = Path(__file__).with_name("types")
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 # Field names become InfluxDB field keys and API names next to these, so they must not clash.
 RESERVED_FIELDS = frozenset({"time", "device", "type", "seq", "rssi", "snr", "stations", "station"})
 # A type's name is its measurement's name; these measurements are the backend's own.
-RESERVED_TYPES = frozenset({"uplink", "rejected"})
+RESERVED_TYPES = frozenset({"uplink", "rejected", "event"})
 StorageType = Literal["integer", "float", "boolean", "string"]
+
+# DESIGN section 10's defaults: a report every 10 minutes, offline after six missed intervals,
+# the battery alarm at 15 (%, the built-in types' battery unit).
+DEFAULT_INTERVAL = 600.0
+OFFLINE_INTERVALS = 6
+DEFAULT_BATTERY_FIELD = "battery"
+DEFAULT_BATTERY_LOW = 15.0
+# `late` is past two intervals, so `offline_after` must leave room for it.
+LATE_INTERVALS = 2
+STATUS_KEYS = frozenset({"interval", "offline_after", "battery_field", "battery_low"})
 
 
 class CatalogueError(Exception):
@@ -88,6 +105,20 @@ class FieldSpec:
         return self.maximum is None or value <= self.maximum
 
 
+@dataclass(frozen=True, slots=True)
+class StatusSpec:
+    """How often a type's devices report, and when their battery is low (seconds, field unit)."""
+
+    interval: float = DEFAULT_INTERVAL
+    offline_after: float = DEFAULT_INTERVAL * OFFLINE_INTERVALS
+    battery_field: str | None = None
+    battery_low: float = DEFAULT_BATTERY_LOW
+
+    @property
+    def late_after(self) -> float:
+        return self.interval * LATE_INTERVALS
+
+
 class Decoded(NamedTuple):
     """A decoded payload: values in range, and the names of fields that were out of range."""
 
@@ -113,6 +144,7 @@ class DeviceType:
     layout: Layout
     fields: dict[str, FieldSpec]
     source: Path
+    status: StatusSpec = field(default_factory=StatusSpec)
     # Per field, in slot order, what `decode` needs: computed once, read for every uplink.
     _plan: tuple[_Step, ...] = field(init=False, repr=False, compare=False)
 
@@ -237,7 +269,45 @@ def _build_type(path: Path, doc: dict[str, object]) -> DeviceType:
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise CatalogueError(f"{path}: field 'description' must be a string")
-    return DeviceType(name, description, layout, fields, path)
+    status = _build_status(path, doc.get("status", {}), fields)
+    return DeviceType(name, description, layout, fields, path, status)
+
+
+def _build_status(path: Path, table: object, fields: dict[str, FieldSpec]) -> StatusSpec:
+    """The optional `[status]` table, every key checked, defaults from DESIGN section 10."""
+    where = f"{path}: field 'status"
+    if not isinstance(table, dict):
+        raise CatalogueError(f"{where}' must be a table")
+    extra = set(table) - STATUS_KEYS
+    if extra:
+        raise CatalogueError(f"{where}.{sorted(extra)[0]}' is not a known key")
+    interval = _duration(where, table, "interval", DEFAULT_INTERVAL)
+    offline_after = _duration(where, table, "offline_after", interval * OFFLINE_INTERVALS)
+    if offline_after <= interval * LATE_INTERVALS:
+        raise CatalogueError(
+            f"{where}.offline_after' must be longer than two intervals (a device is late first)"
+        )
+    battery_field = table.get(
+        "battery_field", DEFAULT_BATTERY_FIELD if DEFAULT_BATTERY_FIELD in fields else None
+    )
+    if battery_field is not None:
+        if not isinstance(battery_field, str) or battery_field not in fields:
+            raise CatalogueError(f"{where}.battery_field' must name a field of the layout")
+        if fields[battery_field].storage not in ("integer", "float"):
+            raise CatalogueError(f"{where}.battery_field' must name a numeric field")
+    low = table.get("battery_low", DEFAULT_BATTERY_LOW)
+    if isinstance(low, bool) or not isinstance(low, int | float) or not math.isfinite(low):
+        raise CatalogueError(f"{where}.battery_low' must be a number")
+    return StatusSpec(interval, offline_after, battery_field, float(low))
+
+
+def _duration(where: str, table: dict[str, object], key: str, default: float) -> float:
+    if key not in table:
+        return default
+    seconds = parse_seconds(table[key]) if isinstance(table[key], str) else None
+    if seconds is None:
+        raise CatalogueError(f"{where}.{key}' must be a duration such as 90s, 10m, 6h or 2d")
+    return seconds
 
 
 def _build_field(path: Path, slot: Slot, table: object) -> FieldSpec:

@@ -24,7 +24,7 @@ from typing import Any
 
 from catalogue import Catalogue, DeviceType
 from dashboards.units import grafana_unit
-from influx.schema import REJECTED, TAG_DEVICE, TAG_REASON, TAG_TYPE, UPLINK
+from influx.schema import EVENT, REJECTED, TAG_DEVICE, TAG_KIND, TAG_REASON, TAG_TYPE, UPLINK
 from sigfox.envelope import SEQ_MODULO
 
 # A fixed uid, so dashboards and the provisioned data source find each other in any Grafana.
@@ -52,6 +52,57 @@ def lost_query(measurement: str, device_filter: str = "") -> str:
         f'WHERE {where} GROUP BY "{TAG_DEVICE}") '
         f'WHERE $timeFilter GROUP BY time($__interval), "{TAG_DEVICE}" fill(none)'
     )
+
+
+def last_states(type_filter: str = "") -> str:
+    """Each device's last recorded state (the `event` points the ingester writes on changes)."""
+    extra = f" AND {type_filter}" if type_filter else ""
+    return (
+        f'SELECT last("state") AS "state", "previous", "detail" FROM "{EVENT}" '
+        f'WHERE "{TAG_KIND}" = \'state\'{extra} GROUP BY "{TAG_DEVICE}", "{TAG_TYPE}"'
+    )
+
+
+def active_alarms(type_filter: str = "") -> str:
+    """The alarms whose last event is `raised`, per device and kind."""
+    extra = f" AND {type_filter}" if type_filter else ""
+    return (
+        f'SELECT "state", "detail" FROM (SELECT last("state") AS "state", last("detail") AS '
+        f'"detail" FROM "{EVENT}" WHERE "{TAG_KIND}" <> \'state\'{extra} '
+        f'GROUP BY "{TAG_DEVICE}", "{TAG_KIND}", "{TAG_TYPE}") WHERE "state" = \'raised\' '
+        f'GROUP BY "{TAG_DEVICE}", "{TAG_KIND}", "{TAG_TYPE}"'
+    )
+
+
+def devices_in_state(state: str) -> str:
+    """Per type, the devices whose last recorded state is `state`."""
+    return (
+        f'SELECT count("state") FROM ({last_states()}) '
+        f'WHERE "state" = \'{state}\' GROUP BY "{TAG_TYPE}"'
+    )
+
+
+def devices_online(dtype: DeviceType) -> str:
+    """A type's devices heard within two intervals: online by DESIGN section 10's rule."""
+    return (
+        f'SELECT count("last") FROM (SELECT last("seq") FROM "{UPLINK}" '
+        f"WHERE \"{TAG_TYPE}\" = '{dtype.name}' AND time > now() - "
+        f'{round(dtype.status.late_after)}s GROUP BY "{TAG_DEVICE}")'
+    )
+
+
+def _annotation(name: str, query: str, colour: str) -> Json:
+    """Grafana's InfluxDB annotation: one mark per `event` point, its detail as the text."""
+    return {
+        "name": name,
+        "datasource": DATASOURCE,
+        "enable": True,
+        "iconColor": colour,
+        "query": query,
+        "titleColumn": "state",
+        "textColumn": "detail",
+        "tagsColumn": f"{TAG_KIND},{TAG_DEVICE}",
+    }
 
 
 class _Grid:
@@ -125,6 +176,16 @@ def _stat(title: str, query: str, *, alias: str = "", description: str = "") -> 
     }
 
 
+def _stat_many(title: str, targets: list[tuple[str, str]], *, description: str = "") -> Json:
+    """A stat panel with several queries (query, alias), each its own refId."""
+    panel = _stat(title, targets[0][0], alias=targets[0][1], description=description)
+    panel["targets"] = [
+        _target(q, alias=alias) | {"refId": chr(ord("A") + i)}
+        for i, (q, alias) in enumerate(targets)
+    ]
+    return panel
+
+
 def _table(title: str, query: str, *, description: str = "") -> Json:
     return {
         "type": "table",
@@ -138,7 +199,13 @@ def _table(title: str, query: str, *, description: str = "") -> Json:
 
 
 def _dashboard(
-    uid: str, title: str, description: str, panels: list[Json], variables: list[Json]
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[Json],
+    variables: list[Json],
+    *,
+    annotations: list[Json] | None = None,
 ) -> Json:
     return {
         "uid": uid,
@@ -151,7 +218,7 @@ def _dashboard(
         "version": 1,
         "refresh": "1m",
         "time": {"from": "now-2d", "to": "now"},
-        "annotations": {"list": []},
+        "annotations": {"list": annotations or []},
         "templating": {"list": variables},
         "panels": panels,
     }
@@ -248,13 +315,46 @@ def fleet_dashboard(catalogue: Catalogue) -> Json:
             24,
             10,
         ),
+        grid.place(
+            _stat_many(
+                "Devices per state",
+                [(devices_online(t), f"{t.name} online") for t in catalogue]
+                + [
+                    (devices_in_state("late"), f"$tag_{TAG_TYPE} late"),
+                    (devices_in_state("offline"), f"$tag_{TAG_TYPE} offline"),
+                ],
+                description="Online: heard within two intervals of its type. Late and "
+                "offline: the state last recorded by the ingester (GET /v1/fleet has the "
+                "same counts).",
+            ),
+            12,
+            6,
+        ),
+        grid.place(
+            _table(
+                "Active alarms",
+                active_alarms(),
+                description="Alarms raised and not cleared yet (offline, battery_low); the "
+                "time is when each was raised.",
+            ),
+            12,
+            6,
+        ),
     ]
     return _dashboard(
         f"{UID_PREFIX}fleet",
         "Telemetry: fleet overview",
-        "Every device type: activity, rejects, loss and radio quality.",
+        "Every device type: activity, rejects, loss, radio quality, status and alarms.",
         panels,
         [],
+        annotations=[
+            _annotation(
+                "Alarms",
+                f'SELECT "state", "detail", "{TAG_KIND}", "{TAG_DEVICE}" FROM "{EVENT}" '
+                f"WHERE \"{TAG_KIND}\" <> 'state' AND $timeFilter",
+                "red",
+            )
+        ],
     )
 
 
@@ -283,7 +383,28 @@ def type_dashboard(dtype: DeviceType) -> Json:
     # Grafana renders a multi-value or "All" variable inside a regex as (A|B|...), escaped.
     devices = f'"{TAG_DEVICE}" =~ /^$device$/'
     m = dtype.name
+    of_type = f"\"{TAG_TYPE}\" = '{m}' AND {devices}"
     panels = [
+        grid.place(
+            _table(
+                "State",
+                last_states(of_type),
+                description=f"Each device's last recorded change of state: late past "
+                f"{dtype.status.interval:g} s x 2, offline past {dtype.status.offline_after:g} s; "
+                "a device never listed has been online since it was first heard.",
+            ),
+            12,
+            6,
+        ),
+        grid.place(
+            _table(
+                "Active alarms",
+                active_alarms(of_type),
+                description="Alarms raised and not cleared yet: offline, battery_low.",
+            ),
+            12,
+            6,
+        ),
         grid.place(
             _table(
                 "Latest values",
@@ -293,7 +414,7 @@ def type_dashboard(dtype: DeviceType) -> Json:
             ),
             24,
             6,
-        )
+        ),
     ]
     for spec in dtype.fields.values():
         title = spec.description or spec.name
@@ -355,6 +476,14 @@ def type_dashboard(dtype: DeviceType) -> Json:
         dtype.description,
         panels,
         [_device_variable(dtype)],
+        annotations=[
+            _annotation(
+                "Status changes",
+                f'SELECT "state", "detail", "{TAG_KIND}", "{TAG_DEVICE}" FROM "{EVENT}" '
+                f"WHERE {of_type} AND $timeFilter",
+                "orange",
+            )
+        ],
     )
 
 

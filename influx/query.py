@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from catalogue import DeviceType
-from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
+from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_TYPE, UPLINK
 
 Aggregate = Literal["mean", "min", "max", "sum", "count", "first", "last", "median"]
 AGGREGATES: tuple[Aggregate, ...] = (
@@ -111,6 +111,50 @@ def devices(type_name: str | None, known_types: list[str]) -> Query:
         f'SELECT last("seq") AS "last_seq" FROM {ident(UPLINK)}{where} '
         f"GROUP BY {ident(TAG_DEVICE)}, {ident(TAG_TYPE)}",
         params,
+    )
+
+
+def _since(start_ns: int | None) -> tuple[str, dict[str, ParamValue]]:
+    if start_ns is None:
+        return "", {}
+    return " WHERE time > $start", {"start": _ns(start_ns)}
+
+
+def newest_uplinks(start_ns: int | None = None) -> Query:
+    """Per device and type, the newest uplink's time (after `start_ns`: an incremental poll)."""
+    where, params = _since(start_ns)
+    return Query(
+        f'SELECT last("seq") AS "last_seq" FROM {ident(UPLINK)}{where} '
+        f"GROUP BY {ident(TAG_DEVICE)}, {ident(TAG_TYPE)}",
+        params,
+    )
+
+
+def latest_values(dtype: DeviceType, field_name: str, start_ns: int | None = None) -> Query:
+    """Per device of a type, the newest value of one field (the battery) and its time."""
+    _check_fields(dtype, (field_name,))
+    where, params = _since(start_ns)
+    return Query(
+        f"SELECT last({ident(field_name)}) AS {ident(field_name)} FROM {ident(dtype.name)}"
+        f"{where} GROUP BY {ident(TAG_DEVICE)}",
+        params,
+    )
+
+
+def recorded_events() -> Query:
+    """Per device, type and kind, the newest `event` point: the status last recorded."""
+    return Query(
+        f'SELECT last("state") AS "state" FROM {ident(EVENT)} '
+        f"GROUP BY {ident(TAG_DEVICE)}, {ident(TAG_TYPE)}, {ident(TAG_KIND)}"
+    )
+
+
+def first_uplink_after(device: str, start_ns: int) -> Query:
+    """The time of a device's first uplink after `start_ns`: the one that ended a silence."""
+    return Query(
+        f'SELECT first("seq") FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device '
+        "AND time > $start",
+        {"device": device_value(device), "start": _ns(start_ns)},
     )
 
 

@@ -11,6 +11,11 @@ measurement `uplink` (every accepted message, raw)
             station_ids, out_of_range (int), device_type_id (Sigfox's deviceTypeId, when the
             body has one)
     time: the uplink's `time`, in seconds
+measurement `event` (DESIGN section 10: one point per change of status or alarm)
+    tags: device, type, kind (`state`, `offline`, `battery_low`)
+    fields: state (the new state, or `raised`/`cleared`), previous, detail
+    time: the moment the rule was crossed (not when it was noticed), so that every process
+          noticing one change writes the same point
 measurement `rejected`
     tags: reason, device (when known)
     fields: topic, body (cut at 1 KiB), detail
@@ -33,10 +38,13 @@ from __future__ import annotations
 
 UPLINK = "uplink"
 REJECTED = "rejected"
+EVENT = "event"
 
 TAG_DEVICE = "device"
 TAG_TYPE = "type"
 TAG_REASON = "reason"
+TAG_KIND = "kind"
+EVENT_FIELDS = ("state", "previous", "detail")
 
 # Link fields written on both the `<type>` and `uplink` points.
 LINK_FIELDS = ("seq", "rssi", "snr", "stations")

@@ -42,6 +42,20 @@ class Metrics:
             p + "oldest_unacked_seconds", "Age of the oldest received, unacked message", registry=r
         )
 
+        self.status_devices = Gauge(
+            p + "status_devices", "Devices per status (DESIGN section 10)", ["state"], registry=r
+        )
+        self.active_alarms = Gauge(
+            p + "active_alarms", "Active alarms per kind", ["kind"], registry=r
+        )
+
+    def set_status(self, states: dict[str, int], alarms: dict[str, int]) -> None:
+        """The status watcher's counts after each poll."""
+        for state, n in states.items():
+            self.status_devices.labels(state).set(n)
+        for kind, n in alarms.items():
+            self.active_alarms.labels(kind).set(n)
+
     def watch_oldest(self, age: Callable[[], float]) -> None:
         self.oldest_unacked.set_function(age)
 

@@ -12,9 +12,12 @@ import contextlib
 import gc
 import logging
 
+import httpx
+
 from catalogue import Catalogue
 from influx.admin import ensure_database
 from influx.connection import async_client
+from influx.reader import Reader
 from influx.writer import InfluxWriter
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
@@ -22,6 +25,7 @@ from ingest.mqtt import Incoming, MqttSource
 from ingest.pipeline import Batch, Batcher, Chunk, Processor, Storer
 from ingest.sink import Sink
 from ingest.spool import Spool, SpoolBusy
+from ingest.watcher import Emit, StatusWatcher, log_emit
 from telemetry.runtime import StartupError
 from telemetry.settings import Settings
 
@@ -69,6 +73,21 @@ def _open_spool(settings: Settings) -> Spool:
         ) from None
 
 
+def _status_watcher(
+    settings: Settings, catalogue: Catalogue, http: httpx.AsyncClient, metrics: Metrics, emit: Emit
+) -> StatusWatcher:
+    """The status watcher on the ingester's InfluxDB client (it reads and writes little)."""
+    return StatusWatcher(
+        catalogue,
+        Reader(http, settings.influx_database, bind_params=settings.influx_bind_params),
+        InfluxWriter(http, settings.influx_database),
+        emit,
+        events_prefix=settings.mqtt_events_prefix,
+        gauges=metrics.set_status,
+        poll_seconds=settings.status_poll_seconds,
+    )
+
+
 async def run(
     settings: Settings,
     catalogue: Catalogue,
@@ -76,11 +95,13 @@ async def run(
     metrics: Metrics | None = None,
     *,
     tune_gc: bool = False,
+    emit: Emit = log_emit,
 ) -> None:
     """Run until `stop` is set, then drain and return.
 
     `tune_gc` (the `telemetry ingest` process, not a library caller) makes garbage collection
-    cheaper for the rest of the process, see `_tune_gc`.
+    cheaper for the rest of the process, see `_tune_gc`. `emit(topic, payload)` announces the
+    status watcher's events without blocking (until events go over MQTT: a DEBUG log line).
     """
     metrics = metrics or Metrics()
     spool = _open_spool(settings)
@@ -116,6 +137,9 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 mqtt_task = tg.create_task(source.run())
                 replay_task = tg.create_task(sink.replay())
+                watch_task = tg.create_task(
+                    _status_watcher(settings, catalogue, http, metrics, emit).run(stop)
+                )
                 stages = [
                     tg.create_task(processor.run(inbox, chunks)),
                     tg.create_task(
@@ -148,6 +172,7 @@ async def run(
                 source.barrier_timeout = max(0.05, end - loop.time())
                 source.close()
                 replay_task.cancel()
+                watch_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await mqtt_task
         except* StartupError as group:  # e.g. the broker refused our subscription

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_BODY_BYTES = 1024  # DESIGN section 1: a larger body is rejected
 SEQ_MODULO = 4096  # 12-bit sequence numbers
+DAILY_UPLINKS = 140  # uplinks a day a Sigfox device may send (ETSI duty cycle in Europe)
 DEVICE_ID = r"^[0-9A-Fa-f]{1,8}$"
 
 

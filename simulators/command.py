@@ -7,15 +7,17 @@ Modes (DESIGN section 6):
 - `--backfill 7d`: first publishes 7 days of history ending now, with their own timestamps, as
   fast as the broker acknowledges; then goes on live, unless `--backfill-only` or `--duration`
   (counted from the start, backfill included; a backfill always completes) says stop;
-- `--rate N`: load mode, N transmissions a second in all, round-robin over the fleet.
+- `--rate N`: load mode, N transmissions a second in all, round-robin over the fleet;
+- `--silent N` and `--low-battery N` (DESIGN section 10, any mode): N devices stop sending
+  `--silent-after` into the live run (after any backfill), N others drain their battery.
 At the end, one line on stderr: uplinks published, messages (station copies) acknowledged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import re
 import signal
 import sys
 import threading
@@ -26,14 +28,23 @@ from types import FrameType
 import click
 
 from catalogue import Catalogue
-from simulators.fleet import build_fleet
+from catalogue.durations import parse_seconds
+from sigfox.envelope import DAILY_UPLINKS
+from simulators.fleet import Device, build_fleet
+from simulators.localtime import DAY
+from simulators.models import DRAIN_UPLINKS, Draining
 from simulators.publisher import Publisher, PublisherError
-from simulators.runner import Counts, Runner, WallClock, capped_speeds, devices_for_rate
+from simulators.runner import (
+    Counts,
+    Runner,
+    WallClock,
+    capped_speeds,
+    devices_for_rate,
+    misbehaving,
+)
 from telemetry.runtime import StartupError, clean_errors, start
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last PUBACKs before reporting
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Duration(click.ParamType[float]):
@@ -46,10 +57,10 @@ class Duration(click.ParamType[float]):
     ) -> float:
         if isinstance(value, int | float):
             return float(value)
-        match = _DURATION.match(str(value))
-        if match is None or float(match[1]) <= 0:
+        seconds = parse_seconds(value)
+        if seconds is None:
             self.fail(f"{value!r} is not a duration such as 30s, 10m, 2h or 7d", param, ctx)
-        return float(match[1]) * _UNITS[match[2]]
+        return seconds
 
 
 @click.command("simulate")
@@ -102,6 +113,27 @@ class Duration(click.ParamType[float]):
 @click.option(
     "--seed", type=int, default=1, show_default=True, help="Same seed, same devices and values."
 )
+@click.option(
+    "--silent",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="This many devices stop sending after --silent-after (they go late, then offline).",
+)
+@click.option(
+    "--silent-after",
+    type=Duration(),
+    default=60.0,
+    show_default=True,
+    help="Wall-clock time from the start (after any backfill) when the --silent devices stop.",
+)
+@click.option(
+    "--low-battery",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help=f"This many devices drain their battery to empty within {DRAIN_UPLINKS} uplinks.",
+)
 @click.option("--mqtt-url", default=None, help="mqtt://user:pass@host:port [TELEMETRY_MQTT_URL]")
 @click.option(
     "--broker-wait",
@@ -128,6 +160,9 @@ def simulate(
     rate: float | None,
     loss: float,
     seed: int,
+    silent: int,
+    silent_after: float,
+    low_battery: int,
     mqtt_url: str | None,
     broker_wait: float,
     report_json: Path | None,
@@ -146,6 +181,8 @@ def simulate(
                      the broker acknowledges; then live, unless --backfill-only.
                      --duration counts from the start; a backfill always completes
       --rate N       load: N transmissions a second spread over the fleet
+      --silent N     N devices stop sending after --silent-after (default 60 s)
+      --low-battery N  N devices drain their battery to empty
 
     Ends with one line on stderr: uplinks published, messages acknowledged; exit 1 if
     some were never acknowledged.
@@ -153,7 +190,14 @@ def simulate(
     began = time.time()
     settings, catalogue = start(mqtt_url=mqtt_url)
     names = _check(
-        catalogue, types_, speed=speed, rate=rate, backfill=backfill, backfill_only=backfill_only
+        catalogue,
+        types_,
+        speed=speed,
+        rate=rate,
+        backfill=backfill,
+        backfill_only=backfill_only,
+        devices=devices,
+        misbehaving=silent + low_battery,
     )
     if rate is not None and devices * len(names) < devices_for_rate(rate):
         devices = math.ceil(devices_for_rate(rate) / len(names))
@@ -162,6 +206,7 @@ def simulate(
             "every 2 s at most); using that"
         )
     fleet = build_fleet(catalogue, names, devices, seed, loss)
+    _note_fast_types(fleet)
     if rate is None:
         for type_name, cap in capped_speeds(fleet, speed).items():
             note(
@@ -186,6 +231,7 @@ def simulate(
             t0 = runner.backfill(t0 - backfill, progress)
             if progress is not None:
                 sys.stderr.write("\n")  # end the progress line, finished or interrupted
+        _misbehave(runner, t0, silent=silent, silent_after=silent_after, low_battery=low_battery)
         if not (backfill_only or stop.is_set() or (until is not None and time.time() >= until)):
             if rate is not None:
                 runner.load(t0, rate, until)
@@ -201,6 +247,40 @@ def simulate(
         sys.exit(1)
 
 
+def _note_fast_types(fleet: list[Device]) -> None:
+    """Say so when a type's catalogue interval makes its devices exceed Sigfox's allowance."""
+    seen: set[str] = set()
+    for d in fleet:
+        period = d.schedule.mean_gap
+        if d.dtype.name not in seen and period < DAY / DAILY_UPLINKS:
+            seen.add(d.dtype.name)
+            note(
+                f"{d.dtype.name} reports every {period:g} s to match its catalogue interval: "
+                f"more than Sigfox's {DAILY_UPLINKS} uplinks a day"
+            )
+
+
+def _misbehave(
+    runner: Runner, t0: float, *, silent: int, silent_after: float, low_battery: int
+) -> None:
+    """Pick the `--silent` and `--low-battery` devices and make them misbehave from `t0` on."""
+    quiet, draining = misbehaving(runner.fleet, silent, low_battery)
+    if quiet:
+        runner.silent = frozenset(d.device_id for d in quiet)
+        runner.silent_at = t0 + silent_after
+        ids = ", ".join(f"{d.dtype.name} {d.device_id}" for d in quiet)
+        note(f"going silent after {silent_after:g} s: {ids}")
+    if draining:
+        index = {id(d): i for i, d in enumerate(runner.fleet)}
+        for d in draining:
+            spec = d.dtype.fields[d.dtype.status.battery_field or ""]
+            model = Draining(d.model, spec, t0, DRAIN_UPLINKS * d.schedule.mean_gap)
+            runner.fleet[index[id(d)]] = dataclasses.replace(d, model=model)
+        note(
+            "draining the battery: " + ", ".join(f"{d.dtype.name} {d.device_id}" for d in draining)
+        )
+
+
 def _check(
     catalogue: Catalogue,
     types_: str | None,
@@ -209,19 +289,28 @@ def _check(
     rate: float | None,
     backfill: float | None,
     backfill_only: bool,
+    devices: int = 1,
+    misbehaving: int = 0,
 ) -> list[str]:
     """The device types to simulate, after checking that the flags go together."""
     if rate is not None and speed != 1.0:
         raise StartupError("--rate (load mode) and --speed cannot be used together")
     if backfill_only and backfill is None:
         raise StartupError("--backfill-only needs --backfill")
+
     known = [t.name for t in catalogue]
     names = [t.strip() for t in types_.split(",") if t.strip()] if types_ else known
     unknown = [n for n in names if n not in catalogue]
     if unknown or not names:
         bad = unknown[0] if unknown else types_
         raise StartupError(f"unknown device type {bad!r}; known: {', '.join(known)}")
-    return list(dict.fromkeys(names))
+    names = list(dict.fromkeys(names))
+    if misbehaving > devices * len(names) and rate is None:
+        raise StartupError(
+            f"--silent and --low-battery ask for {misbehaving} devices; the fleet has "
+            f"{devices * len(names)} (raise --devices)"
+        )
+    return names
 
 
 def note(message: str) -> None:

@@ -74,7 +74,7 @@ def build_fleet(
                     index=index,
                     device_id=did,
                     model=model_for(dtype, seed, did),
-                    schedule=schedule_for(name, seed, did),
+                    schedule=schedule_for(name, seed, did, dtype.status.interval),
                     radio=radio_for(seed, did, loss),
                     seq_offset=int(unit(key_of(seed, "seq", did), 0) * SEQ_MODULO),
                     type_id=type_id,

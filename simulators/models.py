@@ -38,7 +38,12 @@ def model_for(dtype: DeviceType, seed: int, device_id: str) -> Model:
     return Generic(dtype, key)
 
 
-def sawtooth_battery(key: int, t: float, life_days: float, low: float) -> float:
+# Simulated people recharge or replace a battery at this level, above the catalogue's
+# `battery_low` (15 %): a battery alarm is then what `--low-battery` asks for, not chance.
+REPLACED_AT = 20.0
+
+
+def sawtooth_battery(key: int, t: float, life_days: float, low: float = REPLACED_AT) -> float:
     """A battery drained linearly over `life_days`, then recharged or replaced (100 % again)."""
     period = life_days * DAY
     frac = ((t + unit(key, -77) * period) % period) / period
@@ -140,7 +145,7 @@ class Wristband(_Base):
             "steps": steps,
             "calories": calories,
             "sleep_phase": phase,
-            "battery": sawtooth_battery(self.key, t, self.charge_days, 12.0),
+            "battery": sawtooth_battery(self.key, t, self.charge_days),
         }
 
 
@@ -183,7 +188,7 @@ class Scale(_Base):
             + 0.6 * (weight - self.base)
             + 0.3 * gauss(self.k("fat"), int(t // 60)),
             "bmi": weight / self.height**2,
-            "battery": sawtooth_battery(self.key, t, 365.0, 5.0),
+            "battery": sawtooth_battery(self.key, t, 365.0),
         }
 
 
@@ -238,7 +243,7 @@ class WeatherStation(_Base):
             + 14.0 * drift(weather, t, 4 * DAY)
             + 2.0 * smooth(weather ^ 1, t, 12 * HOUR)
             - self.altitude,
-            "battery": sawtooth_battery(self.key, t, 730.0, 5.0),
+            "battery": sawtooth_battery(self.key, t, 730.0),
         }
 
 
@@ -274,7 +279,7 @@ class PlantSensor(_Base):
             + 2.5 * math.sin(2 * math.pi * (sec / HOUR - 9.0) / 24.0)
             + light / 10000.0
             + 0.8 * drift(self.k("temp"), t, 3 * DAY),
-            "battery": sawtooth_battery(self.key, t, 540.0, 5.0),
+            "battery": sawtooth_battery(self.key, t, 540.0),
         }
 
 
@@ -309,7 +314,7 @@ class Generic(_Base):
             else:
                 lo, hi = physical_bounds(spec)
                 if "battery" in name.lower():
-                    out[name] = lo + (hi - lo) * sawtooth_battery(k, t, 365.0, 5.0) / 100.0
+                    out[name] = lo + (hi - lo) * sawtooth_battery(k, t, 365.0) / 100.0
                 else:
                     wander = 0.65 * drift(k, t, DAY) + 0.35 * smooth(k ^ 9, t, 2 * HOUR)
                     out[name] = (lo + hi) / 2.0 + (hi - lo) / 2.0 * 0.9 * wander
@@ -362,3 +367,28 @@ _DEDICATED: dict[str, tuple[tuple[str, ...], Callable[[DeviceType, int], Model]]
     "weather_station": (("temperature", "humidity", "co2", "pressure", "battery"), WeatherStation),
     "plant_sensor": (("soil_moisture", "light", "temperature", "battery"), PlantSensor),
 }
+
+
+# `--low-battery`: a draining battery is empty after this many of the device's uplinks, so the
+# alarm (at 15 % by default) comes within about nine, minutes into a demo at --speed.
+DRAIN_UPLINKS = 10
+
+
+class Draining:
+    """Another model, except that its battery drains from its level at `start` to empty."""
+
+    def __init__(self, inner: Model, spec: FieldSpec, start: float, span: float) -> None:
+        self.inner = inner
+        self.spec = spec
+        self.start = start
+        self.span = span
+
+    def values(self, t: float) -> dict[str, Value]:
+        values = self.inner.values(t)
+        level = values.get(self.spec.name)
+        if t <= self.start or isinstance(level, bool) or not isinstance(level, int | float):
+            return values
+        lo, _ = physical_bounds(self.spec)
+        left = max(0.0, 1.0 - (t - self.start) / self.span)
+        values[self.spec.name] = quantize(self.spec, lo + (level - lo) * left)
+        return values

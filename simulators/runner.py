@@ -73,6 +73,14 @@ class Runner:
         self.stop = stop
         self.counts = Counts()
         self._last_stamp: dict[str, int] = {}
+        # `--silent`: these devices send nothing from wall time `silent_at` on
+        self.silent: frozenset[str] = frozenset()
+        self.silent_at: float | None = None
+
+    def _silenced(self, device: Device, due: float) -> bool:
+        return (
+            self.silent_at is not None and due >= self.silent_at and device.device_id in self.silent
+        )
 
     # --- one transmission -------------------------------------------------------------------
     def emit(self, tx: Transmission, stamp: int) -> bool:
@@ -145,6 +153,8 @@ class Runner:
             if not self._wait(due, until):
                 return
             device = self.fleet[i]
+            if self._silenced(device, due):
+                continue  # out of the heap: it never sends again
             stamp = self._stamp(device)
             if stamp is None:  # this device already sent this second: try again next second
                 heapq.heappush(heap, (math.floor(self.clock.now()) + 1.0, i, k))
@@ -165,6 +175,9 @@ class Runner:
             if not self._wait(t0 + n / rate, until):
                 return
             device = self.fleet[i]
+            if self._silenced(device, t0 + n / rate):
+                n += 1  # its turn passes to the next device
+                continue
             stamp = self._stamp(device)
             if stamp is None:
                 if not self._wait(math.floor(self.clock.now()) + 1.0, until):
@@ -203,3 +216,13 @@ def capped_speeds(fleet: list[Device], speed: float) -> dict[str, int]:
         if speed > cap:
             caps[d.dtype.name] = min(cap, caps.get(d.dtype.name, cap))
     return caps
+
+
+def misbehaving(
+    fleet: list[Device], silent: int, low_battery: int
+) -> tuple[list[Device], list[Device]]:
+    """The devices that go silent (the last `silent`) and those whose battery drains (the first
+    `low_battery` with a battery field, never a silent one); deterministic for a seed."""
+    quiet = fleet[len(fleet) - silent :] if silent else []
+    draining = [d for d in fleet if d not in quiet and d.dtype.status.battery_field][:low_battery]
+    return quiet, draining

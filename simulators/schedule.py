@@ -21,7 +21,10 @@ PERIODS = {
     "weather_station": 900.0,  # 96/day: every quarter hour
     "plant_sensor": 1800.0,  # 48/day: soil changes slowly
 }
-GENERIC_PERIOD = 900.0  # a type added as a file: every quarter hour
+GENERIC_PERIOD = 900.0  # a type added as a file: every quarter hour at most...
+# ...and at most 0.6 of its catalogue `interval`: with the jitter and one lost uplink the gap
+# stays under two intervals (2 x 0.6 + 0.15 = 1.35), so its devices are `online` (DESIGN 10).
+GENERIC_SHARE = 0.6
 JITTER = 0.25  # a slot may start up to a quarter period late: devices are not in lockstep
 
 # Bathroom scale: it only speaks when someone steps on it, around these local hours (seconds).
@@ -33,6 +36,11 @@ class Schedule(Protocol):
     @property
     def min_gap(self) -> float:
         """The shortest time between two consecutive slots, in device seconds."""
+        ...
+
+    @property
+    def mean_gap(self) -> float:
+        """The usual time between two slots, in device seconds."""
         ...
 
     def slot_time(self, k: int) -> float: ...
@@ -51,6 +59,10 @@ class Periodic:
     @property
     def min_gap(self) -> float:
         return self.period * (1.0 - JITTER)
+
+    @property
+    def mean_gap(self) -> float:
+        return self.period
 
     def slot_time(self, k: int) -> float:
         return self.phase + k * self.period + unit(self.key, k) * JITTER * self.period
@@ -81,6 +93,10 @@ class Daily:
         gaps.append(DAY - hours[-1] + hours[0])
         return min(gaps) - 2 * WEIGH_IN_SPREAD - 3600.0  # an hour's slack for DST days
 
+    @property
+    def mean_gap(self) -> float:
+        return DAY / self.per_day
+
     def slot_time(self, k: int) -> float:
         day, j = divmod(k, self.per_day)
         return local_midnight(day) + self.hours[j] + signed(self.key, k) * WEIGH_IN_SPREAD
@@ -93,11 +109,18 @@ class Daily:
         return k
 
 
-def schedule_for(type_name: str, seed: int, device_id: str) -> Schedule:
+def generic_period(interval: float) -> float:
+    """The period of a type added as a file, from its catalogue `interval` (seconds)."""
+    return max(1.0, min(GENERIC_PERIOD, GENERIC_SHARE * interval))
+
+
+def schedule_for(
+    type_name: str, seed: int, device_id: str, interval: float = GENERIC_PERIOD
+) -> Schedule:
     key = key_of(seed, "schedule", type_name, device_id)
     if type_name == "scale":
         return Daily(key, 2 + int(unit(key, -1) * 2))  # 2 or 3 weigh-ins a day
-    period = PERIODS.get(type_name, GENERIC_PERIOD)
+    period = PERIODS.get(type_name) or generic_period(interval)
     return Periodic(key, period, unit(key, -2) * period)
 
 

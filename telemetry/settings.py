@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Set to share the uplink stream between several ingesters ($share/<group>/...).
     mqtt_share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]+$")
     mqtt_keepalive: int = Field(20, ge=5, le=600)
+    # Events (DESIGN section 9) go under this prefix: <prefix>/<type>/<device>/status, ...
+    mqtt_events_prefix: str = Field("events", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 
     # --- InfluxDB (DESIGN section 3) ---
     influx_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8086")
@@ -87,6 +89,12 @@ class Settings(BaseSettings):
     ingest_rate_per_hour: float = Field(3600.0, gt=0)
     ingest_future_tolerance: int = Field(300, ge=0)  # seconds a `time` may lie ahead of our clock
     ingest_shutdown_timeout: float = Field(10.0, gt=0, le=300)
+
+    # --- Device status (DESIGN section 10) ---
+    # How often ingest's status watcher and the API's status cache poll InfluxDB. A device is
+    # late within 15 s of crossing two intervals, so at most 10 s; each poll costs InfluxDB
+    # about a third of a second per 10,000 devices (BENCHMARKS.md), so not much faster either.
+    status_poll_seconds: float = Field(5.0, ge=0.2, le=10.0)
 
     # --- Catalogue (DESIGN section 2) ---
     catalogue_dir: Path | None = None

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import AuthDep, CatalogueDep, DeviceDep, ReaderDep
 from api.losscache import LossCache, LossMark, advance
-from api.models import Device, DeviceDetail, Devices, Point
+from api.models import Device, DeviceDetail, Devices, DeviceStatus, Point
 from api.params import format_time, point_row
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter, not_found
+from api.statuscache import StatusCache
 from influx import query as q
 from influx.reader import Reader, Series
+from status.rules import STATES
 
 router = APIRouter(prefix="/v1", tags=["devices"], dependencies=[AuthDep])
 
@@ -22,25 +24,41 @@ router = APIRouter(prefix="/v1", tags=["devices"], dependencies=[AuthDep])
 async def devices(
     reader: ReaderDep,
     catalogue: CatalogueDep,
+    request: Request,
     type: Annotated[  # the public parameter name of DESIGN section 4
         str | None, Query(description="Only devices of this type", max_length=64)
     ] = None,
+    status: Annotated[
+        str | None,
+        Query(description="Only devices in this state: online, late or offline", max_length=16),
+    ] = None,
 ) -> Devices:
-    """Every device seen, with the time of its newest message and that message's seq."""
+    """Every device seen: its newest message's time and seq, and its status."""
     type = type or None  # `?type=` with no value lists every device, as no `type` does
     if type is not None and type not in catalogue:
         raise bad_parameter("type", f"unknown device type; known: {', '.join(catalogue.names())}")
+    status = status or None
+    if status is not None and status not in STATES:
+        raise bad_parameter("status", f"status must be one of {', '.join(STATES)}")
+    cache: StatusCache = request.app.state.status
     (series,) = await reader.query(q.devices(type, catalogue.names()))
-    out = [
-        Device(
-            device=s.tags.get("device", ""),
-            type=s.tags.get("type", ""),
-            last_seen=format_time(s.values[0][0]),
-            last_seq=s.values[0][1],
+    out = []
+    for s in series:
+        if not s.values:
+            continue
+        device_id, type_name = s.tags.get("device", ""), s.tags.get("type", "")
+        shown = cache.of(device_id, type_name, int(s.values[0][0]))
+        if status is not None and shown["state"] != status:
+            continue
+        out.append(
+            Device(
+                device=device_id,
+                type=type_name,
+                last_seen=format_time(s.values[0][0]),
+                last_seq=s.values[0][1],
+                status=DeviceStatus(**shown),
+            )
         )
-        for s in series
-        if s.values
-    ]
     out.sort(key=lambda d: (d.type, d.device))
     return Devices(devices=out)
 
@@ -49,7 +67,7 @@ async def devices(
 async def device(
     device: DeviceDep, reader: ReaderDep, catalogue: CatalogueDep, request: Request
 ) -> DeviceDetail:
-    """One device: newest values, and link health from its stored messages."""
+    """One device: newest values, link health from its stored messages, and its status."""
     memo = request.app.state.type_memo
     losses: LossCache = request.app.state.loss_cache
     mark = losses.get(device)
@@ -77,11 +95,13 @@ async def device(
         fields = catalogue[type_name].fields if type_name in catalogue else {}
         floats = tuple(n for n, spec in fields.items() if spec.storage == "float")
         latest = Point(**point_row(row, floats))
+    cache: StatusCache = request.app.state.status
     return DeviceDetail(
         device=device,
         type=type_name,
         last_seen=format_time(newest.values[0][0]),
         last_seq=newest.values[0][1],
+        status=DeviceStatus(**cache.of(device, type_name, int(newest.values[0][0]))),
         latest=latest,
         messages=messages,
         lost=lost,

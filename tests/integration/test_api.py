@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from catalogue import load_catalogue
 from telemetry.servers import Influxd
 from tests.support.apiclient import api_client
 from tests.support.influx import write_lines
@@ -87,6 +88,12 @@ def expected_lost(seqs_in_time_order: list[int]) -> int:
     return lost
 
 
+def offline_since(type_name: str, last: int) -> dict[str, Any]:
+    """The status of a device silent since `last` (2024: long offline), nothing recorded."""
+    since = iso(last + round(load_catalogue()[type_name].status.offline_after))
+    return {"state": "offline", "since": since, "alarms": [{"kind": "offline", "since": since}]}
+
+
 def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -124,12 +131,19 @@ async def test_devices_lists_last_seen_and_seq(
         r_bad = await client.get("/v1/devices", params={"type": "toaster"})
     assert everything == {
         "devices": [
-            {"device": OTHER, "type": "scale", "last_seen": iso(T0), "last_seq": 9},
+            {
+                "device": OTHER,
+                "type": "scale",
+                "last_seen": iso(T0),
+                "last_seq": 9,
+                "status": offline_since("scale", T0),
+            },
             {
                 "device": DEVICE,
                 "type": "wristband",
                 "last_seen": iso(newest.time),
                 "last_seq": newest.seq,  # 7: the seq of the newest time, not the highest seq
+                "status": offline_since("wristband", newest.time),
             },
         ]
     }
@@ -427,7 +441,15 @@ async def test_last_seen_is_the_newest_time_not_the_last_arrival(
     async with api_client(influxd.url, database) as client:
         listed = (await client.get("/v1/devices")).json()["devices"]
         detail = (await client.get("/v1/devices/beef")).json()
-    assert listed == [{"device": "BEEF", "type": "scale", "last_seen": iso(newest), "last_seq": 20}]
+    assert listed == [
+        {
+            "device": "BEEF",
+            "type": "scale",
+            "last_seen": iso(newest),
+            "last_seq": 20,
+            "status": offline_since("scale", newest),
+        }
+    ]
     assert (detail["last_seen"], detail["last_seq"], detail["lost"]) == (iso(newest), 20, 0)
     assert detail["latest"] is None  # no decoded point stored
 

@@ -1,0 +1,189 @@
+"""Device status against real servers: `telemetry ingest` notices silence and records each change
+once in `event`, at the moment the rule was crossed; restarts and a second ingester add nothing.
+
+The `beacon` test type (tests/support/status_types) has a 2 s interval and goes offline after 6 s.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from telemetry.servers import Influxd, Mosquitto
+from tests.support.influx import select
+from tests.support.ingest import Ingester, Publisher, StartIngester, wait_for
+
+pytestmark = pytest.mark.integration
+
+TYPES = Path(__file__).parent.parent / "support" / "status_types"
+LATE_S, OFFLINE_S = 4, 6  # two intervals of 2 s; offline_after
+
+
+@dataclass
+class Stack:
+    start_ingester: StartIngester
+    publisher: Publisher
+    influxd: Influxd
+    mosquitto: Mosquitto
+    database: str
+    prefix: str
+
+    def ingester(self, **settings: Any) -> Ingester:
+        return self.start_ingester(
+            mqtt_url=self.mosquitto.url,
+            influx_url=self.influxd.url,
+            database=self.database,
+            prefix=self.prefix,
+            catalogue_dir=TYPES,
+            status_poll_seconds=1,  # the beacon's 2 s interval needs a faster look
+            **settings,
+        )
+
+    def uplink(self, device: str, t: int, seq: int, battery: int = 80) -> None:
+        self.publisher.publish(
+            f"{self.prefix}/beacon/{device}",
+            {"device": device, "time": t, "seqNumber": seq, "data": f"07{battery:02x}"},
+        )
+
+    def events(self, device: str) -> list[tuple[str, str, str, int]]:
+        """(kind, state, previous, time in s) of the device's `event` points, oldest first."""
+        rows = select(
+            self.influxd,
+            self.database,
+            f"SELECT * FROM event WHERE device = '{device}'",  # noqa: S608  # test's own id
+        )
+        rows.sort(key=lambda r: (_ns(r["time"]), r["kind"] != "state"))
+        return [(r["kind"], r["state"], r["previous"], _ns(r["time"]) // 10**9) for r in rows]
+
+    def wait_events(self, device: str, n: int, timeout: float = 30.0) -> list[Any]:
+        def enough() -> list[Any] | None:
+            events = self.events(device)
+            return events if len(events) >= n else None
+
+        return wait_for(enough, timeout, f"{n} event points of {device}")
+
+
+@pytest.fixture
+def stack(
+    start_ingester: StartIngester,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+) -> Iterator[Stack]:
+    with Publisher("127.0.0.1", mosquitto.port) as pub:
+        yield Stack(start_ingester, pub, influxd, mosquitto, database, topic_prefix)
+
+
+def labelled(ing: Ingester, sample: str) -> float:
+    """One labelled sample of the ingester's `/metrics` (NaN when absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ing.metrics_port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(sample + " "):
+                return float(line.split()[1])
+    return float("nan")
+
+
+def _ns(rfc3339: str) -> int:
+    """Nanoseconds: a return may be stored 1 ns after the crossing it ends."""
+    whole, _, frac = rfc3339.removesuffix("Z").partition(".")
+    seconds = int(datetime.fromisoformat(whole + "+00:00").timestamp())
+    return seconds * 10**9 + int(frac.ljust(9, "0"))
+
+
+def test_a_silent_device_goes_late_then_offline_and_its_next_uplink_clears_it(
+    stack: Stack,
+) -> None:
+    stack.ingester()
+    t0 = int(time.time())
+    stack.uplink("B0001", t0, 1)
+    events = stack.wait_events("B0001", 3)
+    assert events == [
+        ("state", "late", "online", t0 + LATE_S),
+        ("state", "offline", "late", t0 + OFFLINE_S),
+        ("offline", "raised", "cleared", t0 + OFFLINE_S),
+    ]
+    t1 = int(time.time())
+    stack.uplink("B0001", t1, 2)
+    events = stack.wait_events("B0001", 5)
+    # (silent again, it goes late once more afterwards: those come later in time)
+    assert events[3:5] == [
+        ("state", "online", "offline", t1),
+        ("offline", "cleared", "raised", t1),
+    ]
+
+
+def test_a_low_battery_raises_an_alarm_and_a_charged_one_clears_it(stack: Stack) -> None:
+    ing = stack.ingester(metrics=True)
+    t0 = int(time.time())
+    stack.uplink("B0002", t0 - 1, 1, battery=40)
+    stack.uplink("B0002", t0, 2, battery=12)
+    events = stack.wait_events("B0002", 1, timeout=20)
+    assert events[0] == ("battery_low", "raised", "cleared", t0)
+    alarms = 'telemetry_ingest_active_alarms{kind="battery_low"}'
+    wait_for(lambda: labelled(ing, alarms) == 1.0, what="the battery alarm gauge at 1")
+    stack.uplink("B0002", t0 + 1, 3, battery=100)
+    events = stack.wait_events("B0002", 2, timeout=20)
+    assert events[1] == ("battery_low", "cleared", "raised", t0 + 1)
+
+
+def test_two_ingesters_record_each_change_once(stack: Stack) -> None:
+    first = stack.ingester(mqtt_share_group="status")
+    second = stack.ingester(mqtt_share_group="status")
+    t0 = int(time.time())
+    stack.uplink("B0003", t0, 1)
+    stack.wait_events("B0003", 3)
+    # both watchers saw it: each logged the offline crossing
+    wait_for(
+        lambda: all("B0003 (beacon): state offline" in i.log() for i in (first, second)),
+        what="both ingesters to notice the device offline",
+    )
+    counts = select(
+        stack.influxd,
+        stack.database,
+        "SELECT count(state) FROM event WHERE device = 'B0003' GROUP BY kind",
+    )
+    assert sorted((c["kind"], c["count"]) for c in counts) == [("offline", 1), ("state", 2)]
+
+
+def test_a_restart_raises_no_false_change_and_records_what_happened_meanwhile(
+    stack: Stack,
+) -> None:
+    ing = stack.ingester()
+    t0 = int(time.time())
+    stack.uplink("B0004", t0, 1)
+    stack.uplink("B0005", t0, 1, battery=5)
+    stack.wait_events("B0004", 3)
+    stack.wait_events("B0005", 4)
+    before = stack.events("B0004"), stack.events("B0005")
+    ing.stop()
+    ing.start()
+    # the log holds both runs: the second line is the restarted watcher's first poll, logged
+    # after it wrote whatever it found to record
+    wait_for(
+        lambda: ing.log().count("status watcher: full poll done") >= 2,
+        what="the restarted watcher's first poll",
+    )
+    assert (stack.events("B0004"), stack.events("B0005")) == before
+
+    # a change that happens while no ingester runs is recorded, at its true time, on start
+    t1 = int(time.time())
+    stack.uplink("B0004", t1, 2)
+    events = stack.wait_events("B0004", 5)
+    ing.stop()
+    assert len(events) == 5
+    wait_for(lambda: time.time() > t1 + OFFLINE_S + 1, timeout=20, what="the device to go offline")
+    ing.start()
+    events = stack.wait_events("B0004", 8)
+    assert events[5:] == [
+        ("state", "late", "online", t1 + LATE_S),
+        ("state", "offline", "late", t1 + OFFLINE_S),
+        ("offline", "raised", "cleared", t1 + OFFLINE_S),
+    ]
