@@ -96,21 +96,31 @@ def _unavailable(detail: str) -> ApiError:
     )
 
 
-@router.api_route(
-    "/sigfox/{device_type}",
-    methods=["GET", "POST"],
-    status_code=204,
-    response_class=Response,
-    dependencies=[CallbackAuthDep],
-    responses=_RESPONSES,
-)
-async def sigfox_callback(
-    device_type: Annotated[
-        str, Path(max_length=64, description="A catalogue type name", examples=["wristband"])
-    ],
-    request: Request,
-) -> Response:
-    """A Sigfox DATA callback: JSON or form body (POST), or query string (GET)."""
+TypePath = Annotated[
+    str, Path(max_length=64, description="A catalogue type name", examples=["wristband"])
+]
+_ROUTE = {
+    "status_code": 204,
+    "response_class": Response,
+    "dependencies": [CallbackAuthDep],
+    "responses": _RESPONSES,
+}
+
+
+@router.post("/sigfox/{device_type}", **_ROUTE)  # type: ignore[arg-type]  # the shared options
+async def sigfox_callback_post(device_type: TypePath, request: Request) -> Response:
+    """A Sigfox DATA callback (UPLINK, BIDIR, ADVANCED) as JSON or form body."""
+    return await sigfox_callback(device_type, request)
+
+
+@router.get("/sigfox/{device_type}", **_ROUTE)  # type: ignore[arg-type]  # the shared options
+async def sigfox_callback_get(device_type: TypePath, request: Request) -> Response:
+    """A Sigfox DATA callback with its values in the query string."""
+    return await sigfox_callback(device_type, request)
+
+
+async def sigfox_callback(device_type: str, request: Request) -> Response:
+    """Shape, validate, then publish or keep; see the module docstring."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ANSWER_BUDGET
     app = request.app
