@@ -8,6 +8,8 @@ Modes (DESIGN section 6):
   fast as the broker acknowledges; then goes on live, unless `--backfill-only` or `--duration`
   (counted from the start, backfill included; a backfill always completes) says stop;
 - `--rate N`: load mode, N transmissions a second in all, round-robin over the fleet.
+With `--callback-url` the same uplinks go as Sigfox HTTP callbacks instead of MQTT (DESIGN
+section 11, simulators/callbacks.py).
 At the end, one line on stderr: uplinks published, messages (station copies) acknowledged.
 """
 
@@ -26,10 +28,12 @@ from types import FrameType
 import click
 
 from catalogue import Catalogue
-from simulators.fleet import build_fleet
+from simulators.callbacks import CallbackSender, advanced_bodies, uplink_bodies
+from simulators.fleet import bodies, build_fleet
 from simulators.publisher import Publisher, PublisherError
 from simulators.runner import Counts, Runner, WallClock, capped_speeds, devices_for_rate
 from telemetry.runtime import StartupError, clean_errors, start
+from telemetry.settings import MqttEndpoint
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last PUBACKs before reporting
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -111,6 +115,19 @@ class Duration(click.ParamType[float]):
     help="Seconds to keep trying to reach the broker at start.",
 )
 @click.option(
+    "--callback-url",
+    default=None,
+    help="Send Sigfox HTTP callbacks here instead of MQTT: the URL of /v1/sigfox (the type is "
+    "appended) or one with {type} in it.",
+)
+@click.option("--callback-key", default=None, help="The callback key (TELEMETRY_CALLBACK_KEYS).")
+@click.option(
+    "--advanced",
+    is_flag=True,
+    help="With --callback-url: one DATA ADVANCED callback per transmission (stations in "
+    "`duplicates`) instead of one DATA UPLINK callback per station.",
+)
+@click.option(
     "--report-json",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -130,6 +147,9 @@ def simulate(
     seed: int,
     mqtt_url: str | None,
     broker_wait: float,
+    callback_url: str | None,
+    callback_key: str | None,
+    advanced: bool,
     report_json: Path | None,
 ) -> None:
     """Simulate Sigfox devices publishing uplinks over MQTT at QoS 1.
@@ -169,15 +189,13 @@ def simulate(
                 "within one second"
             )
 
-    publisher = Publisher(settings.mqtt)
-    try:
-        publisher.connect(broker_wait)
-    except PublisherError as exc:
-        raise StartupError(str(exc)) from None
-
+    publisher = _sink(settings.mqtt, broker_wait, callback_url, callback_key, advanced=advanced)
     stop = threading.Event()
     _stop_on_signals(stop)
-    runner = Runner(fleet, settings.mqtt_topic_prefix, publisher, WallClock(), stop)
+    shape = bodies
+    if callback_url is not None:
+        shape = advanced_bodies if advanced else uplink_bodies
+    runner = Runner(fleet, settings.mqtt_topic_prefix, publisher, WallClock(), stop, shape)
     until = began + duration if duration is not None else None
     try:
         t0 = time.time()
@@ -197,8 +215,35 @@ def simulate(
     complete = publisher.drain(DRAIN_TIMEOUT)
     publisher.close()
     report(runner.counts, publisher, report_json)
-    if not complete:
+    if not complete or (isinstance(publisher, CallbackSender) and publisher.failed):
         sys.exit(1)
+
+
+def _sink(
+    mqtt: MqttEndpoint,
+    broker_wait: float,
+    callback_url: str | None,
+    callback_key: str | None,
+    *,
+    advanced: bool,
+) -> Publisher | CallbackSender:
+    """The MQTT publisher, connected; or, with --callback-url, the HTTP callback sender."""
+    if callback_url is None:
+        if callback_key is not None or advanced:
+            raise StartupError("--callback-key and --advanced go with --callback-url")
+        publisher = Publisher(mqtt)
+        try:
+            publisher.connect(broker_wait)
+        except PublisherError as exc:
+            raise StartupError(str(exc)) from None
+        return publisher
+    if not callback_key:
+        raise StartupError("--callback-url needs --callback-key (a TELEMETRY_CALLBACK_KEYS key)")
+    if not callback_url.startswith(("http://", "https://")):
+        raise StartupError(
+            f"--callback-url must be an http:// or https:// URL, got {callback_url!r}"
+        )
+    return CallbackSender(callback_url, callback_key)
 
 
 def _check(
@@ -228,13 +273,21 @@ def note(message: str) -> None:
     click.echo(f"telemetry simulate: {message}", err=True)
 
 
-def report(counts: Counts, publisher: Publisher, path: Path | None) -> None:
+def report(counts: Counts, publisher: Publisher | CallbackSender, path: Path | None) -> None:
     """One line for people, and optionally a JSON file for scripts."""
-    note(
-        f"published {counts.uplinks} uplinks as {publisher.published} messages (one per "
-        f"station); the broker acknowledged {publisher.acked}; {counts.lost} of "
-        f"{counts.transmissions} transmissions lost on the radio"
-    )
+    if isinstance(publisher, CallbackSender):
+        note(
+            f"sent {counts.uplinks} uplinks as {publisher.published} callbacks; "
+            f"{publisher.acked} answered 2xx, {publisher.failed} refused or given up, "
+            f"{publisher.retried} retries, {publisher.downlinks} downlinks received; "
+            f"{counts.lost} of {counts.transmissions} transmissions lost on the radio"
+        )
+    else:
+        note(
+            f"published {counts.uplinks} uplinks as {publisher.published} messages (one per "
+            f"station); the broker acknowledged {publisher.acked}; {counts.lost} of "
+            f"{counts.transmissions} transmissions lost on the radio"
+        )
     if path is not None:
         data = {
             "uplinks": counts.uplinks,
@@ -244,6 +297,8 @@ def report(counts: Counts, publisher: Publisher, path: Path | None) -> None:
             "lost": counts.lost,
             "per_type": counts.per_type,
         }
+        if isinstance(publisher, CallbackSender):
+            data |= {"failed": publisher.failed, "downlinks": publisher.downlinks}
         path.write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,10 +24,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from catalogue import load_catalogue
+from simulators.fleet import build_fleet
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import ADMIN_KEY, CALLBACK_KEY, READ_KEY, ApiProcess
 from tests.support.influx import select
-from tests.support.ingest import StartIngester, wait_for, wristband_payload
+from tests.support.ingest import TELEMETRY, StartIngester, wait_for, wristband_payload
 
 pytestmark = pytest.mark.integration
 
@@ -493,3 +497,61 @@ def test_a_refused_callback_is_kept_once_with_its_topic(stack: Stack) -> None:
     )
     assert len(rows) == 1
     assert rows[0]["topic"] == f"{stack.prefix}/wristband/ABC128"
+
+
+@pytest.mark.parametrize("advanced", [False, True], ids=["uplink-per-station", "advanced"])
+def test_simulate_over_callbacks_stores_every_uplink(
+    stack: Stack, tmp_path: Path, advanced: bool
+) -> None:
+    """`telemetry simulate --callback-url`: nothing lost, downlinks asked for and logged."""
+    catalogue = load_catalogue()
+    fleet = build_fleet(catalogue, ["wristband"], 2, 1, 0.0)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    for device in fleet:
+        made = httpx.post(
+            f"{stack.api.url}/v1/devices/{device.device_id}/downlinks",
+            json={"data": "0102030405060708", "type": "wristband"},
+            headers=admin,
+        )
+        assert made.status_code == 201
+    report = tmp_path / "report.json"
+    args = ["--types", "wristband", "--devices", "2", "--loss", "0", "--backfill", "1d"]
+    args += ["--backfill-only", "--callback-url", f"{stack.api.url}/v1/sigfox"]
+    args += ["--callback-key", CALLBACK_KEY, "--report-json", str(report)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
+    proc = subprocess.run(
+        [TELEMETRY, "simulate", *args + (["--advanced"] if advanced else [])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(report.read_text())
+    assert counts["failed"] == 0
+    assert counts["uplinks"] >= 200  # two devices, about 140 a day each
+    # Every transmission asking for one got a downlink (one is queued per device), logged.
+    assert counts["downlinks"] == 2, proc.stderr
+    assert proc.stderr.count("downlink for ") == 2
+    ids = "|".join(d.device_id for d in fleet)
+    query = f"SELECT count(seq) FROM uplink WHERE device =~ /^({ids})$/"  # noqa: S608
+    wait_for(
+        lambda: (
+            (rows := select(stack.influxd, stack.database, query))
+            and rows[0]["count"] == counts["uplinks"]
+        ),
+        60,
+        "every simulated uplink stored",
+    )
+    multi = select(
+        stack.influxd,
+        stack.database,
+        f"SELECT count(seq) FROM uplink WHERE device =~ /^({ids})$/ AND stations > 1",  # noqa: S608
+    )
+    assert multi, "some transmissions were heard by several stations and merged"
+    for device in fleet:
+        listed = httpx.get(
+            f"{stack.api.url}/v1/devices/{device.device_id}/downlinks", headers=admin
+        ).json()["downlinks"]
+        assert [d["status"] for d in listed] == ["sent"]
