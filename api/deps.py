@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import Role, authenticate
+from api.auth import Role, authenticate, matches
 from api.params import parse_device
 from catalogue import Catalogue
 from influx.reader import Reader
@@ -38,6 +38,11 @@ def get_reader(request: Request) -> Reader:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 ReaderDep = Annotated[Reader, Depends(get_reader)]
+
+
+def key_matches(given: str, keys: list[bytes] | tuple[bytes, ...]) -> bool:
+    """Compare with every key, in constant time per key (kept for callers; see api/auth.py)."""
+    return matches(given, keys)
 
 
 def require_key(

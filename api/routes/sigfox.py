@@ -140,12 +140,15 @@ async def sigfox_callback(device_type: str, request: Request) -> Response:
         )
     device = cb.device.upper() if cb and cb.device and _valid_device(cb.device) else None
     topic = uplink_topic(settings.mqtt_topic_prefix, device_type, device or PLACEHOLDER_DEVICE)
+    # What `rejected` shows as the topic: the one it would have gone to, the device level left
+    # empty when the body names no usable device (not the placeholder).
+    kept_topic = topic if device else f"{settings.mqtt_topic_prefix}/{device_type}/"
     if cb is None:
         await _keep(
             request,
             "too_large",
             None,
-            topic,
+            kept_topic,
             raw,
             f"{len(raw)} bytes, limit {MAX_BODY_BYTES}",
             deadline,
@@ -166,7 +169,7 @@ async def sigfox_callback(device_type: str, request: Request) -> Response:
         future_tolerance=settings.ingest_future_tolerance,
     )
     if not isinstance(result, Accepted):
-        await _keep(request, result.reason, device, topic, cb.body, result.detail, deadline)
+        await _keep(request, result.reason, device, kept_topic, cb.body, result.detail, deadline)
         metrics.callbacks.labels("rejected").inc()
         metrics.rejected.labels(result.reason).inc()
         log.info("callback for %r refused: %s: %s", device_type[:64], result.reason, result.detail)

@@ -497,6 +497,13 @@ def test_a_refused_callback_is_kept_once_with_its_topic(stack: Stack) -> None:
     )
     assert len(rows) == 1
     assert rows[0]["topic"] == f"{stack.prefix}/wristband/ABC128"
+    assert rows[0]["device"] == "ABC128"
+    # No usable device in the body: no device tag, and the topic's device level left empty.
+    bad = {"device": "NOT-HEX", "time": "1716000000", "seqNumber": "1", "data": "00"}
+    assert stack.post(bad).json()["reason"] == "envelope"
+    (row,) = [r for r in stack.rejected("envelope") if "NOT-HEX" in r["body"]]
+    assert row["topic"] == f"{stack.prefix}/wristband/"
+    assert row["device"] is None
 
 
 @pytest.mark.parametrize("advanced", [False, True], ids=["uplink-per-station", "advanced"])
