@@ -562,3 +562,46 @@ def test_simulate_over_callbacks_stores_every_uplink(
             f"{stack.api.url}/v1/devices/{device.device_id}/downlinks", headers=admin
         ).json()["downlinks"]
         assert [d["status"] for d in listed] == ["sent"]
+
+
+def test_a_hung_broker_or_influxdb_is_a_503_within_the_budget(
+    make_mosquitto: Callable[..., Mosquitto],
+    make_influxd: Callable[..., Influxd],
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Paused (SIGSTOP) servers never answer: the API gives up in time instead of hanging."""
+    broker, influx = make_mosquitto(), make_influxd()
+    influx.create_database("hung")
+    api = ApiProcess(
+        tmp_path / "api",
+        mqtt_url=broker.url,
+        influx_url=influx.url,
+        influx_database="hung",
+        mqtt_topic_prefix=topic_prefix,
+    )
+    api.start()
+    stack = Stack(api, influx, "hung", topic_prefix)
+    try:
+        t = int(time.time()) - 10
+        broker.pause()
+        started = time.monotonic()
+        answer = stack.post(uplink(new_device(), 1, t))
+        assert answer.status_code == 503, answer.text
+        assert time.monotonic() - started < ANSWER_LIMIT  # the contract's bound
+        broker.resume()
+        influx.pause()
+        bad = {"device": "ABC129", "time": str(t), "seqNumber": "1", "data": "0g"}
+        started = time.monotonic()
+        answer = stack.post(bad)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["detail"].startswith("the callback is refused (envelope")
+        assert time.monotonic() - started < ANSWER_LIMIT
+        influx.resume()
+        # Both back: the same refused callback, retried, is now answered 400 and kept.
+        wait_for(lambda: stack.post(bad).status_code == 400, what="400 once InfluxDB is back")
+        assert [r for r in stack.rejected("envelope") if "ABC129" in r["body"]]
+    finally:
+        broker.resume()
+        influx.resume()
+        api.kill()
