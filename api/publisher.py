@@ -94,6 +94,8 @@ class Publisher:
                     log.warning("lost the MQTT broker at %s: %s", where, exc)
                 elif attempt == 0:
                     log.warning("cannot reach the MQTT broker at %s: %s", where, exc)
+            except Exception:  # a dead publisher would make every callback a 503
+                log.exception("the MQTT publisher failed; reconnecting")
             finally:
                 self._disconnected()
             attempt += 1
