@@ -95,10 +95,10 @@ class DownlinkStore:
             raise StoreError(f"cannot use the downlink file {str(path)!r}: {exc}") from None
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, busy_timeout: float = BUSY_TIMEOUT) -> Iterator[sqlite3.Connection]:
         # One connection per call: calls come from worker threads, and opening is cheap next
         # to the fsync of a commit. isolation_level=None: we say BEGIN ourselves.
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
         try:
             db.execute("PRAGMA synchronous=FULL")  # a committed take survives a power cut
             yield db
@@ -106,9 +106,9 @@ class DownlinkStore:
             db.close()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, busy_timeout: float = BUSY_TIMEOUT) -> Iterator[sqlite3.Connection]:
         try:
-            with self._connect() as db:
+            with self._connect(busy_timeout) as db:
                 db.execute("BEGIN IMMEDIATE")  # the write lock now, before we read
                 try:
                     yield db
@@ -161,15 +161,22 @@ class DownlinkStore:
         return dataclasses.replace(item, status="cancelled", changed=now)
 
     def take(
-        self, device: str, seq: int, type_name: str, now: float | None = None
+        self,
+        device: str,
+        seq: int,
+        type_name: str,
+        now: float | None = None,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> Downlink | None:
         """The oldest queued downlink of `device`, now marked sent; None when none may go.
 
         At most once across processes: the write lock is held from the read to the commit.
-        None too when the device had `PER_DAY` downlinks in the last 24 hours.
+        None too when the device had `PER_DAY` downlinks in the last 24 hours. `busy_timeout`
+        bounds the wait for another process's lock (StoreError past it), so that the caller's
+        answer stays in its time budget and nothing is taken after it gave up.
         """
         now = time.time() if now is None else now
-        with self._transaction() as db:
+        with self._transaction(busy_timeout) as db:
             (recent,) = db.execute(
                 "SELECT count(*) FROM downlink WHERE device = ? AND status = 'sent' AND sent > ?",
                 (device, now - DAY),

@@ -126,18 +126,7 @@ async def sigfox_callback(device_type: str, request: Request) -> Response:
     app = request.app
     metrics: CallbackMetrics = app.state.callback_metrics
     settings = app.state.settings
-    if request.method == "GET":
-        raw = request.url.query.encode()
-        too_large = len(raw) > MAX_BODY_BYTES
-        cb = None if too_large else callbacks.from_query(request.url.query)
-    else:
-        raw = await request.body()
-        too_large = len(raw) > MAX_BODY_BYTES
-        cb = (
-            None
-            if too_large
-            else callbacks.from_request(request.headers.get("content-type", ""), raw)
-        )
+    raw, cb = await _read(request)
     device = cb.device.upper() if cb and cb.device and _valid_device(cb.device) else None
     topic = uplink_topic(settings.mqtt_topic_prefix, device_type, device or PLACEHOLDER_DEVICE)
     # What `rejected` shows as the topic: the one it would have gone to, the device level left
@@ -193,14 +182,17 @@ async def sigfox_callback(device_type: str, request: Request) -> Response:
     if not cb.ack:
         metrics.callbacks.labels("accepted").inc()
         return Response(status_code=204)
-    return await _bidir(request, result, metrics)
+    return await _bidir(request, result, metrics, deadline - loop.time())
 
 
-async def _bidir(request: Request, acc: Accepted, metrics: CallbackMetrics) -> Response:
+async def _bidir(
+    request: Request, acc: Accepted, metrics: CallbackMetrics, budget: float
+) -> Response:
     """The answer to a BIDIR callback whose uplink the broker took: the downlink, or 204."""
+    store = store_of(request)
     try:
         item = await asyncio.to_thread(
-            store_of(request).take, acc.device, acc.uplink.seqNumber, acc.dtype.name
+            store.take, acc.device, acc.uplink.seqNumber, acc.dtype.name, None, max(0.05, budget)
         )
     except StoreError as exc:
         # The uplink is in: a 5xx would only make Sigfox send it again, too late for a downlink.
@@ -217,6 +209,17 @@ async def _bidir(request: Request, acc: Accepted, metrics: CallbackMetrics) -> R
     pending.add(task)
     task.add_done_callback(pending.discard)
     return JSONResponse({acc.device: {"downlinkData": item.data}})
+
+
+async def _read(request: Request) -> tuple[bytes, callbacks.Callback | None]:
+    """The request's bytes (query string or body) and its callback; None when over 1 KiB."""
+    if request.method == "GET":
+        raw = request.url.query.encode()
+        return raw, None if len(raw) > MAX_BODY_BYTES else callbacks.from_query(request.url.query)
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return raw, None
+    return raw, callbacks.from_request(request.headers.get("content-type", ""), raw)
 
 
 def _valid_device(device: str) -> bool:
