@@ -81,6 +81,8 @@ def keys_from(settings: Settings) -> Keys | None:
             "no API keys: set TELEMETRY_API_KEYS=<key>[,<key>...] (and TELEMETRY_CALLBACK_KEYS, "
             "TELEMETRY_ADMIN_KEYS as needed), or TELEMETRY_API_AUTH=disabled for a closed network"
         )
+    if not keys.callback:
+        log.info("no TELEMETRY_CALLBACK_KEYS: Sigfox callbacks will be refused (401)")
     return keys
 
 
