@@ -605,3 +605,26 @@ def test_a_hung_broker_or_influxdb_is_a_503_within_the_budget(
         broker.resume()
         influx.resume()
         api.kill()
+
+
+def test_bad_downlink_requests_are_problems(stack: Stack) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    url = f"{stack.api.url}/v1/devices/{new_device()}/downlinks"
+    cases = [
+        ({"data": "0102"}, 422, "data"),  # not 8 bytes
+        ({"data": "zz02030405060708"}, 422, "data"),
+        ({"data": "0102030405060708", "type": "toaster"}, 400, "type"),
+        ({"data": "0102030405060708"}, 404, "device"),  # never seen, no type given
+    ]
+    for body, status, parameter in cases:
+        answer = httpx.post(url, json=body, headers=admin)
+        assert answer.status_code == status, (body, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["parameter"] == parameter
+    gone = httpx.delete(f"{url}/nope", headers=admin)
+    assert (gone.status_code, gone.json()["parameter"]) == (404, "downlink_id")
+    made = httpx.post(url, json={"data": "0102030405060708", "type": "scale"}, headers=admin)
+    ident = made.json()["id"]
+    assert httpx.delete(f"{url}/{ident}", headers=admin).status_code == 204
+    again = httpx.delete(f"{url}/{ident}", headers=admin)
+    assert again.status_code == 409
