@@ -11,15 +11,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api import problems
+from api.auth import keys_from
 from api.authlimit import FailedAuthLimiter
+from api.downlinks import DownlinkStore, StoreError
 from api.lookup import TypeMemo
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from api.routes import device_types, devices, health, history, status
+from api.publisher import Publisher, publishing
+from api.routes import device_types, devices, health, history, sigfox, status
+from api.routes import downlinks as downlink_routes
+from api.routes.sigfox import CallbackMetrics
 from api.statuscache import StatusCache, running
 from catalogue import Catalogue
 from influx.connection import async_client
 from influx.reader import Reader
+from influx.writer import InfluxWriter
 from telemetry.runtime import StartupError
 from telemetry.settings import Settings
 
@@ -33,23 +39,13 @@ def _version() -> str:
         return "0"
 
 
-def api_keys(settings: Settings) -> list[bytes] | None:
-    """The keys to accept; None when auth is disabled. No keys and auth on: refuse to start."""
-    if settings.api_auth == "disabled":
-        log.warning("API authentication is disabled (TELEMETRY_API_AUTH=disabled)")
-        return None
-    keys = [k.get_secret_value().encode() for k in settings.api_keys]
-    if not keys:
-        raise StartupError(
-            "no API keys: set TELEMETRY_API_KEYS=<key>[,<key>...] "
-            "(or TELEMETRY_API_AUTH=disabled for a closed network)"
-        )
-    return keys
-
-
 def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     """The API app. The InfluxDB client lives as long as the app's lifespan."""
-    keys = api_keys(settings)
+    keys = keys_from(settings)
+    try:
+        downlinks = DownlinkStore(settings.downlink_db)
+    except StoreError as exc:
+        raise StartupError(f"{exc} (set TELEMETRY_DOWNLINK_DB)") from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,15 +53,15 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
             app.state.reader = Reader(
                 client, settings.influx_database, bind_params=settings.influx_bind_params
             )
+            app.state.influx_writer = InfluxWriter(client, settings.influx_database)
             # every device's status, polled in the background (api/statuscache.py)
-            async with running(
-                StatusCache(
-                    catalogue,
-                    app.state.reader,
-                    app.state.metrics.set_fleet,
-                    poll_seconds=settings.status_poll_seconds,
-                )
-            ) as cache:
+            status_cache = StatusCache(
+                catalogue,
+                app.state.reader,
+                app.state.metrics.set_fleet,
+                poll_seconds=settings.status_poll_seconds,
+            )
+            async with running(status_cache) as cache, publishing(app.state.publisher):
                 app.state.status = cache
                 yield
 
@@ -81,14 +77,20 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalogue = catalogue
-    app.state.api_keys = keys
+    app.state.keys = keys
+    app.state.api_keys = keys.read if keys else None  # the read keys, as before roles
+    app.state.publisher = Publisher(settings)
+    app.state.downlinks = downlinks
+    app.state.background = set()  # tasks that must not be garbage-collected while running
     app.state.auth_limiter = FailedAuthLimiter(settings.api_auth_failures_per_minute)
     app.state.type_memo = TypeMemo()
     app.state.loss_cache = LossCache()
     app.state.metrics = ApiMetrics()
+    app.state.callback_metrics = CallbackMetrics(app.state.metrics.registry)
     problems.install(app)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (device_types, devices, history, status, health):
+    routers = (device_types, devices, history, status, health, sigfox, downlink_routes)
+    for module in routers:
         app.include_router(module.router)
     # Added last = outermost: metrics see every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.authlimit import FailedAuthLimiter
+from api.auth import Role, authenticate, matches
 from api.params import parse_device
-from api.problems import ApiError
 from catalogue import Catalogue
 from influx.reader import Reader
 from telemetry.settings import Settings
 
 # auto_error=False: we answer a missing key ourselves, as problem details with WWW-Authenticate.
-_bearer = HTTPBearer(auto_error=False, description="An API key from TELEMETRY_API_KEYS")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A key of the route's role (api/auth.py); or HTTP Basic, the key as password",
+)
 
 
 def get_settings(request: Request) -> Settings:
@@ -39,45 +40,33 @@ CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
-def key_matches(given: str, keys: list[bytes]) -> bool:
-    """Compare with every key, always all of them, in constant time per key."""
-    candidate = given.encode()
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(candidate, key)
-    return found
+def key_matches(given: str, keys: list[bytes] | tuple[bytes, ...]) -> bool:
+    """Compare with every key, in constant time per key (kept for callers; see api/auth.py)."""
+    return matches(given, keys)
 
 
 def require_key(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """`Authorization: Bearer <key>` with a configured key, unless auth is disabled."""
-    keys: list[bytes] | None = request.app.state.api_keys
-    if keys is None:  # TELEMETRY_API_AUTH=disabled
-        return
-    limiter: FailedAuthLimiter = request.app.state.auth_limiter
-    client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
-    if wait:
-        raise ApiError(
-            429,
-            "too-many-failed-authentications",
-            "Too many failed authentications",
-            f"too many requests with a wrong or missing key from this client; retry in {wait} s",
-            parameter="Authorization",
-            headers={"Retry-After": str(wait)},
-        )
-    if credentials is None or not key_matches(credentials.credentials, keys):
-        limiter.record_failure(client)
-        raise ApiError(
-            401,
-            "unauthorized",
-            "Unauthorized",
-            "send Authorization: Bearer <key> with a configured API key",
-            parameter="Authorization",
-            headers={"WWW-Authenticate": 'Bearer realm="telemetry"'},
-        )
+    """A read key (TELEMETRY_API_KEYS or TELEMETRY_ADMIN_KEYS), Bearer or Basic; see api/auth.py."""
+    authenticate(request, Role.READ)
+
+
+def require_callback_key(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """A key from TELEMETRY_CALLBACK_KEYS."""
+    authenticate(request, Role.CALLBACK)
+
+
+def require_admin_key(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """A key from TELEMETRY_ADMIN_KEYS."""
+    authenticate(request, Role.ADMIN)
 
 
 def device_param(
@@ -95,3 +84,5 @@ def device_param(
 
 DeviceDep = Annotated[str, Depends(device_param)]
 AuthDep = Depends(require_key)
+CallbackAuthDep = Depends(require_callback_key)
+AdminAuthDep = Depends(require_admin_key)

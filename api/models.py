@@ -128,3 +128,32 @@ class Messages(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class DownlinkIn(BaseModel):
+    """A downlink to queue: 8 bytes as 16 hex digits (DESIGN section 11)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(pattern=r"^[0-9A-Fa-f]{16}$", examples=["0102030405060708"])
+    type: str | None = Field(
+        None,
+        max_length=64,
+        description="The device's type; needed only for a device that has sent nothing yet",
+    )
+
+
+class DownlinkOut(BaseModel):
+    id: str
+    device: str
+    type: str | None
+    data: str
+    status: str = Field(description="`queued`, `sent` or `cancelled`")
+    created: str
+    sent: str | None = Field(None, description="When it went out, for a sent downlink")
+    seq: int | None = Field(None, description="The uplink's seqNumber that took it")
+
+
+class Downlinks(BaseModel):
+    device: str
+    downlinks: list[DownlinkOut]

@@ -10,6 +10,8 @@ Modes (DESIGN section 6):
 - `--rate N`: load mode, N transmissions a second in all, round-robin over the fleet;
 - `--silent N` and `--low-battery N` (DESIGN section 10, any mode): N devices stop sending
   `--silent-after` into the live run (after any backfill), N others drain their battery.
+With `--callback-url` the same uplinks go as Sigfox HTTP callbacks instead of MQTT (DESIGN
+section 11, simulators/callbacks.py).
 At the end, one line on stderr: uplinks published, messages (station copies) acknowledged.
 """
 
@@ -30,7 +32,8 @@ import click
 from catalogue import Catalogue
 from catalogue.durations import parse_seconds
 from sigfox.envelope import DAILY_UPLINKS
-from simulators.fleet import Device, build_fleet
+from simulators.callbacks import CallbackSender, advanced_bodies, uplink_bodies
+from simulators.fleet import Device, bodies, build_fleet
 from simulators.localtime import DAY
 from simulators.models import DRAIN_UPLINKS, Draining
 from simulators.publisher import Publisher, PublisherError
@@ -43,6 +46,7 @@ from simulators.runner import (
     misbehaving,
 )
 from telemetry.runtime import StartupError, clean_errors, start
+from telemetry.settings import MqttEndpoint
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last PUBACKs before reporting
 
@@ -143,6 +147,19 @@ class Duration(click.ParamType[float]):
     help="Seconds to keep trying to reach the broker at start.",
 )
 @click.option(
+    "--callback-url",
+    default=None,
+    help="Send Sigfox HTTP callbacks here instead of MQTT: the URL of /v1/sigfox (the type is "
+    "appended) or one with {type} in it.",
+)
+@click.option("--callback-key", default=None, help="The callback key (TELEMETRY_CALLBACK_KEYS).")
+@click.option(
+    "--advanced",
+    is_flag=True,
+    help="With --callback-url: one DATA ADVANCED callback per transmission (stations in "
+    "`duplicates`) instead of one DATA UPLINK callback per station.",
+)
+@click.option(
     "--report-json",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -165,6 +182,9 @@ def simulate(
     low_battery: int,
     mqtt_url: str | None,
     broker_wait: float,
+    callback_url: str | None,
+    callback_key: str | None,
+    advanced: bool,
     report_json: Path | None,
 ) -> None:
     """Simulate Sigfox devices publishing uplinks over MQTT at QoS 1.
@@ -214,15 +234,13 @@ def simulate(
                 "within one second"
             )
 
-    publisher = Publisher(settings.mqtt)
-    try:
-        publisher.connect(broker_wait)
-    except PublisherError as exc:
-        raise StartupError(str(exc)) from None
-
+    publisher = _sink(settings.mqtt, broker_wait, callback_url, callback_key, advanced=advanced)
     stop = threading.Event()
     _stop_on_signals(stop)
-    runner = Runner(fleet, settings.mqtt_topic_prefix, publisher, WallClock(), stop)
+    shape = bodies
+    if callback_url is not None:
+        shape = advanced_bodies if advanced else uplink_bodies
+    runner = Runner(fleet, settings.mqtt_topic_prefix, publisher, WallClock(), stop, shape)
     until = began + duration if duration is not None else None
     try:
         t0 = time.time()
@@ -243,7 +261,7 @@ def simulate(
     complete = publisher.drain(DRAIN_TIMEOUT)
     publisher.close()
     report(runner.counts, publisher, report_json)
-    if not complete:
+    if not complete or (isinstance(publisher, CallbackSender) and publisher.failed):
         sys.exit(1)
 
 
@@ -279,6 +297,33 @@ def _misbehave(
         note(
             "draining the battery: " + ", ".join(f"{d.dtype.name} {d.device_id}" for d in draining)
         )
+
+
+def _sink(
+    mqtt: MqttEndpoint,
+    broker_wait: float,
+    callback_url: str | None,
+    callback_key: str | None,
+    *,
+    advanced: bool,
+) -> Publisher | CallbackSender:
+    """The MQTT publisher, connected; or, with --callback-url, the HTTP callback sender."""
+    if callback_url is None:
+        if callback_key is not None or advanced:
+            raise StartupError("--callback-key and --advanced go with --callback-url")
+        publisher = Publisher(mqtt)
+        try:
+            publisher.connect(broker_wait)
+        except PublisherError as exc:
+            raise StartupError(str(exc)) from None
+        return publisher
+    if not callback_key:
+        raise StartupError("--callback-url needs --callback-key (a TELEMETRY_CALLBACK_KEYS key)")
+    if not callback_url.startswith(("http://", "https://")):
+        raise StartupError(
+            f"--callback-url must be an http:// or https:// URL, got {callback_url!r}"
+        )
+    return CallbackSender(callback_url, callback_key)
 
 
 def _check(
@@ -317,13 +362,21 @@ def note(message: str) -> None:
     click.echo(f"telemetry simulate: {message}", err=True)
 
 
-def report(counts: Counts, publisher: Publisher, path: Path | None) -> None:
+def report(counts: Counts, publisher: Publisher | CallbackSender, path: Path | None) -> None:
     """One line for people, and optionally a JSON file for scripts."""
-    note(
-        f"published {counts.uplinks} uplinks as {publisher.published} messages (one per "
-        f"station); the broker acknowledged {publisher.acked}; {counts.lost} of "
-        f"{counts.transmissions} transmissions lost on the radio"
-    )
+    if isinstance(publisher, CallbackSender):
+        note(
+            f"sent {counts.uplinks} uplinks as {publisher.published} callbacks; "
+            f"{publisher.acked} answered 2xx, {publisher.failed} refused or given up, "
+            f"{publisher.retried} retries, {publisher.downlinks} downlinks received; "
+            f"{counts.lost} of {counts.transmissions} transmissions lost on the radio"
+        )
+    else:
+        note(
+            f"published {counts.uplinks} uplinks as {publisher.published} messages (one per "
+            f"station); the broker acknowledged {publisher.acked}; {counts.lost} of "
+            f"{counts.transmissions} transmissions lost on the radio"
+        )
     if path is not None:
         data = {
             "uplinks": counts.uplinks,
@@ -333,6 +386,8 @@ def report(counts: Counts, publisher: Publisher, path: Path | None) -> None:
             "lost": counts.lost,
             "per_type": counts.per_type,
         }
+        if isinstance(publisher, CallbackSender):
+            data |= {"failed": publisher.failed, "downlinks": publisher.downlinks}
         path.write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -58,15 +58,24 @@ class Counts:
 
 
 Progress = Callable[[int, int], None]
+# The bodies of one transmission: MQTT uplinks (one per station) or Sigfox callbacks.
+Shape = Callable[[Transmission, int], list[bytes]]
 
 
 class Runner:
     """Publishes a fleet's uplinks to `sink` under `prefix`; `stop` ends any mode early."""
 
-    def __init__(
-        self, fleet: list[Device], prefix: str, sink: Sink, clock: Clock, stop: threading.Event
+    def __init__(  # noqa: PLR0917  # the parts of a run
+        self,
+        fleet: list[Device],
+        prefix: str,
+        sink: Sink,
+        clock: Clock,
+        stop: threading.Event,
+        shape: Shape = bodies,
     ) -> None:
         self.fleet = fleet
+        self.shape = shape
         self.prefix = prefix
         self.sink = sink
         self.clock = clock
@@ -92,7 +101,7 @@ class Runner:
             c.lost += 1
             return True
         topic = uplink_topic(self.prefix, tx.device.dtype.name, tx.device.device_id)
-        for body in bodies(tx, stamp):
+        for body in self.shape(tx, stamp):
             if not self.sink.publish(topic, body, self.stop):
                 return False
             c.messages += 1

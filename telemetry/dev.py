@@ -138,9 +138,9 @@ def port_or_free(preferred: int, what: str) -> int:
     return preferred
 
 
-def api_key(data_dir: Path) -> str:
+def api_key(data_dir: Path, name: str = "api-key") -> str:
     """The key kept in the data folder, made on the first run, so a second run reuses it."""
-    path = data_dir / "api-key"
+    path = data_dir / name
     if path.exists():
         key = path.read_text().strip()
         if key:
@@ -169,6 +169,8 @@ def child_env(
     key: str,
     ports: dict[str, int],
     backfill_days: float,
+    *,
+    callback_key: str | None = None,
 ) -> dict[str, str]:
     """The children's environment: ours, with every endpoint pointing at the local servers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_INFLUX_")}
@@ -186,7 +188,12 @@ def child_env(
         "TELEMETRY_INGEST_RATE_BURST": str(max(20, int(UPLINKS_PER_DAY * (backfill_days + 1)))),
         "TELEMETRY_INGEST_RATE_PER_HOUR": str(SPEED_CAP_PER_HOUR),
         "PYTHONUNBUFFERED": "1",
+        # The printed API key also manages downlinks; Sigfox callbacks take a key of their own.
+        "TELEMETRY_ADMIN_KEYS": key,
+        "TELEMETRY_DOWNLINK_DB": str(data_dir / "downlinks.sqlite3"),
     }
+    if callback_key is not None:
+        env["TELEMETRY_CALLBACK_KEYS"] = callback_key
     return env
 
 
@@ -260,6 +267,7 @@ class Plan:
     speed: float
     seed: int
     backfill_days: float
+    callback_key: str = ""
 
 
 @click.command()
@@ -340,6 +348,7 @@ def dev(
             speed=speed,
             seed=seed,
             backfill_days=backfill_days,
+            callback_key=api_key(data_dir, "callback-key"),
         )
         with Stack(stop) as stack:
             failed = _run(stack, settings, plan)
@@ -361,7 +370,14 @@ def _run(stack: Stack, settings: Settings, plan: Plan) -> bool:
     stack.on_exit(influx.stop)
     influx.create_database(settings.influx_database)
 
-    env = child_env(settings, plan.data_dir, plan.key, plan.ports, plan.backfill_days)
+    env = child_env(
+        settings,
+        plan.data_dir,
+        plan.key,
+        plan.ports,
+        plan.backfill_days,
+        callback_key=plan.callback_key,
+    )
     logs = plan.data_dir / "logs"
     grace = settings.ingest_shutdown_timeout + STOP_GRACE
     ingest = Child("ingest", telemetry_argv("ingest"), env, logs / "ingest.log")
@@ -433,7 +449,9 @@ def _banner(base: str, plan: Plan, settings: Settings) -> None:
                 "telemetry dev: running; Ctrl-C stops everything",
                 f"  API:      {base}/v1/devices",
                 f"  docs:     {base}/docs",
-                f"  API key:  {plan.key}",
+                f"  API key:  {plan.key}  (reads; also queues downlinks)",
+                f"  Sigfox callbacks: {base}/v1/sigfox/<type>  "
+                f"(Authorization: Bearer {plan.callback_key})",
                 f"  MQTT:     mqtt://127.0.0.1:{plan.ports['mqtt']}  "
                 f"(topic {settings.mqtt_topic_prefix}/<type>/<device>)",
                 f"  InfluxDB: http://127.0.0.1:{plan.ports['influx']}  "

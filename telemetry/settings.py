@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # Set to share the uplink stream between several ingesters ($share/<group>/...).
     mqtt_share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]+$")
     mqtt_keepalive: int = Field(20, ge=5, le=600)
-    # Events (DESIGN section 9) go under this prefix: <prefix>/<type>/<device>/status, ...
+    # Events (DESIGN section 9) go under this prefix: <prefix>/<type>/<device>/status, .../downlink
     mqtt_events_prefix: str = Field("events", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 
     # --- InfluxDB (DESIGN section 3) ---
@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     # Wrong or missing keys a client may send per minute before it gets 429: enough for a
     # person fixing a typo, far too few to guess a key.
     api_auth_failures_per_minute: int = Field(20, ge=1, le=10_000)
+
+    # --- Sigfox callbacks and downlinks (DESIGN section 11) ---
+    # Callback keys may only post callbacks; admin keys read and manage downlinks.
+    callback_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # The downlink queue: one SQLite file shared by every API process on the host.
+    downlink_db: Path = Path("var/downlinks.sqlite3")
 
     # --- Ingest ---
     # A batch is written when it holds this many points or is this old, whichever comes first.
@@ -101,7 +108,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "callback_keys", "admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

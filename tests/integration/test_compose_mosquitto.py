@@ -29,7 +29,12 @@ from telemetry.servers import ServerError, find_binary, free_port
 pytestmark = pytest.mark.integration
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
-PASSWORDS = {"ingest": "ingest-pw", "simulator": "simulator-pw", "1A2B3C": "device-pw"}
+PASSWORDS = {
+    "ingest": "ingest-pw",
+    "simulator": "simulator-pw",
+    "api": "api-pw",
+    "1A2B3C": "device-pw",
+}
 TIMEOUT = 10.0
 
 
@@ -114,6 +119,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         "MOSQUITTO_CONF": str(conf),
         "MQTT_INGEST_PASSWORD": PASSWORDS["ingest"],
         "MQTT_SIMULATOR_PASSWORD": PASSWORDS["simulator"],
+        "MQTT_API_PASSWORD": PASSWORDS["api"],
         "PATH": f"{Path(mosquitto).parent}:{os.environ.get('PATH', '')}",
     }
     log = tmp_path / "mosquitto.log"
@@ -244,3 +250,19 @@ def test_simulator_publishes_for_any_device_and_reads_nothing(connect: Connect) 
         assert not simulator.publish(f"uplink/plant_sensor/{device}").is_failure
     simulator.publish("uplink/plant_sensor/1")
     assert _drain(simulator) == []
+
+
+def test_api_publishes_uplinks_and_downlink_events_and_reads_events(connect: Connect) -> None:
+    make = connect
+    ingest = _connected(make("ingest"))
+    ingest.subscribe("uplink/+/+")
+    api = _connected(make("api"))
+    api.subscribe("events/#")
+    api.subscribe("uplink/#")  # granted, but delivers nothing: the API may not read uplinks
+    for topic in ("events/wristband/1A2B3C/up", "events/rejected/json", "downlink/1A2B3C", "x"):
+        assert str(api.publish(topic)) == "Not authorized", topic
+    assert not api.publish("uplink/wristband/1A2B3C").is_failure
+    assert ingest.messages.get(timeout=TIMEOUT) == "uplink/wristband/1A2B3C"
+    assert not api.publish("events/wristband/1A2B3C/downlink").is_failure
+    assert api.messages.get(timeout=TIMEOUT) == "events/wristband/1A2B3C/downlink"
+    assert _drain(api) == []

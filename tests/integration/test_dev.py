@@ -140,6 +140,26 @@ def test_whole_stack_serves_every_type_then_stops_clean(data_dir: Path) -> None:
         assert (data_dir / "api-key").read_text().strip() == key
         assert url == f"http://127.0.0.1:{dev.ports['api']}"
         assert _get(f"{url}/v1/devices", "wrong-key").status_code == 401
+        # The printed callback URL and key take a Sigfox callback.
+        printed = dev.wait_for(
+            r"Sigfox callbacks:\s+(\S+)/<type>\s+\(Authorization: Bearer (\S+)\)"
+        )
+        callback_url, callback_key = printed.group(1), printed.group(2)
+        assert (data_dir / "callback-key").read_text().strip() == callback_key
+        now = int(time.time())
+        uplink = {"device": "C0FFEE", "time": str(now), "seqNumber": "1", "data": "3c" + "00" * 8}
+        deadline = time.monotonic() + STARTUP
+        while True:  # 503 until the API's publisher has connected to the broker
+            answer = httpx.post(
+                f"{callback_url}/wristband",
+                json=uplink,
+                headers={"Authorization": f"Bearer {callback_key}"},
+                timeout=10,
+            )
+            if answer.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert answer.status_code == 204, answer.text
 
         wanted = set(load_catalogue().names())
         deadline = time.monotonic() + STARTUP

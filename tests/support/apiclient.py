@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 
@@ -21,6 +24,8 @@ def api_settings(influx_url: str, database: str, **overrides: object) -> Setting
         "influx_database": database,
         "api_keys": [API_KEY],
         "influx_timeout": 10.0,
+        # one queue for the test run, outside the repository
+        "downlink_db": Path(tempfile.gettempdir()) / f"telemetry-tests-{os.getpid()}.sqlite3",
     }
     return Settings(**(values | overrides))  # type: ignore[arg-type]
 

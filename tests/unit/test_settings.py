@@ -89,3 +89,19 @@ def test_a_bad_setting_is_one_clear_line(
     assert "\n" not in message
     assert fragment in message
     assert name in message
+
+
+def test_callback_and_admin_keys_and_downlink_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEMETRY_CALLBACK_KEYS", "c1, c2")
+    monkeypatch.setenv("TELEMETRY_ADMIN_KEYS", "a1")
+    monkeypatch.setenv("TELEMETRY_DOWNLINK_DB", str(tmp_path / "q.sqlite3"))
+    s = load_settings()
+    assert [k.get_secret_value() for k in s.callback_keys] == ["c1", "c2"]
+    assert [k.get_secret_value() for k in s.admin_keys] == ["a1"]
+    assert s.downlink_db == tmp_path / "q.sqlite3"
+    assert s.mqtt_events_prefix == "events"
+    with pytest.raises(SettingsError, match="TELEMETRY_MQTT_EVENTS_PREFIX"):
+        load_settings(mqtt_events_prefix="ev/#")
