@@ -26,7 +26,7 @@ from catalogue import Catalogue
 from influx.connection import async_client
 from influx.reader import Reader
 from influx.writer import InfluxWriter
-from telemetry.runtime import StartupError
+from telemetry.errors import StartupError
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)

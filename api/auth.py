@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from api.authlimit import FailedAuthLimiter
 from api.problems import ApiError
-from telemetry.runtime import StartupError
+from telemetry.errors import StartupError
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ import click
 
 from ingest.metrics import Metrics
 from ingest.service import run
-from telemetry.runtime import StartupError, clean_errors, start
+from telemetry.errors import StartupError
+from telemetry.runtime import clean_errors, start
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from ingest.frames import PUBLISH, Framer, parse_publish
 from sigfox.topics import subscription
-from telemetry.runtime import StartupError
+from telemetry.errors import StartupError
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,8 @@ from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
 from influx.writer import InfluxWriter, WriteError, backoff
 from ingest.points import NS
 from sigfox.envelope import DEVICE_ID
-from telemetry.runtime import StartupError, clean_errors, start
+from telemetry.errors import StartupError
+from telemetry.runtime import clean_errors, start
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from ingest.pipeline import Batch, Batcher, Chunk, Processor, Storer
 from ingest.sink import Sink
 from ingest.spool import Spool, SpoolBusy
 from ingest.watcher import Emit, StatusWatcher, log_emit
-from telemetry.runtime import StartupError
+from telemetry.errors import StartupError
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)

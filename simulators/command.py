@@ -45,7 +45,8 @@ from simulators.runner import (
     devices_for_rate,
     misbehaving,
 )
-from telemetry.runtime import StartupError, clean_errors, start
+from telemetry.errors import StartupError
+from telemetry.runtime import clean_errors, start
 from telemetry.settings import MqttEndpoint
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last PUBACKs before reporting

@@ -37,7 +37,8 @@ from typing import IO, Any
 import click
 import httpx
 
-from telemetry.runtime import StartupError, clean_errors, start
+from telemetry.errors import StartupError
+from telemetry.runtime import clean_errors, start
 from telemetry.servers import Influxd, Mosquitto, find_binary, free_port
 from telemetry.settings import Settings
 

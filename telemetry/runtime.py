@@ -11,18 +11,14 @@ from typing import ParamSpec, TypeVar
 import click
 
 from catalogue import Catalogue, CatalogueError, load_catalogue
-from telemetry.servers import ServerError
-from telemetry.settings import Settings, SettingsError, load_settings
+from telemetry.errors import ServerError, SettingsError, StartupError
+from telemetry.settings import Settings, load_settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 # Errors that mean "the user must change something": shown as one line, exit status 2.
-class StartupError(Exception):
-    """Any other condition that stops a command at start with one clear line."""
-
-
 USER_ERRORS = (SettingsError, CatalogueError, ServerError, StartupError)
 
 

@@ -20,6 +20,8 @@ from typing import IO
 
 import httpx
 
+from telemetry.errors import ServerError
+
 # Debian installs mosquitto under /usr/sbin, which is not on every user's PATH.
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")
 INSTALL_HINT = {
@@ -58,10 +60,6 @@ def _die_with_parent() -> None:
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class ServerError(Exception):
-    """A local server could not be found or started; the message says what to do."""
 
 
 def free_port() -> int:

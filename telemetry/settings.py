@@ -9,13 +9,11 @@ from urllib.parse import urlsplit
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from telemetry.errors import SettingsError
+
 # Mosquitto's default port; mqtts:// means TLS on 8883.
 MQTT_PORT = 1883
 MQTTS_PORT = 8883
-
-
-class SettingsError(Exception):
-    """A setting is missing or wrong; `str()` is the one line shown to the user."""
 
 
 class MqttEndpoint:

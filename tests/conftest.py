@@ -12,7 +12,8 @@ from typing import TypeVar
 import pytest
 import pytest_asyncio
 
-from telemetry.servers import Influxd, Mosquitto, ServerError, find_binary
+from telemetry.errors import ServerError
+from telemetry.servers import Influxd, Mosquitto, find_binary
 
 S = TypeVar("S", Mosquitto, Influxd)  # the servers a test may start of its own
 

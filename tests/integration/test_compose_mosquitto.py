@@ -24,7 +24,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from telemetry.servers import ServerError, find_binary, free_port
+from telemetry.errors import ServerError
+from telemetry.servers import find_binary, free_port
 
 pytestmark = pytest.mark.integration
 

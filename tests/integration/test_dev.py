@@ -18,7 +18,8 @@ import pytest
 
 from catalogue import load_catalogue
 from telemetry.dev import telemetry_argv
-from telemetry.servers import ServerError, find_binary, free_port
+from telemetry.errors import ServerError
+from telemetry.servers import find_binary, free_port
 from tests.support.ingest import wait_for
 
 pytestmark = pytest.mark.integration

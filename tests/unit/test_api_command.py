@@ -10,7 +10,7 @@ import pytest
 
 from api.app import create_app
 from catalogue import load_catalogue
-from telemetry.runtime import StartupError
+from telemetry.errors import StartupError
 from telemetry.settings import Settings
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from telemetry import dev
 from telemetry.cli import main
-from telemetry.servers import ServerError
+from telemetry.errors import ServerError
 from telemetry.settings import Settings
 
 

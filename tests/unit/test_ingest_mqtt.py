@@ -19,7 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.mqtt import MqttSource, _refused
-from telemetry.runtime import StartupError
+from telemetry.errors import StartupError
 from telemetry.settings import Settings
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from telemetry.settings import Settings, SettingsError, load_settings
+from telemetry.errors import SettingsError
+from telemetry.settings import Settings, load_settings
 
 
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
