@@ -10,33 +10,21 @@ import binascii
 import functools
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from api.problems import bad_parameter
 from catalogue import DeviceType
+from catalogue.durations import parse_influxql_ns
+from catalogue.times import MAX_NS, MIN_NS, NS, TimeTextError, parse_time_ns
 from influx.query import DEVICE_RE
 
-NS = 1_000_000_000
 DAY_NS = 86_400 * NS
-# InfluxDB stores int64 nanoseconds (years 1677..2262); we accept 1970 up to 2255 so that
-# `end + every` arithmetic can never overflow.
-MIN_NS = 0
-MAX_NS = 9_000_000_000 * NS
 DEFAULT_SPAN_NS = DAY_NS  # DESIGN 4: the last 24 h when no range is given
 # Buckets from one second (the time key's precision) to a year.
 MIN_EVERY_NS = NS
 MAX_EVERY_NS = 366 * DAY_NS
-
-_EPOCH_RE = re.compile(r"^(\d{1,11})(?:\.(\d{1,9}))?\Z")
-_RFC3339_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
-)
-_DURATION_RE = re.compile(r"^(\d{1,9})(s|m|h|d|w)\Z")
-_UNIT_NS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": DAY_NS, "w": 7 * DAY_NS}
 
 
 def parse_device(raw: str) -> str:
@@ -48,41 +36,18 @@ def parse_device(raw: str) -> str:
 
 
 def parse_time(raw: str, parameter: str) -> int:
-    """RFC 3339 (with an offset) or epoch seconds, to integer nanoseconds."""
-    text = raw.strip()
-    m = _EPOCH_RE.match(text)
-    if m:
-        ns = int(m.group(1)) * NS + int((m.group(2) or "").ljust(9, "0") or 0)
-    else:
-        m = _RFC3339_RE.match(text)
-        if not m:
-            raise bad_parameter(
-                parameter, f"{parameter} must be RFC 3339 (2024-05-18T02:40:00Z) or epoch seconds"
-            )
-        year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-        try:
-            base = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-        except ValueError:
-            raise bad_parameter(parameter, f"{parameter} is not a real date and time") from None
-        offset = 0
-        if m.group(9):
-            hours, minutes = int(m.group(10)), int(m.group(11))
-            if hours > 23 or minutes > 59:
-                raise bad_parameter(parameter, f"{parameter} has a bad UTC offset")
-            offset = (hours * 60 + minutes) * 60 * (1 if m.group(9) == "+" else -1)
-        seconds = int(base.timestamp()) - offset
-        ns = seconds * NS + int((m.group(7) or "").ljust(9, "0") or 0)
-    if not MIN_NS <= ns < MAX_NS:
-        raise bad_parameter(parameter, f"{parameter} must lie between 1970 and 2255")
-    return ns
+    """RFC 3339 (with an offset) or epoch seconds, to integer nanoseconds (catalogue/times.py)."""
+    try:
+        return parse_time_ns(raw)
+    except TimeTextError as exc:
+        raise bad_parameter(parameter, f"{parameter} {exc}") from None
 
 
 def parse_duration(raw: str, parameter: str = "every") -> int:
     """An InfluxQL-style duration (`30s`, `5m`, `1h`, `1d`, `1w`) to nanoseconds."""
-    m = _DURATION_RE.match(raw.strip())
-    if not m:
+    ns = parse_influxql_ns(raw)
+    if ns is None:
         raise bad_parameter(parameter, f"{parameter} must be a number and a unit s, m, h, d or w")
-    ns = int(m.group(1)) * _UNIT_NS[m.group(2)]
     if not MIN_EVERY_NS <= ns <= MAX_EVERY_NS:
         raise bad_parameter(parameter, f"{parameter} must be between 1s and 366d")
     return ns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalogue.codec import Value
+from catalogue.times import NS
 from influx.lineprotocol import (
     FieldValue,
     encode_fields,
@@ -24,7 +25,6 @@ from influx.schema import (
 from ingest.merge import UNKNOWN_STATION, Transmission
 from ingest.validate import Accepted
 
-NS = 1_000_000_000
 DETAIL_KEEP_CHARS = 512  # enough for any pydantic or InfluxDB message we produce or relay
 
 # A point's identity in a batch: measurement, device, time (ns). Two lines with one key in a

@@ -14,18 +14,17 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import click
 import httpx
 
 from catalogue import Catalogue, CodecError
+from catalogue.times import NS, TimeTextError, parse_time_ns
 from influx.connection import async_client
 from influx.lineprotocol import FieldValue, encode_point
 from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
 from influx.writer import InfluxWriter, WriteError, backoff
-from ingest.points import NS
 from sigfox.envelope import DEVICE_ID
 from telemetry.errors import StartupError
 from telemetry.runtime import clean_errors, start
@@ -38,18 +37,13 @@ WRITE_ATTEMPTS = 6  # then give up with one line: a re-run picks up where it fai
 
 
 def parse_time(value: str | None, default: int) -> int:
-    """Epoch seconds from epoch seconds or RFC 3339; `StartupError` with one line otherwise."""
+    """Epoch seconds from epoch seconds or RFC 3339 (catalogue/times.py); `StartupError` else."""
     if value is None:
         return default
-    if re.fullmatch(r"-?\d+", value):
-        return int(value)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise StartupError(f"cannot read time {value!r}: use RFC 3339 or epoch seconds") from None
-    if parsed.tzinfo is None:
-        raise StartupError(f"time {value!r} needs a time zone (e.g. Z)")
-    return int(parsed.timestamp())
+        return parse_time_ns(value) // NS
+    except TimeTextError as exc:
+        raise StartupError(f"cannot read time {value!r}: it {exc}") from None
 
 
 @dataclass

@@ -30,7 +30,7 @@ from types import FrameType
 import click
 
 from catalogue import Catalogue
-from catalogue.durations import parse_seconds
+from catalogue.durations import HINT, parse_seconds
 from sigfox.envelope import DAILY_UPLINKS
 from simulators.callbacks import CallbackSender, advanced_bodies, uplink_bodies
 from simulators.fleet import Device, bodies, build_fleet
@@ -64,7 +64,7 @@ class Duration(click.ParamType[float]):
             return float(value)
         seconds = parse_seconds(value)
         if seconds is None:
-            self.fail(f"{value!r} is not a duration such as 30s, 10m, 2h or 7d", param, ctx)
+            self.fail(f"{value!r} is not {HINT}", param, ctx)
         return seconds
 
 

@@ -24,13 +24,13 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from catalogue.loader import StatusSpec
+from catalogue.times import NS
 
 State = Literal["online", "late", "offline"]
 STATES: tuple[State, ...] = ("online", "late", "offline")
 ALARM_KINDS = ("offline", "battery_low")
 STATE_KIND = "state"  # the `kind` tag of a change of state
 RAISED, CLEARED = "raised", "cleared"
-NS = 1_000_000_000
 
 
 def ns(seconds: float) -> int:

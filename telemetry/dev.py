@@ -37,6 +37,7 @@ from typing import IO, Any
 import click
 import httpx
 
+from catalogue.durations import HINT, parse_seconds
 from telemetry.errors import StartupError
 from telemetry.runtime import clean_errors, start
 from telemetry.servers import Influxd, Mosquitto, find_binary, free_port
@@ -429,12 +430,10 @@ def _backfill_days(data_dir: Path, backfill: str | None, no_simulate: bool) -> f
         if (data_dir / "backfilled").exists():
             return 0.0
         backfill = FIRST_BACKFILL
-    from simulators.command import Duration  # noqa: PLC0415  # the simulators' own parser
-
-    try:
-        seconds = Duration().convert(backfill, None, None)
-    except click.BadParameter as exc:
-        raise StartupError(f"--backfill: {exc.format_message()}") from None
+    # the same parser as `telemetry simulate --backfill`, which receives this value
+    seconds = parse_seconds(backfill)
+    if seconds is None:
+        raise StartupError(f"--backfill: {backfill!r} is not {HINT}")
     return seconds / 86400
 
 

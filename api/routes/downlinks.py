@@ -23,12 +23,12 @@ from api.models import DownlinkIn, DownlinkOut, Downlinks
 from api.params import format_time
 from api.problems import COMMON_ERRORS, ApiError, bad_parameter, not_found, problem_doc
 from api.publisher import BrokerUnavailable, Publisher
+from catalogue.times import NS
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["downlinks"])
 
-NS = 1_000_000_000
 EVENT_TIMEOUT = 2.0  # s for the event's PUBACK; it never holds an answer longer
 RETRY_AFTER_SECONDS = 5  # the downlink file was locked: another process held it for long
 

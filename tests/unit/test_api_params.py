@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from api.params import (
-    NS,
     Window,
     decode_cursor,
     encode_cursor,
@@ -22,6 +21,7 @@ from api.params import (
 )
 from api.problems import ApiError
 from catalogue import load_catalogue
+from catalogue.times import NS
 
 WRIST = load_catalogue()["wristband"]
 

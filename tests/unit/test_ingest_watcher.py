@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from catalogue.times import NS
 from ingest.watcher import counts, event_lines, status_events
-from status.rules import NS, Change, Status
+from status.rules import Change, Status
 from status.tracker import Update
 
 T = 1_716_000_000 * NS

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from catalogue.loader import StatusSpec
+from catalogue.times import NS
 from status.rules import (
-    NS,
     Change,
     Reading,
     Status,
