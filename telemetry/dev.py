@@ -18,7 +18,6 @@ that dies on its own is reported with its last log lines, and the rest is stoppe
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets
 import shutil
@@ -32,13 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 import click
 import httpx
 
 from catalogue.durations import HINT, parse_seconds
 from telemetry.errors import StartupError
+from telemetry.process import LoggedProcess
 from telemetry.runtime import clean_errors, start
 from telemetry.servers import Influxd, Mosquitto, find_binary, free_port
 from telemetry.settings import Settings
@@ -53,7 +53,6 @@ FIRST_BACKFILL = "2d"
 READY_TIMEOUT = 60.0  # seconds for a child to become ready (a cold start imports FastAPI)
 STOP_GRACE = 5.0  # seconds beyond a child's own shutdown timeout before SIGKILL
 LOG_TAIL_LINES = 15
-PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 SIMULATE_DRAIN = 15.0  # simulators wait this long for the last PUBACKs (simulators.command)
 # The per-device rate limit counts on the uplinks' own clock: a backfill at ~140 a day passes,
 # but --speed runs devices up to once a second, so the dev ingester's limit is opened up to that,
@@ -62,34 +61,16 @@ UPLINKS_PER_DAY = 140
 SPEED_CAP_PER_HOUR = 3600
 
 
-class Child:
+class Child(LoggedProcess):
     """A `telemetry <command>` child in its own process group, logging to a file."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
+        super().__init__(name, log_path)
         self.argv = argv
         self.env = env
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603  # our own argv, no shell
-            self.argv,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            # Runs before exec while this process has no other thread (PLW1509's concern).
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-        )
-
-    @property
-    def exit_code(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
+        self.spawn(self.argv, self.env, stdin=subprocess.DEVNULL)
 
     def stop(self, timeout: float) -> None:
         """SIGTERM to the whole group, wait up to `timeout`, then SIGKILL the group."""
@@ -104,23 +85,10 @@ class Child:
                     self.proc.wait(5)
             # Anything the child left in its group goes with it.
             _signal_group(self.proc.pid, signal.SIGKILL)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.close_log()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if `telemetry dev` itself dies, even by SIGKILL,
-    since its own session keeps it out of reach of the terminal's Ctrl-C."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        return super().log_tail(lines)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -7,7 +7,6 @@ exactly as the stack a newcomer runs. Readiness is polled, never slept for.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pwd
 import shutil
@@ -16,11 +15,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO
 
 import httpx
 
 from telemetry.errors import ServerError
+from telemetry.process import LoggedProcess
 
 # Debian installs mosquitto under /usr/sbin, which is not on every user's PATH.
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/bin")
@@ -48,20 +47,6 @@ MOSQUITTO_LIMITS = {
 }
 
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux).
-
-    The servers run in their own session (so Ctrl-C in a terminal reaches only `telemetry dev`,
-    which stops them in order); this keeps them from outliving a `dev` that was killed.
-    Linux ties the signal to the starting thread: start servers from a thread that outlives them.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -80,18 +65,16 @@ def find_binary(name: str) -> str:
     return found
 
 
-class _Process:
+class _Process(LoggedProcess):
     """A child server process with its log file and signal helpers."""
 
     name = "server"
 
     def __init__(self, data_dir: Path, port: int) -> None:
+        super().__init__(self.name, data_dir / f"{self.name}.log")
         self.data_dir = data_dir
         self.port = port
         self.host = "127.0.0.1"
-        self.log_path = data_dir / f"{self.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -101,20 +84,11 @@ class _Process:
 
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603  # our own argv, no shell
-            self.command(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509  # only calls prctl, async-signal-safe
-        )
+        proc = self.spawn(self.command())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerError(
-                    f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}"
-                )
+            if proc.poll() is not None:
+                raise ServerError(f"{self.name} exited with {proc.returncode}: {self.log_tail()}")
             if self.ready():
                 return
             time.sleep(0.05)
@@ -131,9 +105,7 @@ class _Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.close_log()
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
@@ -149,17 +121,6 @@ class _Process:
     def restart(self, sig: int = signal.SIGTERM) -> None:
         self.stop(sig)
         self.start()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 class Mosquitto(_Process):
