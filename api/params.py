@@ -18,7 +18,7 @@ from api.problems import bad_parameter
 from catalogue import DeviceType
 from catalogue.durations import parse_influxql_ns
 from catalogue.times import MAX_NS, MIN_NS, NS, TimeTextError, parse_time_ns
-from influx.query import DEVICE_RE
+from sigfox.limits import STORED_DEVICE_ID_RE
 
 DAY_NS = 86_400 * NS
 DEFAULT_SPAN_NS = DAY_NS  # DESIGN 4: the last 24 h when no range is given
@@ -30,7 +30,7 @@ MAX_EVERY_NS = 366 * DAY_NS
 def parse_device(raw: str) -> str:
     """1 to 8 hex digits, any case; returned upper-case."""
     device = raw.upper()
-    if not DEVICE_RE.match(device):
+    if not STORED_DEVICE_ID_RE.match(device):
         raise bad_parameter("device", "device ids are 1 to 8 hex digits")
     return device
 

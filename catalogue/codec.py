@@ -34,11 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sigfox.limits import MAX_PAYLOAD_BYTES
+
 Kind = Literal["uint", "int", "bool", "float", "char"]
 Endianness = Literal["big", "little"]
 Value = int | float | bool | str
 
-MAX_PAYLOAD_BYTES = 12  # Sigfox uplink payload limit
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-#]*\Z")
 
 
@@ -182,7 +183,9 @@ def parse_layout(source: str) -> Layout:
         seen.add(name)
         slot, has_offset = _make_slot(token, parts, after_bool, after_other)
         if slot.end > MAX_PAYLOAD_BYTES:
-            raise CodecError(f"field {name!r} ends at byte {slot.end}, past 12 bytes", name)
+            raise CodecError(
+                f"field {name!r} ends at byte {slot.end}, past {MAX_PAYLOAD_BYTES} bytes", name
+            )
         slots.append(slot)
         if has_offset:  # the pointer stays on this byte, for every type
             after_bool = after_other = slot.byte
@@ -272,7 +275,9 @@ def _typed_slot(
         return Slot(name, "float", byte, size, endianness, None)
     if kind == "char":
         if not 1 <= size <= MAX_PAYLOAD_BYTES or top is not None:
-            raise CodecError(f"field {token!r}: char length must be 1..12 bytes", name)
+            raise CodecError(
+                f"field {token!r}: char length must be 1..{MAX_PAYLOAD_BYTES} bytes", name
+            )
         return Slot(name, "char", byte, size * 8, endianness, None)
     raise CodecError(f"field {token!r}: unknown type {kind!r}", name)
 

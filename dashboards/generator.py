@@ -25,7 +25,7 @@ from typing import Any
 from catalogue import Catalogue, DeviceType
 from dashboards.units import grafana_unit
 from influx.schema import EVENT, REJECTED, TAG_DEVICE, TAG_KIND, TAG_REASON, TAG_TYPE, UPLINK
-from sigfox.envelope import SEQ_MODULO
+from sigfox.limits import SEQ_MODULO
 
 # A fixed uid, so dashboards and the provisioned data source find each other in any Grafana.
 DATASOURCE_UID = "telemetry-influxdb"

@@ -20,6 +20,7 @@ from typing import Literal
 
 from catalogue import DeviceType
 from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_TYPE, UPLINK
+from sigfox.limits import STORED_DEVICE_ID_RE
 
 Aggregate = Literal["mean", "min", "max", "sum", "count", "first", "last", "median"]
 AGGREGATES: tuple[Aggregate, ...] = (
@@ -34,7 +35,6 @@ AGGREGATES: tuple[Aggregate, ...] = (
 )
 Order = Literal["asc", "desc"]
 
-DEVICE_RE = re.compile(r"^[0-9A-F]{1,8}\Z")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MESSAGE_FIELDS = ("seq", "data", "stations", "station", "rssi", "snr")
 
@@ -81,7 +81,7 @@ def ident(name: str) -> str:
 
 
 def device_value(device: str) -> str:
-    if not DEVICE_RE.match(device):
+    if not STORED_DEVICE_ID_RE.match(device):
         raise QueryBuildError(f"not a device id: {device!r}")
     return device
 

@@ -25,7 +25,7 @@ from influx.connection import async_client
 from influx.lineprotocol import FieldValue, encode_point
 from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
 from influx.writer import InfluxWriter, WriteError, backoff
-from sigfox.envelope import DEVICE_ID
+from sigfox.limits import DEVICE_ID
 from telemetry.errors import StartupError
 from telemetry.runtime import clean_errors, start
 from telemetry.settings import Settings

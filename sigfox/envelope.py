@@ -6,16 +6,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from sigfox.limits import DEVICE_ID, PAYLOAD_HEX, SEQ_MODULO
+
 MAX_BODY_BYTES = 1024  # DESIGN section 1: a larger body is rejected
-SEQ_MODULO = 4096  # 12-bit sequence numbers
-DAILY_UPLINKS = 140  # uplinks a day a Sigfox device may send (ETSI duty cycle in Europe)
-DEVICE_ID = r"^[0-9A-Fa-f]{1,8}$"
 
 
 # Case is folded inside pydantic-core (no Python call per uplink); the patterns ignore case.
 HexId = Annotated[str, StringConstraints(pattern=DEVICE_ID, to_upper=True)]
 StationId = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{1,16}$", to_upper=True)]
-HexData = Annotated[str, StringConstraints(pattern=r"^([0-9A-Fa-f]{2}){0,12}$", to_lower=True)]
+HexData = Annotated[str, StringConstraints(pattern=PAYLOAD_HEX, to_lower=True)]
 
 
 # Sigfox sends `null` for a value it does not have (an `rssi` it did not measure): JSON null

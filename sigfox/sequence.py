@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sigfox.envelope import SEQ_MODULO
+from sigfox.limits import SEQ_MODULO
 
 # A step forward larger than this is taken as a reordered (older) arrival, not as a loss:
 # half the counter space, the usual serial-number-arithmetic rule (RFC 1982).

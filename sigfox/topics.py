@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import re
 
-_DEVICE = re.compile(r"^[0-9A-Fa-f]{1,8}\Z")
+from sigfox.limits import DEVICE_ID_RE
 
 
 def uplink_topic(prefix: str, device_type: str, device: str) -> str:
@@ -42,7 +41,7 @@ def _parse(prefix: str, topic: str) -> tuple[str, str] | None:
     if not topic.startswith(head):
         return None
     rest = topic[len(head) :].split("/")
-    if len(rest) != 2 or not rest[0] or not _DEVICE.match(rest[1]):
+    if len(rest) != 2 or not rest[0] or not DEVICE_ID_RE.match(rest[1]):
         return None
     return rest[0], rest[1].upper()
 

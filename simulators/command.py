@@ -31,7 +31,7 @@ import click
 
 from catalogue import Catalogue
 from catalogue.durations import HINT, parse_seconds
-from sigfox.envelope import DAILY_UPLINKS
+from sigfox.limits import DAILY_UPLINKS
 from simulators.callbacks import CallbackSender, advanced_bodies, uplink_bodies
 from simulators.fleet import Device, bodies, build_fleet
 from simulators.localtime import DAY

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from catalogue import Catalogue, DeviceType
 from catalogue.codec import Value
+from sigfox.limits import SEQ_MODULO
 from simulators.models import Model, model_for
 from simulators.noise import key_of, mix, unit
-from simulators.radio import SEQ_MODULO, Radio, Reception, radio_for, seq_number
+from simulators.radio import Radio, Reception, radio_for, seq_number
 from simulators.schedule import Schedule, schedule_for
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sigfox.limits import SEQ_MODULO
 from simulators.noise import gauss, key_of, unit
 
-SEQ_MODULO = 4096  # Sigfox sequence numbers are 12 bits
 STATION_POOL = 24  # base stations around the simulated town; devices share them
 MAX_STATIONS = 3  # Sigfox reports up to three stations per transmission
 # Share of transmissions heard by 1, 2 and 3 stations (cumulative); Sigfox's spatial diversity.

@@ -37,6 +37,7 @@ import click
 import httpx
 
 from catalogue.durations import HINT, parse_seconds
+from sigfox.limits import DAILY_UPLINKS
 from telemetry.errors import StartupError
 from telemetry.process import LoggedProcess
 from telemetry.runtime import clean_errors, start
@@ -57,7 +58,7 @@ SIMULATE_DRAIN = 15.0  # simulators wait this long for the last PUBACKs (simulat
 # The per-device rate limit counts on the uplinks' own clock: a backfill at ~140 a day passes,
 # but --speed runs devices up to once a second, so the dev ingester's limit is opened up to that,
 # with a burst of a day's worth and more for good measure.
-UPLINKS_PER_DAY = 140
+UPLINKS_PER_DAY = DAILY_UPLINKS
 SPEED_CAP_PER_HOUR = 3600
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sigfox.limits import DAILY_UPLINKS
 from telemetry.errors import SettingsError
 
 # Mosquitto's default port; mqtts:// means TLS on 8883.
@@ -90,7 +91,7 @@ class Settings(BaseSettings):
     # Per-device limit, on the uplinks' own clock. Sigfox allows ~140 a day, but the `time` key
     # is in seconds, so one a second is the most that can be stored apart: that is the sustained
     # rate (demos at --speed and load tests stay under it); a day's worth may come at once.
-    ingest_rate_burst: int = Field(140, ge=1)
+    ingest_rate_burst: int = Field(DAILY_UPLINKS, ge=1)
     ingest_rate_per_hour: float = Field(3600.0, gt=0)
     ingest_future_tolerance: int = Field(300, ge=0)  # seconds a `time` may lie ahead of our clock
     ingest_shutdown_timeout: float = Field(10.0, gt=0, le=300)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Annotated
 
@@ -33,7 +32,8 @@ from api.routes.downlinks import announce, store_of
 from influx.writer import InfluxWriter, WriteError
 from ingest.points import rejected_point
 from ingest.validate import Accepted, validate
-from sigfox.envelope import DEVICE_ID, MAX_BODY_BYTES
+from sigfox.envelope import MAX_BODY_BYTES
+from sigfox.limits import DEVICE_ID_RE
 from sigfox.topics import uplink_topic
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ RETRY_AFTER_SECONDS = 60
 # A device id that stands in the topic when the body has none or a bad one: the ladder then
 # fails at the envelope (step 5) and names the body's `device`, as ingest would.
 PLACEHOLDER_DEVICE = "0"
-_DEVICE = re.compile(DEVICE_ID)
+_DEVICE = DEVICE_ID_RE
 
 
 class CallbackMetrics:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sigfox.envelope import SEQ_MODULO
+from sigfox.limits import SEQ_MODULO
 from sigfox.sequence import forward_distance, is_newer, lost_between
 
 SEQ = st.integers(0, SEQ_MODULO - 1)
