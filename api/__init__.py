@@ -1,11 +1,11 @@
 """The HTTP API (DESIGN section 4), built by `api.app.create_app(settings, catalogue)`.
 
-- `app`: the factory; its lifespan owns the InfluxDB client (`influx.reader.Reader`).
+- `app`: the factory; its lifespan owns the InfluxDB client (`influx.client.InfluxClient`).
 - `routes/`: one router per resource (device types, devices, history and messages, health).
 - `deps`: typed dependency aliases (settings, catalogue, reader, API key, device id).
 - `models`: every response body; `problems`: our errors and the one mapping to RFC 9457.
 - `params`: parsing of times, durations, fields and cursors; `paging`: keyset pages over time.
 - `middleware`: Prometheus metrics and the request body limit; `lookup`: a device's type.
 
-Statements are built only in `influx.query`, and only `influx.reader` sends them.
+Statements are built only in `influx.query`, and only `influx.client` sends them.
 """

@@ -23,8 +23,8 @@ from api.routes import downlinks as downlink_routes
 from api.routes.sigfox import CallbackMetrics
 from api.statuscache import StatusCache, running
 from catalogue import Catalogue
+from influx.client import InfluxClient
 from influx.connection import async_client
-from influx.reader import Reader
 from influx.writer import InfluxWriter
 from telemetry.errors import StartupError
 from telemetry.settings import Settings
@@ -50,7 +50,7 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with async_client(settings) as client:
-            app.state.reader = Reader(
+            app.state.reader = InfluxClient(
                 client, settings.influx_database, bind_params=settings.influx_bind_params
             )
             app.state.influx_writer = InfluxWriter(client, settings.influx_database)

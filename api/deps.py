@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import Role, authenticate, matches
 from api.params import parse_device
 from catalogue import Catalogue
-from influx.reader import Reader
+from influx.client import InfluxClient
 from telemetry.settings import Settings
 
 # auto_error=False: we answer a missing key ourselves, as problem details with WWW-Authenticate.
@@ -30,14 +30,14 @@ def get_catalogue(request: Request) -> Catalogue:
     return catalogue
 
 
-def get_reader(request: Request) -> Reader:
-    reader: Reader = request.app.state.reader
+def get_reader(request: Request) -> InfluxClient:
+    reader: InfluxClient = request.app.state.reader
     return reader
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
-ReaderDep = Annotated[Reader, Depends(get_reader)]
+ReaderDep = Annotated[InfluxClient, Depends(get_reader)]
 
 
 def key_matches(given: str, keys: list[bytes] | tuple[bytes, ...]) -> bool:

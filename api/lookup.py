@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from api.problems import not_found
 from influx import query as q
-from influx.reader import Reader
+from influx.client import InfluxClient
 
 # Enough for a large fleet; past it the memo starts over rather than grow without bound.
 MAX_REMEMBERED = 100_000
@@ -36,7 +36,7 @@ class TypeMemo:
         self._types[device] = type_name
 
 
-async def device_type(reader: Reader, memo: TypeMemo, device: str) -> str:
+async def device_type(reader: InfluxClient, memo: TypeMemo, device: str) -> str:
     """The device's type, or a 404 when no message of it is stored."""
     known = memo.get(device)
     if known is not None:

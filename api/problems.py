@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.models import Problem
-from influx.reader import InfluxQueryError, InfluxUnavailable
+from influx.errors import InfluxQueryError, InfluxUnavailable
 
 log = logging.getLogger(__name__)
 

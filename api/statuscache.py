@@ -21,7 +21,8 @@ from typing import Any
 
 from api.params import format_time
 from catalogue import Catalogue
-from influx.reader import InfluxUnavailable, Reader, ReaderError
+from influx.client import InfluxClient
+from influx.errors import InfluxUnavailable, ReaderError
 from status.rules import ALARM_KINDS, STATES, Status, state_at
 from status.tracker import FULL_POLL_SECONDS, Tracker
 
@@ -34,7 +35,7 @@ class StatusCache:
     def __init__(
         self,
         catalogue: Catalogue,
-        reader: Reader,
+        reader: InfluxClient,
         gauges: Callable[[list[dict[str, Any]]], None] | None = None,
         *,
         poll_seconds: float = 5.0,

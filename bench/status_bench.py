@@ -39,7 +39,7 @@ from api_bench import (  # noqa: E402  # after the path set-up
 )
 
 from catalogue import load_catalogue  # noqa: E402
-from influx.reader import Reader  # noqa: E402
+from influx.client import InfluxClient  # noqa: E402
 from status.tracker import Tracker  # noqa: E402
 from telemetry.servers import Influxd, free_port  # noqa: E402
 
@@ -88,7 +88,7 @@ async def poll_costs(url: str) -> tuple[float, float]:
     """Seconds for one full and one incremental poll of the tracker, in this process."""
     catalogue = load_catalogue()
     async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-        tracker = Tracker(catalogue, Reader(http, DATABASE))
+        tracker = Tracker(catalogue, InfluxClient(http, DATABASE))
         t0 = time.perf_counter()
         await tracker.poll(time.time_ns(), full=True)
         await tracker.updates(time.time_ns())

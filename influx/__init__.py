@@ -1,1 +1,10 @@
-"""The InfluxDB boundary: storage layout, line protocol out, InfluxQL in (1.x HTTP API)."""
+"""The InfluxDB boundary, the only package that talks to InfluxDB (1.x HTTP API).
+
+- `schema`: the storage layout (measurements, tags, reasons);
+- `lineprotocol`: points out, as line protocol;
+- `query`: every InfluxQL statement, built from checked identifiers and bound values;
+- `connection`: the httpx client from the settings;
+- `client`: the one door (`InfluxClient`: query, ping, write, create the database);
+- `writer`: the write path and its outcome table, under `client`;
+- `errors`: one tree for everything the boundary raises.
+"""

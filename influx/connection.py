@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
 
-from telemetry.settings import Settings
+if TYPE_CHECKING:  # only a type here: influx/ needs nothing of telemetry/ at run time
+    from telemetry.settings import Settings
 
 USER_AGENT = "sigfox-telemetry"
 

@@ -262,3 +262,62 @@ def _limit(limit: int) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_001:
         raise QueryBuildError(f"bad limit {limit!r}")
     return limit
+
+
+# --- ingest, `telemetry redecode` and the local servers -------------------------------------
+
+STORED_COPY_FIELDS = ("station_ids", "station", "rssi", "snr")
+_DATABASE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}\Z")  # TELEMETRY_INFLUX_DATABASE's pattern
+
+
+def _seconds(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise QueryBuildError("times are integer seconds")
+    return value
+
+
+def stored_copies(ranges: dict[str, tuple[int, int]]) -> Query:
+    """What is stored for each device in [first, last] seconds: one statement per device."""
+    cols = ", ".join(STORED_COPY_FIELDS)
+    return Query(
+        ";".join(
+            f"SELECT {cols} FROM {UPLINK} WHERE {TAG_DEVICE} = {string_literal(device_value(d))} "
+            f"AND time >= {_seconds(lo)}s AND time <= {_seconds(hi)}s"
+            for d, (lo, hi) in ranges.items()
+        )
+    )
+
+
+def newest_uplink_time() -> Query:
+    """The newest `uplink` point of all (its `seq`; the time is what callers want)."""
+    return Query(f"SELECT last(seq) FROM {UPLINK}")
+
+
+def device_ids() -> Query:
+    """Every device id that has an `uplink` point."""
+    return Query(f"SHOW TAG VALUES FROM {ident(UPLINK)} WITH KEY = {ident(TAG_DEVICE)}")
+
+
+def raw_uplinks(device: str, after_s: int, end_s: int, limit: int, *, inclusive: bool) -> Query:
+    """A device's stored uplinks from `after_s` (included when `inclusive`) to `end_s` (excluded),
+    oldest first, every field: a page of `telemetry redecode`."""
+    op = ">=" if inclusive else ">"
+    return Query(
+        f"SELECT * FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device "
+        f"AND time {op} {_seconds(after_s)}s AND time < {_seconds(end_s)}s "
+        f"ORDER BY time ASC LIMIT {_limit(limit)}",
+        {"device": device_value(device)},
+    )
+
+
+def create_database(name: str) -> Query:
+    if not _DATABASE_RE.match(name):
+        raise QueryBuildError(f"not a database name: {name!r}")
+    return Query(f'CREATE DATABASE "{name}"')
+
+
+def create_admin_user(user: str, password: str) -> Query:
+    """The first user, with all privileges (InfluxDB allows it without credentials once)."""
+    return Query(
+        f"CREATE USER {ident(user)} WITH PASSWORD {string_literal(password)} WITH ALL PRIVILEGES"
+    )

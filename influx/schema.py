@@ -44,22 +44,7 @@ TAG_DEVICE = "device"
 TAG_TYPE = "type"
 TAG_REASON = "reason"
 TAG_KIND = "kind"
-EVENT_FIELDS = ("state", "previous", "detail")
 
-# Link fields written on both the `<type>` and `uplink` points.
-LINK_FIELDS = ("seq", "rssi", "snr", "stations")
-UPLINK_FIELDS = (
-    "data",
-    "seq",
-    "rssi",
-    "snr",
-    "stations",
-    "station",
-    "station_ids",
-    "out_of_range",
-    "device_type_id",
-)
-REJECT_FIELDS = ("topic", "body", "detail")
 BODY_KEEP_BYTES = 1024  # DESIGN section 3: rejected bodies are cut at 1 KiB
 
 # Rejection reasons: the first failing step of the validation ladder (ingest/validate.py).

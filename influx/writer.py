@@ -1,4 +1,5 @@
-"""Line-protocol writes to `/write`, every outcome classified (the one write path to InfluxDB).
+"""Line-protocol writes to `/write`, every outcome classified (the one write path to InfluxDB;
+influx/client.py writes through it).
 
 | answer                                  | outcome     | what the caller does                |
 | --------------------------------------- | ----------- | ----------------------------------- |
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass
 
 import httpx
+
+from influx.errors import WriteError
 
 
 class Outcome(enum.Enum):
@@ -67,15 +70,6 @@ def backoff(
     """Full-jitter exponential backoff; a server's Retry-After wins when it asks for longer."""
     delay = random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311  # jitter, not crypto
     return max(delay, min(hint, cap * 4)) if hint is not None else delay
-
-
-class WriteError(Exception):
-    """A write that may succeed later (network, 5xx, 429, auth, missing database)."""
-
-    def __init__(self, message: str, status: int | None = None, wait: float | None = None):
-        super().__init__(message)
-        self.status = status
-        self.wait = wait
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,23 @@
 """What is already stored for transmissions the merge cache does not know (a late copy after a
-restart or an eviction, or a copy handled by another ingester of a share group)."""
+restart or an eviction, or a copy handled by another ingester of a share group).
+
+The statements come from influx/query.py and go through influx/client.py; what stays here is
+ingest's policy on the answers: a 401/403 means a write-only account (`_write_only_account`:
+merge with the cache only, never ask again), any other failure pauses lookups for a while.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Iterable
+from typing import TypeGuard
 
 import httpx
 
-from influx.schema import UPLINK
+from influx import query as q
+from influx.client import InfluxClient
+from influx.errors import InfluxUnavailable, ReaderError
 from ingest.merge import UNKNOWN_STATION, Copy, Key
 
 log = logging.getLogger(__name__)
@@ -27,7 +35,7 @@ class StoredLookup:
     """One `/query` request (one statement per device) for a whole chunk of cache misses."""
 
     def __init__(self, client: httpx.AsyncClient, database: str) -> None:
-        self.client = client
+        self.influx = InfluxClient(client, database)
         self.database = database
         self.failures = 0
         self.forbidden = False  # the user may not read: never ask again
@@ -53,22 +61,15 @@ class StoredLookup:
         return found
 
     async def _query(self, by_device: dict[str, list[Key]]) -> dict[Key, tuple[str, Copy]] | None:
-        # Device ids passed `sigfox.topics` validation (1-8 hex digits): safe inside quotes.
-        statements = []
-        for device, keys in by_device.items():
-            lo, hi = min(k[2] for k in keys), max(k[2] for k in keys)
-            statements.append(
-                f"SELECT station_ids, station, rssi, snr FROM {UPLINK} "  # noqa: S608  # hex id, ints
-                f"WHERE device = '{device}' AND time >= {lo}s AND time <= {hi}s"
-            )
+        ranges = {
+            d: (min(k[2] for k in keys), max(k[2] for k in keys)) for d, keys in by_device.items()
+        }
         try:
-            r = await self.client.post(
-                "/query",
-                data={"q": ";".join(statements)},
-                params={"db": self.database, "epoch": "s"},
-                timeout=LOOKUP_TIMEOUT,
+            results = await self.influx.results(
+                q.stored_copies(ranges), epoch="s", request_timeout=LOOKUP_TIMEOUT
             )
-            if r.status_code in (401, 403):
+        except ReaderError as exc:
+            if _write_only_account(exc):
                 # A write-only user (least privilege): reading will never work, so merge with
                 # the cache only; a copy arriving after a restart may then lower `stations`.
                 if not self.forbidden:
@@ -76,28 +77,24 @@ class StoredLookup:
                         "no right to read %r (%d): late copies are merged with the cache only; "
                         "grant READ to the ingester's user to merge them with what is stored",
                         self.database,
-                        r.status_code,
+                        exc.status,
                     )
                 self.forbidden = True
                 return {}
-            r.raise_for_status()
-            results = r.json()["results"]
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
             self.failures += 1
             self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
             log.warning(
                 "cannot read stored copies (%s); copies that may be stored wait for %.0f s",
-                type(exc).__name__,
+                exc,
                 PAUSE_AFTER_FAILURE,
             )
             return None
         found: dict[Key, tuple[str, Copy]] = {}
+        # A statement InfluxDB refused has no series: nothing found for its device.
         for keys, result in zip(by_device.values(), results, strict=False):
             wanted = {k[2]: k for k in keys}
-            for series in result.get("series", []):
-                cols = series["columns"]
-                for values in series["values"]:
-                    row = dict(zip(cols, values, strict=True))
+            for series in result.series:
+                for row in series.rows():
                     key = wanted.get(row["time"])
                     if key is None:
                         continue
@@ -109,6 +106,11 @@ class StoredLookup:
         return found
 
 
+def _write_only_account(exc: ReaderError) -> TypeGuard[InfluxUnavailable]:
+    """Ingest's policy: a 401/403 on a read means the account may write but never read."""
+    return isinstance(exc, InfluxUnavailable) and exc.status in (401, 403)
+
+
 async def newest_stored_time(client: httpx.AsyncClient, database: str) -> int | None:
     """The newest `uplink` time stored (-1 if none), or None if InfluxDB cannot say now.
 
@@ -116,16 +118,10 @@ async def newest_stored_time(client: httpx.AsyncClient, database: str) -> int | 
     so the cache alone is right for those (one ingester).
     """
     try:
-        r = await client.post(
-            "/query",
-            data={"q": f"SELECT last(seq) FROM {UPLINK}"},  # noqa: S608  # constant
-            params={"db": database, "epoch": "s"},
-        )
-        r.raise_for_status()
-        result = r.json()["results"][0]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        results = await InfluxClient(client, database).results(q.newest_uplink_time(), epoch="s")
+    except ReaderError:
         return None
-    if "error" in result:
+    if not results or results[0].error is not None:
         return None
-    series = result.get("series") or []
-    return int(series[0]["values"][0][0]) if series else -1
+    series = results[0].series
+    return int(series[0].values[0][0]) if series else -1

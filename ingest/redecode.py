@@ -9,7 +9,6 @@ its old value: InfluxDB cannot drop one field of a point; the `out_of_range` cou
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -21,10 +20,14 @@ import httpx
 
 from catalogue import Catalogue, CodecError
 from catalogue.times import NS, TimeTextError, parse_time_ns
+from influx import query as q
+from influx.client import InfluxClient
 from influx.connection import async_client
+from influx.errors import ReaderError, WriteError
 from influx.lineprotocol import FieldValue, encode_point
+from influx.query import Query
 from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
-from influx.writer import InfluxWriter, WriteError, backoff
+from influx.writer import backoff
 from sigfox.limits import DEVICE_ID
 from telemetry.errors import StartupError
 from telemetry.runtime import clean_errors, start
@@ -55,43 +58,25 @@ class Totals:
 
 class Redecoder:
     def __init__(self, client: httpx.AsyncClient, settings: Settings, catalogue: Catalogue):
-        self.client = client
-        self.db = settings.influx_database
+        self.influx = InfluxClient(
+            client, settings.influx_database, bind_params=settings.influx_bind_params
+        )
         self.catalogue = catalogue
-        self.writer = InfluxWriter(client, self.db)
         self.totals = Totals()
 
-    async def query(self, q: str, **params: object) -> list[dict[str, Any]]:
-        r = await self.client.post(
-            "/query",
-            data={"q": q, "params": json.dumps(params)},
-            params={"db": self.db, "epoch": "s"},
-        )
-        if r.status_code != 200:
-            raise StartupError(f"InfluxDB answered {r.status_code} to a query: {r.text[:200]}")
-        result = r.json()["results"][0]
-        if "error" in result:
-            raise StartupError(f"InfluxDB query failed: {result['error']}")
-        rows = []
-        for series in result.get("series", []):
-            for values in series["values"]:
-                rows.append(dict(zip(series["columns"], values, strict=True)))
-        return rows
+    async def rows(self, query: Query) -> list[dict[str, Any]]:
+        """The rows of a one-statement query, times in seconds; `ReaderError` when it fails."""
+        (series,) = await self.influx.query(query, epoch="s")
+        return [row for s in series for row in s.rows()]
 
     async def devices(self) -> list[str]:
-        rows = await self.query(f'SHOW TAG VALUES FROM "{UPLINK}" WITH KEY = "device"')
-        return sorted(str(r["value"]) for r in rows)
+        return sorted(str(r["value"]) for r in await self.rows(q.device_ids()))
 
     async def run_device(self, device: str, start_s: int, end_s: int) -> None:
         cursor = start_s
         first = True
         while True:
-            op = ">=" if first else ">"
-            rows = await self.query(
-                f'SELECT * FROM "{UPLINK}" WHERE "device" = $device '  # noqa: S608  # bound
-                f"AND time {op} {cursor}s AND time < {end_s}s ORDER BY time ASC LIMIT {PAGE}",
-                device=device,
-            )
+            rows = await self.rows(q.raw_uplinks(device, cursor, end_s, PAGE, inclusive=first))
             first = False
             if not rows:
                 return
@@ -134,7 +119,7 @@ class Redecoder:
     async def write(self, lines: list[str]) -> None:
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                refused = await self.writer.write(lines)
+                refused = await self.influx.write(lines)
             except WriteError as exc:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise StartupError(f"InfluxDB write failed: {exc}; run again") from None
@@ -155,8 +140,8 @@ async def _run(
             for d in devices:
                 await redecoder.run_device(d, s, e)
                 redecoder.totals.devices += 1
-        except httpx.HTTPError as exc:
-            raise StartupError(f"cannot reach InfluxDB at {settings.influx_url}: {exc}") from None
+        except ReaderError as exc:  # one line for the user; a re-run picks up where it stopped
+            raise StartupError(f"cannot read InfluxDB at {settings.influx_url}: {exc}") from None
         return redecoder.totals
 
 

@@ -15,9 +15,8 @@ import logging
 import httpx
 
 from catalogue import Catalogue
-from influx.admin import ensure_database
+from influx.client import InfluxClient, ensure_database
 from influx.connection import async_client
-from influx.reader import Reader
 from influx.writer import InfluxWriter
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
@@ -79,7 +78,7 @@ def _status_watcher(
     """The status watcher on the ingester's InfluxDB client (it reads and writes little)."""
     return StatusWatcher(
         catalogue,
-        Reader(http, settings.influx_database, bind_params=settings.influx_bind_params),
+        InfluxClient(http, settings.influx_database, bind_params=settings.influx_bind_params),
         InfluxWriter(http, settings.influx_database),
         emit,
         events_prefix=settings.mqtt_events_prefix,

@@ -24,8 +24,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from influx.errors import WriteError
 from influx.lineprotocol import LineProtocolError
-from influx.writer import InfluxWriter, Refused, WriteError, backoff
+from influx.writer import InfluxWriter, Refused, backoff
 from ingest.metrics import Metrics
 from ingest.points import rejected_point
 from ingest.spool import Spool

@@ -24,10 +24,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from catalogue import Catalogue
+from influx.client import InfluxClient
+from influx.errors import ReaderError, WriteError
 from influx.lineprotocol import encode_point
-from influx.reader import Reader, ReaderError
 from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_TYPE
-from influx.writer import InfluxWriter, WriteError
+from influx.writer import InfluxWriter
 from status.rules import ALARM_KINDS, STATES, Status, moments, rfc3339
 from status.tracker import FULL_POLL_SECONDS, Tracker, Update
 
@@ -77,7 +78,7 @@ class StatusWatcher:
     def __init__(
         self,
         catalogue: Catalogue,
-        reader: Reader,
+        reader: InfluxClient,
         writer: InfluxWriter,
         emit: Emit,
         *,

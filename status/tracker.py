@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from catalogue import Catalogue
 from influx import query as q
-from influx.reader import Reader
+from influx.client import InfluxClient
 from status.rules import Change, Reading, Status, ns, seed, step
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Update:
 class Tracker:
     """Readings, recorded events and the current status of every device seen."""
 
-    def __init__(self, catalogue: Catalogue, reader: Reader) -> None:
+    def __init__(self, catalogue: Catalogue, reader: InfluxClient) -> None:
         self.catalogue = catalogue
         self.reader = reader
         self.types: dict[str, str] = {}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from influx.client import ping_now, run_now
+from influx.query import create_admin_user, create_database
 from telemetry.errors import ServerError
 from telemetry.process import LoggedProcess
 
@@ -254,27 +256,19 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             self._ensure_admin()
 
     def ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
-        except httpx.HTTPError:
-            return False
+        return ping_now(self.url)
 
     def query(self, q: str, *, database: str | None = None, method: str = "POST") -> httpx.Response:
         """Run InfluxQL as the admin (for setup and tests)."""
-        params = {"q": q} | ({"db": database} if database else {})
-        auth = self.admin if self.auth else None
-        return httpx.request(method, f"{self.url}/query", params=params, auth=auth, timeout=30)
-
-    def _ensure_admin(self) -> None:
-        user, password = self.admin
-        # Allowed without credentials only while no user exists; afterwards it is a no-op 401.
-        httpx.post(
-            f"{self.url}/query",
-            params={"q": f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"},
-            timeout=10,
+        return run_now(
+            self.url, q, database=database, auth=self.admin if self.auth else None, method=method
         )
 
+    def _ensure_admin(self) -> None:
+        # Allowed without credentials only while no user exists; afterwards it is a no-op 401.
+        run_now(self.url, create_admin_user(*self.admin).text, timeout=10)
+
     def create_database(self, name: str) -> None:
-        r = self.query(f'CREATE DATABASE "{name}"')
+        r = self.query(create_database(name).text)
         if r.status_code != 200 or "error" in r.text:
             raise ServerError(f"cannot create database {name!r}: {r.text.strip()}")

@@ -14,7 +14,7 @@ from api.params import format_time, point_row
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter, not_found
 from api.statuscache import StatusCache
 from influx import query as q
-from influx.reader import Reader, Series
+from influx.client import InfluxClient, Series
 from status.rules import STATES
 
 router = APIRouter(prefix="/v1", tags=["devices"], dependencies=[AuthDep])
@@ -112,7 +112,7 @@ async def device(
 
 
 async def _lost(
-    reader: Reader,
+    reader: InfluxClient,
     losses: LossCache,
     device: str,
     *,

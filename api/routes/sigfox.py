@@ -29,7 +29,8 @@ from api.downlinks import StoreError
 from api.problems import ApiError, problem_doc, problem_response
 from api.publisher import BrokerUnavailable, Publisher
 from api.routes.downlinks import announce, store_of
-from influx.writer import InfluxWriter, WriteError
+from influx.errors import WriteError
+from influx.writer import InfluxWriter
 from ingest.points import rejected_point
 from ingest.validate import Accepted, validate
 from sigfox.envelope import MAX_BODY_BYTES

@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from influx.writer import InfluxWriter, WriteError
+from influx.errors import WriteError
+from influx.writer import InfluxWriter
 from telemetry.servers import Influxd
 from tests.support.influx import select, write_lines
 

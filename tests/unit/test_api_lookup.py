@@ -11,7 +11,7 @@ import pytest
 from api import lookup
 from api.lookup import TypeMemo, device_type
 from api.problems import ApiError
-from influx.reader import Reader
+from influx.client import InfluxClient
 
 
 def test_memo_remembers_and_forgets_nothing_it_was_not_told() -> None:
@@ -60,7 +60,7 @@ async def test_device_type_asks_once_then_answers_from_the_memo() -> None:
     transport = _influx([_series("wristband", 1_000)], asked)
     memo = TypeMemo()
     async with httpx.AsyncClient(transport=transport, base_url="http://influx") as client:
-        reader = Reader(client, "db")
+        reader = InfluxClient(client, "db")
         assert await device_type(reader, memo, "1A") == "wristband"
         assert await device_type(reader, memo, "1A") == "wristband"
     assert len(asked) == 1
@@ -72,7 +72,7 @@ async def test_device_type_asks_once_then_answers_from_the_memo() -> None:
 async def test_a_device_id_reused_under_another_type_gives_the_newest() -> None:
     transport = _influx([_series("scale", 5_000), _series("wristband", 9_000)], [])
     async with httpx.AsyncClient(transport=transport, base_url="http://influx") as client:
-        assert await device_type(Reader(client, "db"), TypeMemo(), "1A") == "wristband"
+        assert await device_type(InfluxClient(client, "db"), TypeMemo(), "1A") == "wristband"
 
 
 @pytest.mark.asyncio
@@ -80,6 +80,6 @@ async def test_an_unknown_device_is_a_404_and_not_remembered() -> None:
     memo = TypeMemo()
     async with httpx.AsyncClient(transport=_influx([], []), base_url="http://influx") as client:
         with pytest.raises(ApiError) as info:
-            await device_type(Reader(client, "db"), memo, "FF")
+            await device_type(InfluxClient(client, "db"), memo, "FF")
     assert (info.value.status, info.value.parameter) == (404, "device")
     assert memo.get("FF") is None

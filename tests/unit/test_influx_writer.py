@@ -7,7 +7,8 @@ import email.utils
 import httpx
 import pytest
 
-from influx.writer import InfluxWriter, Outcome, WriteError, backoff, classify, retry_after
+from influx.errors import WriteError
+from influx.writer import InfluxWriter, Outcome, backoff, classify, retry_after
 
 
 @pytest.mark.parametrize(
