@@ -1,1 +1,9 @@
-"""The `telemetry` command and what every part shares at start: settings, logging, local servers."""
+"""The `telemetry` command and what every part shares at start, from the ground floor up.
+
+- ground floor, imported by every package: `errors` (the user's errors, one line each),
+  `settings` (TELEMETRY_* and flags), `process` (a child process with its log);
+- `servers`: local Mosquitto and InfluxDB for `telemetry dev`, tests and benchmarks;
+- `runtime`: what each subcommand does at start (settings, catalogue, logging, clean errors);
+- the roof, imported by nothing: `cli` (the console script, subcommands loaded by name) and
+  `dev` (the whole stack on one machine).
+"""
