@@ -15,7 +15,7 @@ from api.authlimit import FailedAuthLimiter
 from api.lookup import TypeMemo
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from api.routes import device_types, devices, health, history
+from api.routes import device_types, devices, health, history, page, snapshot
 from catalogue import Catalogue
 from influx.connection import async_client
 from influx.reader import Reader
@@ -67,6 +67,9 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
         "and `/metrics`; `/healthz` and `/readyz` are open. Pages: pass the `next` of a page as "
         "`cursor`, with the same other parameters.",
         lifespan=lifespan,
+        # Served by api.routes.page from the package's own files, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.catalogue = catalogue
@@ -77,8 +80,9 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     app.state.metrics = ApiMetrics()
     problems.install(app)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (device_types, devices, history, health):
+    for module in (device_types, devices, snapshot, history, health):
         app.include_router(module.router)
+    page.install(app)
     # Added last = outermost: metrics see every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -1,0 +1,199 @@
+"""`GET /v1/snapshot`: the whole fleet in one answer (latest values, status, link, 24 h series).
+
+The live page (api/routes/page.py) draws itself from this one request instead of one history
+call per device. It runs two statements on `uplink` and two per device type, concurrently,
+each grouped by device, so its cost grows with the data in the window, not with the number of
+requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from api.deps import AuthDep, CatalogueDep, ReaderDep
+from api.models import (
+    Alarm,
+    DeviceStatus,
+    FieldInfo,
+    LinkHealth,
+    Point,
+    Snapshot,
+    SnapshotDevice,
+    SnapshotType,
+)
+from api.params import NS, format_time, point_row
+from api.problems import COMMON_ERRORS
+from catalogue import DeviceType
+from influx import query as q
+from influx.reader import Series
+from sigfox.sequence import forward_distance, lost_between
+
+router = APIRouter(prefix="/v1", tags=["devices"], dependencies=[AuthDep])
+
+# 24 buckets of an hour: a sparkline's worth of points that a wall screen can show, and 24
+# numbers per field keep a 1,000-device answer near a megabyte.
+EVERY_NS = 3600 * NS
+BUCKETS = 24
+# Means are rounded to this many decimals: every catalogue scale is 0.01 or coarser.
+DECIMALS = 2
+
+
+@router.get("/snapshot", response_model=Snapshot, responses=COMMON_ERRORS)
+async def snapshot(reader: ReaderDep, catalogue: CatalogueDep, request: Request) -> Snapshot:
+    """Every device with its type, newest values, status (when this API computes it), link
+    health (stations, RSSI, loss over the last 24 h) and a coarse 24 h series per numeric
+    field, in a few queries for the whole fleet."""
+    now_ns = time.time_ns()
+    end_ns = (now_ns // EVERY_NS + 1) * EVERY_NS  # InfluxDB aligns buckets on the epoch
+    start_ns = end_ns - BUCKETS * EVERY_NS
+    types = list(catalogue)
+    numeric = {t.name: _numeric_fields(t) for t in types}
+    queries = [q.snapshot_last_uplinks(), q.snapshot_links(start_ns, end_ns, EVERY_NS)]
+    for t in types:
+        queries.append(q.snapshot_latest(t))
+        if numeric[t.name]:
+            queries.append(q.snapshot_series(t, numeric[t.name], start_ns, end_ns, EVERY_NS))
+    answers = iter(await asyncio.gather(*(reader.query(query) for query in queries)))
+    (last_uplinks,) = next(answers)
+    (links,) = next(answers)
+    latest: dict[str, dict[str, Any]] = {}
+    series: dict[str, dict[str, list[float | None]]] = {}
+    for t in types:
+        (rows,) = next(answers)
+        floats = tuple(n for n, spec in t.fields.items() if spec.storage == "float")
+        for s in rows:
+            if s.values:
+                latest[_device(s)] = point_row(s.rows()[0], floats)
+        if numeric[t.name]:
+            (buckets,) = next(answers)
+            for s in buckets:
+                series[_device(s)] = _series(s, numeric[t.name], start_ns)
+    link_rows = {_device(s): s.values for s in links}
+    statuses = _statuses(request)
+    devices = []
+    for s in last_uplinks:
+        if not s.values:
+            continue
+        device, type_name = _device(s), s.tags.get("type", "")
+        row = dict(zip(s.columns, s.values[0], strict=True))
+        fields = numeric.get(type_name, ())
+        devices.append(
+            SnapshotDevice(
+                device=device,
+                type=type_name,
+                last_seen=format_time(row["time"]),
+                last_seq=row.get("seq"),
+                latest=Point(**latest[device]) if device in latest else None,
+                status=statuses.get(device) if statuses is not None else None,
+                link=_link(row, link_rows.get(device, [])),
+                series=series.get(device) or {f: [None] * BUCKETS for f in fields},
+            )
+        )
+    devices.sort(key=lambda d: (d.type, d.device))
+    return Snapshot(
+        time=format_time(now_ns // NS * NS),
+        start=format_time(start_ns),
+        every=f"{EVERY_NS // (3600 * NS)}h",
+        buckets=BUCKETS,
+        types=[
+            SnapshotType(
+                name=t.name,
+                description=t.description,
+                fields={n: FieldInfo(unit=f.unit) for n, f in t.fields.items()},
+                series_fields=list(numeric[t.name]),
+            )
+            for t in types
+        ],
+        devices=devices,
+    )
+
+
+def _numeric_fields(dtype: DeviceType) -> tuple[str, ...]:
+    return tuple(n for n, f in dtype.fields.items() if f.storage in ("integer", "float"))
+
+
+def _device(series: Series) -> str:
+    return series.tags.get("device", "")
+
+
+def _series(s: Series, fields: tuple[str, ...], start_ns: int) -> dict[str, list[float | None]]:
+    out: dict[str, list[float | None]] = {f: [None] * BUCKETS for f in fields}
+    index = {f: s.columns.index(f) for f in fields}
+    for row in s.values:
+        slot = (int(row[0]) - start_ns) // EVERY_NS
+        if 0 <= slot < BUCKETS:
+            for f, i in index.items():
+                value = row[i]
+                out[f][slot] = None if value is None else round(float(value), DECIMALS)
+    return out
+
+
+def _link(newest: dict[str, Any], buckets: list[list[Any]]) -> LinkHealth:
+    """The newest message's figures, and loss, stations and RSSI over the window's buckets.
+
+    Columns of a bucket: time, messages, first_seq, last_seq, stations, rssi.
+    """
+    messages = lost = 0
+    stations_sum = rssi_sum = 0.0
+    rssi_weight = 0
+    prev_last: int | None = None
+    for _, held, first, last, stations, rssi in buckets:
+        if not held:
+            continue
+        count = int(held)
+        messages += count
+        # In a bucket: the seqs it spans less those it holds (a reordering spans less: none).
+        lost += max(0, forward_distance(int(first), int(last)) + 1 - count)
+        if prev_last is not None:
+            lost += lost_between(prev_last, int(first))
+        prev_last = int(last)
+        if stations is not None:
+            stations_sum += float(stations) * count
+        if rssi is not None:
+            rssi_sum += float(rssi) * count
+            rssi_weight += count
+    return LinkHealth(
+        stations=newest.get("stations"),
+        station=newest.get("station"),
+        rssi=newest.get("rssi"),
+        snr=newest.get("snr"),
+        messages=messages,
+        lost=lost,
+        loss=round(lost / (messages + lost), 4) if messages else None,
+        mean_stations=round(stations_sum / messages, DECIMALS) if messages else None,
+        mean_rssi=round(rssi_sum / rssi_weight, DECIMALS) if rssi_weight else None,
+    )
+
+
+def _statuses(request: Request) -> dict[str, DeviceStatus] | None:
+    """Each device's status from the status engine (DESIGN 10), when this API runs one."""
+    engine = getattr(request.app.state, "status", None)
+    if engine is None:
+        return None
+    out: dict[str, DeviceStatus] = {}
+    for device, status in engine.snapshot().items():
+        out[device] = DeviceStatus(
+            state=str(status["state"]),
+            since=_time(status.get("since")),
+            alarms=[
+                Alarm(kind=str(a["kind"]), since=_time(a.get("since")))
+                for a in status.get("alarms") or []
+            ],
+        )
+    return out
+
+
+def _time(value: object) -> str | None:
+    """A status time as RFC 3339, whichever form the engine keeps it in."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        return format_time(int(value.timestamp() * NS))
+    if isinstance(value, int | float):  # epoch: nanoseconds if that large, else seconds
+        return format_time(int(value) if value > 10**12 else int(value * NS))
+    return str(value)
