@@ -117,7 +117,7 @@ class Stack:
     seqs: dict[str, int]  # device -> next seq
 
     def page_url(self, key: str = API_KEY, query: str = "") -> str:
-        return f"{self.api.url}/{query}#key={key}"
+        return f"{self.api.base}/{query}#key={key}"
 
     def publish(
         self, type_name: str, device: str, *, when: int | None = None, stations: int = 1
@@ -133,7 +133,7 @@ class Stack:
         return seq
 
     def snapshot(self) -> dict[str, Any]:
-        r = httpx.get(f"{self.api.url}/v1/snapshot", headers=AUTH, timeout=30)
+        r = httpx.get(f"{self.api.base}/v1/snapshot", headers=AUTH, timeout=30)
         r.raise_for_status()
         body: dict[str, Any] = r.json()
         return body
@@ -189,10 +189,10 @@ def stack(
     )
     api = ApiProcess(
         tmp_path / "api",
-        influx_url=influxd.url,
-        influx_database=database,
-        api_keys=API_KEY,
         mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        database=database,
+        api_keys=API_KEY,
         mqtt_topic_prefix=topic_prefix,
         mqtt_events_prefix=events,
     )
@@ -217,10 +217,11 @@ def stack(
     try:
         yield s
     finally:
-        api.stop()
+        if api.proc is not None and not api.exited():
+            api.stop()
 
 
 def stream_served(api: ApiProcess) -> bool:
     """True when this API has GET /v1/stream (DESIGN 9), which another branch brings."""
-    spec = httpx.get(f"{api.url}/openapi.json", timeout=10).json()
+    spec = httpx.get(f"{api.base}/openapi.json", timeout=10).json()
     return "/v1/stream" in spec.get("paths", {})

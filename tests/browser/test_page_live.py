@@ -105,7 +105,8 @@ def test_a_silent_device_turns_late_on_the_page(
     stack.ingester.env["TELEMETRY_CATALOGUE_DIR"] = str(quick_catalogue)
     stack.ingester.stop()
     stack.ingester.start()
-    stack.api.restart()
+    stack.api.stop()
+    stack.api.start()
     stack.catalogue = load_catalogue(quick_catalogue)
     device = "B0F0"
     stack.fleet["wristband_quick"] = [device]
