@@ -41,6 +41,8 @@ def test_an_uplink_shows_in_the_ticker_with_its_stations(guarded: Guarded, stack
     row = page.locator(f"#ticker li[data-device='{device}'][data-seq='{seq}'][data-stations='3']")
     expect(row).to_be_visible(timeout=TICKER_DEADLINE_MS)
     expect(row.locator(".st")).to_contain_text("3")
+    # one row for the transmission, however many copies came in: the merge, as it happens
+    expect(page.locator(f"#ticker li[data-device='{device}'][data-seq='{seq}']")).to_have_count(1)
     # The device's card took the new figures without a new snapshot.
     card = page.locator(f".card[data-device='{device}']")
     expect(card.locator(".linkline")).to_contain_text("stations 3")

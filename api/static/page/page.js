@@ -122,7 +122,7 @@
   }
 
   function hhmmss(d) {
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
   }
 
   function renderConn() {
@@ -491,15 +491,30 @@
     soonTimer = setTimeout(() => { soonTimer = 0; refreshSnapshot(); }, 1000);
   }
 
+  // One row per transmission: a later copy heard by more stations comes as the same message
+  // again (DESIGN 9) and raises that row's count, which is the merge happening before one's eyes.
+  const tickerRows = new Map(); // device|seq|time -> li
+
   function tick(u) {
     const ol = $("ticker");
     $("ticker-note").hidden = true;
+    const key = u.device + "|" + u.seq + "|" + u.time;
+    const known = tickerRows.get(key);
+    if (known) {
+      known.dataset.stations = String(u.stations);
+      known.querySelector(".st").replaceChildren(stationCount(u.stations));
+      known.classList.remove("new");
+      void known.offsetWidth; // restart the animation
+      known.classList.add("new");
+      return;
+    }
     const li = el("li", "new");
     li.dataset.device = u.device;
     li.dataset.seq = String(u.seq);
     li.dataset.stations = String(u.stations);
-    const st = el("span", "st", String(u.stations ?? "?"));
-    st.append(el("small", "", u.stations === 1 ? "station" : "stations"));
+    li.dataset.key = key;
+    const st = el("span", "st");
+    st.append(stationCount(u.stations));
     const t = types.get(u.type);
     const vals = Object.entries(u.values || {}).slice(0, 3).map(([k, v]) =>
       k.replace(/_/g, " ") + " " + fmt(v) + (t && t.fields[k] && t.fields[k].unit ? " " + t.fields[k].unit : ""));
@@ -510,7 +525,18 @@
       el("span", "what", (u.rssi !== null && u.rssi !== undefined ? Math.round(u.rssi) + " dBm · " : "") + vals.join(" · ")),
     );
     ol.prepend(li);
-    while (ol.children.length > TICKER_ROWS) ol.lastElementChild.remove();
+    tickerRows.set(key, li);
+    while (ol.children.length > TICKER_ROWS) {
+      const last = ol.lastElementChild;
+      tickerRows.delete(last.dataset.key);
+      last.remove();
+    }
+  }
+
+  function stationCount(n) {
+    const f = document.createDocumentFragment();
+    f.append(String(n ?? "?"), el("small", "", n === 1 ? "station" : "stations"));
+    return f;
   }
 
   /* An SSE parser (the WHATWG event-stream format) fed with decoded text chunks. */
