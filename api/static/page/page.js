@@ -36,6 +36,7 @@
   let lastEventId = null;
   let streamState = "connecting"; // connecting | live | down | absent
   let apiDown = false; // the last snapshot fetch failed on the network or a 5xx
+  let downReason = "Disconnected from the API";
   let retryAt = 0;
   let lastData = null; // Date of the last successful answer or event
   let snapshotTimer = 0;
@@ -132,7 +133,7 @@
       const secs = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
       setConn("down", "disconnected");
       banner.hidden = false;
-      banner.textContent = "Disconnected from the API: " +
+      banner.textContent = (apiDown ? downReason : "Disconnected from the API") + ": " +
         (secs > 0 ? "retrying in " + secs + " s" : "retrying now") +
         (lastData ? " · last data at " + hhmmss(lastData) : "");
     } else {
@@ -164,7 +165,12 @@
       if (resp.status === 401 || resp.status === 429) {
         throw new AuthError(resp.status, resp.headers.get("Retry-After"));
       }
-      if (!resp.ok) throw new Error("snapshot answered " + resp.status);
+      if (!resp.ok) {
+        downReason = resp.status === 503
+          ? "The API cannot read its database"
+          : "The API answered " + resp.status;
+        throw new Error("snapshot answered " + resp.status);
+      }
       const snap = await resp.json();
       apiDown = false;
       snapshotFailures = 0;
@@ -179,6 +185,9 @@
         snapshotBusy = false;
         showKeyForm(err);
         return; // the form's submit fetches again
+      }
+      if (!(err instanceof Error && /^snapshot answered/.test(err.message))) {
+        downReason = "Disconnected from the API";
       }
       apiDown = true;
       next = backoff(snapshotFailures++);
