@@ -221,7 +221,12 @@ def stack(
             api.stop()
 
 
+def serves(api: ApiProcess, path: str) -> bool:
+    """True when this API's OpenAPI has `path`."""
+    spec = httpx.get(f"{api.base}/openapi.json", timeout=10).json()
+    return path in spec.get("paths", {})
+
+
 def stream_served(api: ApiProcess) -> bool:
     """True when this API has GET /v1/stream (DESIGN 9), which another branch brings."""
-    spec = httpx.get(f"{api.base}/openapi.json", timeout=10).json()
-    return "/v1/stream" in spec.get("paths", {})
+    return serves(api, "/v1/stream")

@@ -1,10 +1,11 @@
 """The live page with the event stream (DESIGN 9) and device status (DESIGN 10) behind it.
 
-These need `GET /v1/stream` and the status engine, which other branches bring; the lead runs
-them once those are merged. They are written to the contract: `up` events
-{"device", "type", "time", "seq", "stations", "station", "rssi", "snr", "values"}, `status`
-events {"device", "type", "time", "state", "previous", "alarms"}, `Last-Event-ID` to resume, and
-a device's `status` {"state", "since", "alarms"} in the snapshot.
+These need `GET /v1/stream` and the status engine, which other branches bring: on an API that
+does not serve them (its OpenAPI has no such path) they skip, saying so; once merged they run.
+They are written to the contract: `up` events {"device", "type", "time", "seq", "stations",
+"station", "rssi", "snr", "values"}, `status` events {"device", "type", "time", "state",
+"previous", "alarms"}, `Last-Event-ID` to resume, and a device's `status` {"state", "since",
+"alarms"} in the snapshot.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from playwright.sync_api import expect
 
 from catalogue import load_catalogue
 from catalogue.loader import BUILTIN_DIR
-from tests.browser.conftest import SCREENSHOTS, Guarded, Stack
+from tests.browser.conftest import SCREENSHOTS, Guarded, Stack, serves
 from tests.support.apiclient import API_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -27,7 +28,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 TICKER_DEADLINE_MS = 3_000  # DESIGN 12's figure: an uplink is in the ticker within 3 s
 
 
+def needs(stack: Stack, path: str) -> None:
+    if not serves(stack.api, path):
+        pytest.skip(f"this API does not serve {path} yet (another branch brings it)")
+
+
 def open_live(g: Guarded, stack: Stack, query: str = "") -> None:
+    needs(stack, "/v1/stream")
     g.page.goto(stack.page_url(query=query))
     expect(g.page.locator("body[data-ready='1']")).to_be_attached(timeout=30_000)
     expect(g.page.locator("#conn")).to_have_text("live", timeout=30_000)
@@ -103,6 +110,8 @@ def test_a_silent_device_turns_late_on_the_page(
     guarded: Guarded, stack: Stack, quick_catalogue: Path
 ) -> None:
     """A device of a 2 s interval type that stops sending: late after two intervals."""
+    needs(stack, "/v1/alarms")  # the status engine (DESIGN 10)
+    needs(stack, "/v1/stream")
     stack.api.env["TELEMETRY_CATALOGUE_DIR"] = str(quick_catalogue)
     stack.ingester.env["TELEMETRY_CATALOGUE_DIR"] = str(quick_catalogue)
     stack.ingester.stop()
