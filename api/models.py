@@ -121,8 +121,6 @@ class LinkHealth(BaseModel):
     messages: int = Field(description="Messages stored in the window (copies merged)")
     lost: int = Field(description="Uplinks never heard in the window, from sequence gaps")
     loss: float | None = Field(description="lost / (messages + lost); null with no message")
-    mean_stations: float | None = Field(description="Mean stations per message in the window")
-    mean_rssi: float | None = Field(description="Mean best-station RSSI in the window, dBm")
 
 
 class SnapshotType(BaseModel):

@@ -237,14 +237,14 @@ def snapshot_last_uplinks() -> Query:
 
 
 def snapshot_links(start_ns: int, end_ns: int, every_ns: int) -> Query:
-    """Per device and bucket of [start, end): messages, first and last seq, mean stations, RSSI.
+    """Per device and bucket of [start, end): messages, first and last seq.
 
     First and last seq per bucket give the loss without reading every point: a bucket holding
     fewer than 4096 uplinks (the seq wrap) cannot hide a gap.
     """
     return Query(
         'SELECT count("seq") AS "messages", first("seq") AS "first_seq", '
-        'last("seq") AS "last_seq", mean("stations") AS "stations", mean("rssi") AS "rssi" '
+        'last("seq") AS "last_seq" '
         f"FROM {ident(UPLINK)} WHERE time >= $start AND time < $end "
         f"GROUP BY time($every), {ident(TAG_DEVICE)} fill(none)",
         {"start": _ns(start_ns), "end": _ns(end_ns), "every": {"duration": _ns(every_ns)}},

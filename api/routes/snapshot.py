@@ -155,15 +155,13 @@ def _series(s: Series, fields: tuple[str, ...], start_ns: int) -> dict[str, list
 
 
 def _link(newest: dict[str, Any], buckets: list[list[Any]]) -> LinkHealth:
-    """The newest message's figures, and loss, stations and RSSI over the window's buckets.
+    """The newest message's figures, and messages and loss over the window's buckets.
 
-    Columns of a bucket: time, messages, first_seq, last_seq, stations, rssi.
+    Columns of a bucket: time, messages, first_seq, last_seq.
     """
     messages = lost = 0
-    stations_sum = rssi_sum = 0.0
-    rssi_weight = 0
     prev_last: int | None = None
-    for _, held, first, last, stations, rssi in buckets:
+    for _, held, first, last in buckets:
         if not held:
             continue
         count = int(held)
@@ -175,11 +173,6 @@ def _link(newest: dict[str, Any], buckets: list[list[Any]]) -> LinkHealth:
         if prev_last is not None:
             lost += lost_between(prev_last, int(first))
         prev_last = int(last)
-        if stations is not None:
-            stations_sum += float(stations) * count
-        if rssi is not None:
-            rssi_sum += float(rssi) * count
-            rssi_weight += count
     return LinkHealth(
         stations=newest.get("stations"),
         station=newest.get("station"),
@@ -188,8 +181,6 @@ def _link(newest: dict[str, Any], buckets: list[list[Any]]) -> LinkHealth:
         messages=messages,
         lost=lost,
         loss=round(lost / (messages + lost), 4) if messages else None,
-        mean_stations=round(stations_sum / messages, DECIMALS) if messages else None,
-        mean_rssi=round(rssi_sum / rssi_weight, DECIMALS) if rssi_weight else None,
     )
 
 

@@ -96,8 +96,6 @@ async def test_snapshot_gives_every_device_with_values_link_and_series(
     assert link["messages"] == len(in_window)
     assert link["lost"] == LOST
     assert link["loss"] == round(LOST / (len(in_window) + LOST), 4)
-    mean_stations = sum(p["stations"] for p in in_window) / len(in_window)
-    assert link["mean_stations"] == pytest.approx(mean_stations, abs=0.01)
     series = wrist["series"]["heart_rate"]
     assert len(series) == 24
     expected: list[float | None] = [None] * 24

@@ -11,10 +11,8 @@ from sigfox.sequence import lost_between
 NEWEST = {"stations": 2, "station": "0A1B", "rssi": -110.0, "snr": 9.0}
 
 
-def bucket(
-    count: int, first: int, last: int, stations: float = 1.0, rssi: float = -100.0
-) -> list[float]:
-    return [0, count, first, last, stations, rssi]
+def bucket(count: int, first: int, last: int) -> list[int]:
+    return [0, count, first, last]
 
 
 def test_loss_inside_and_between_buckets_across_the_wrap() -> None:
@@ -52,12 +50,6 @@ def fold(seqs: list[int]) -> int:
     return sum(lost_between(a, b) for a, b in itertools.pairwise(seqs))
 
 
-def test_means_weigh_buckets_by_their_messages() -> None:
-    link = _link(NEWEST, [bucket(1, 0, 0, stations=3, rssi=-90), bucket(3, 1, 3, 1, -110)])
-    assert link.mean_stations == 1.5
-    assert link.mean_rssi == -105.0
-
-
 def test_no_message_in_the_window() -> None:
     link = _link(NEWEST, [])
-    assert (link.messages, link.lost, link.loss, link.mean_stations) == (0, 0, None, None)
+    assert (link.messages, link.lost, link.loss) == (0, 0, None)
