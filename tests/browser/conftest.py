@@ -42,7 +42,10 @@ DEVICES_PER_TYPE = 2
 HISTORY = 12  # uplinks per device, an hour apart, so that every sparkline has a line
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an asyncio loop of its own while it is
+# started, and pytest-asyncio's tests after it could not run theirs ("Cannot run the event loop
+# while another loop is running"). Each browser test module starts one Chromium.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: scripts/setup installs Debian's chromium package"
@@ -53,7 +56,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     b = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
     yield b
