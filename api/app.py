@@ -18,7 +18,7 @@ from api.lookup import TypeMemo
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from api.publisher import Publisher, publishing
-from api.routes import device_types, devices, health, history, sigfox, status
+from api.routes import device_types, devices, health, history, page, sigfox, snapshot, status
 from api.routes import downlinks as downlink_routes
 from api.routes.sigfox import CallbackMetrics
 from api.statuscache import StatusCache, running
@@ -74,6 +74,9 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
         "and `/metrics`; `/healthz` and `/readyz` are open. Pages: pass the `next` of a page as "
         "`cursor`, with the same other parameters.",
         lifespan=lifespan,
+        # Served by api.routes.page from the package's own files, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.catalogue = catalogue
@@ -89,9 +92,19 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     app.state.callback_metrics = CallbackMetrics(app.state.metrics.registry)
     problems.install(app)
     app.add_exception_handler(Exception, _unexpected)
-    routers = (device_types, devices, history, status, health, sigfox, downlink_routes)
+    routers = (
+        device_types,
+        devices,
+        snapshot,
+        history,
+        status,
+        health,
+        sigfox,
+        downlink_routes,
+    )
     for module in routers:
         app.include_router(module.router)
+    page.install(app)
     # Added last = outermost: metrics see every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

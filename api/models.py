@@ -157,3 +157,49 @@ class DownlinkOut(BaseModel):
 class Downlinks(BaseModel):
     device: str
     downlinks: list[DownlinkOut]
+
+
+class LinkHealth(BaseModel):
+    """How the network hears a device: its newest message, and the counts over the window."""
+
+    stations: int | None = Field(description="Stations that heard the newest message")
+    station: str | None = Field(description="The best station of the newest message")
+    rssi: float | None = Field(description="RSSI of the newest message at its best station, dBm")
+    snr: float | None = Field(description="SNR of the newest message at its best station, dB")
+    messages: int = Field(description="Messages stored in the window (copies merged)")
+    lost: int = Field(description="Uplinks never heard in the window, from sequence gaps")
+    loss: float | None = Field(description="lost / (messages + lost); null with no message")
+
+
+class SnapshotType(BaseModel):
+    name: str
+    description: str
+    fields: dict[str, FieldInfo] = Field(description="Every field of the type, in layout order")
+    series_fields: list[str] = Field(description="The numeric fields that have a series")
+
+
+class SnapshotDevice(BaseModel):
+    device: str = Field(examples=["1A2B3C"])
+    type: str
+    last_seen: str = Field(description="Time of the newest stored message (RFC 3339 UTC)")
+    last_seq: int | None
+    latest: Point | None = Field(description="The newest decoded values")
+    status: DeviceStatus | None = Field(
+        description="State and alarms; null while this API has no status engine running"
+    )
+    link: LinkHealth
+    series: dict[str, list[float | None]] = Field(
+        description="Per numeric field, the mean of each bucket of the window, oldest first; "
+        "null for a bucket without data"
+    )
+
+
+class Snapshot(BaseModel):
+    """The whole fleet at once, for the live page: few requests, whatever the fleet's size."""
+
+    time: str = Field(description="When the snapshot was taken (RFC 3339 UTC)")
+    start: str = Field(description="Start of the window and of its first bucket (RFC 3339 UTC)")
+    every: str = Field(examples=["1h"], description="Length of one bucket of `series`")
+    buckets: int = Field(description="Number of buckets in every series")
+    types: list[SnapshotType]
+    devices: list[SnapshotDevice] = Field(description="Every device seen, by type then id")

@@ -321,3 +321,58 @@ def create_admin_user(user: str, password: str) -> Query:
     return Query(
         f"CREATE USER {ident(user)} WITH PASSWORD {string_literal(password)} WITH ALL PRIVILEGES"
     )
+
+
+# --- the fleet snapshot of the live page (api/routes/snapshot.py) -------------------------------
+# A handful of statements for the whole fleet, whatever its size: two on `uplink`, two per type.
+# Each is GROUP BY "device", so InfluxDB answers one series per device in one response.
+
+SNAPSHOT_LINK_FIELDS = ("seq", "stations", "station", "rssi", "snr")
+
+
+def snapshot_last_uplinks() -> Query:
+    """Every device's newest stored message: its type (a tag), time, seq and link figures."""
+    cols = ", ".join(ident(f) for f in SNAPSHOT_LINK_FIELDS)
+    return Query(
+        f"SELECT {cols} FROM {ident(UPLINK)} GROUP BY {ident(TAG_DEVICE)}, {ident(TAG_TYPE)} "
+        "ORDER BY time DESC LIMIT 1"
+    )
+
+
+def snapshot_links(start_ns: int, end_ns: int, every_ns: int) -> Query:
+    """Per device and bucket of [start, end): messages, first and last seq.
+
+    First and last seq per bucket give the loss without reading every point: a bucket holding
+    fewer than 4096 uplinks (the seq wrap) cannot hide a gap.
+    """
+    return Query(
+        'SELECT count("seq") AS "messages", first("seq") AS "first_seq", '
+        'last("seq") AS "last_seq" '
+        f"FROM {ident(UPLINK)} WHERE time >= $start AND time < $end "
+        f"GROUP BY time($every), {ident(TAG_DEVICE)} fill(none)",
+        {"start": _ns(start_ns), "end": _ns(end_ns), "every": {"duration": _ns(every_ns)}},
+    )
+
+
+def snapshot_latest(dtype: DeviceType) -> Query:
+    """The newest decoded point of every device of a type."""
+    cols = ", ".join(ident(f) for f in dtype.fields)
+    return Query(
+        f"SELECT {cols} FROM {ident(dtype.name)} GROUP BY {ident(TAG_DEVICE)} "
+        "ORDER BY time DESC LIMIT 1"
+    )
+
+
+def snapshot_series(
+    dtype: DeviceType, fields: tuple[str, ...], start_ns: int, end_ns: int, every_ns: int
+) -> Query:
+    """The mean of each numeric field per bucket of [start, end), for every device of a type."""
+    _check_fields(dtype, fields)
+    if not fields:
+        raise QueryBuildError("no fields")
+    cols = ", ".join(f"mean({ident(f)}) AS {ident(f)}" for f in fields)
+    return Query(
+        f"SELECT {cols} FROM {ident(dtype.name)} WHERE time >= $start AND time < $end "
+        f"GROUP BY time($every), {ident(TAG_DEVICE)} fill(none)",
+        {"start": _ns(start_ns), "end": _ns(end_ns), "every": {"duration": _ns(every_ns)}},
+    )

@@ -415,7 +415,11 @@ def _banner(base: str, plan: Plan, settings: Settings) -> None:
     click.echo(
         "\n".join(
             [
+                # The page first: the one line a newcomer needs (the key rides in the
+                # fragment, which the browser never sends; the page moves it to session storage).
+                f"telemetry dev: open {base}/#key={plan.key}",
                 "telemetry dev: running; Ctrl-C stops everything",
+                f"  page:     {base}/  (kiosk: {base}/?kiosk=1#key={plan.key})",
                 f"  API:      {base}/v1/devices",
                 f"  docs:     {base}/docs",
                 f"  API key:  {plan.key}  (reads; also queues downlinks)",

@@ -72,8 +72,8 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
 
         run()
     assert "GET /v1/devices/{device}/history" in labels
-    # 8 read routes, alarms and fleet, 2 callback routes, 3 downlink routes
-    assert len(labels) == 15
+    # 8 read routes, snapshot, alarms and fleet, 2 callback routes, 3 downlink routes
+    assert len(labels) == 16
     # the run did exercise the API, with answers of both kinds
     assert len(statuses) >= len(labels) * 10
     assert 200 in statuses

@@ -105,3 +105,12 @@ def test_backfill_only_on_a_new_data_folder(tmp_path: Path) -> None:
     assert dev._backfill_days(tmp_path, None, no_simulate=False) == 0
     assert dev._backfill_days(tmp_path, "1d", no_simulate=False) == 1
     assert dev._backfill_days(tmp_path, "1d", no_simulate=True) == 0
+
+
+def test_the_page_url_with_its_key_is_printed_first(capsys: pytest.CaptureFixture[str]) -> None:
+    ports = {"mqtt": 1, "influx": 2, "api": 3, "metrics": 4}
+    plan = dev.Plan(Path("var/dev"), "k3y", ports, True, 3, 60.0, 1, 2.0)
+    dev._banner("http://127.0.0.1:3", plan, Settings())
+    first = capsys.readouterr().out.splitlines()[0]
+    # the key rides in the fragment, which a browser never sends; never in a query string
+    assert first == "telemetry dev: open http://127.0.0.1:3/#key=k3y"

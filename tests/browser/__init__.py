@@ -1,0 +1,1 @@
+"""Browser tests: the live page in Debian's Chromium, driven by Playwright, against a real stack."""
