@@ -18,6 +18,7 @@ COPY ingest ./ingest
 COPY api ./api
 COPY simulators ./simulators
 COPY dashboards ./dashboards
+COPY status ./status
 RUN pip install . && rm -rf /src
 
 # An unprivileged user; the ingester's spool (TELEMETRY_INGEST_SPOOL_DIR) lives on a volume.
