@@ -16,6 +16,7 @@ from catalogue import Catalogue
 from influx.admin import ensure_database
 from influx.connection import async_client
 from influx.writer import InfluxWriter
+from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
 from ingest.mqtt import Incoming, MqttSource
@@ -53,7 +54,7 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD0, gen1, gen2)
 
 
-async def run(
+async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bottom
     settings: Settings,
     catalogue: Catalogue,
     stop: asyncio.Event,
@@ -97,7 +98,9 @@ async def run(
             StoredLookup(http, settings.influx_database),
             known_after=newest,
         )
-        storer = Storer(sink, source.ack, metrics)
+        # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
+        events = EventPublisher(settings, metrics) if settings.ingest_events else None
+        storer = Storer(sink, source.ack, metrics, events.emit_many if events else None)
         metrics.watch_oldest(source.oldest_unacked)
         if tune_gc:
             _tune_gc()
@@ -105,6 +108,8 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 mqtt_task = tg.create_task(source.run())
                 replay_task = tg.create_task(sink.replay())
+                if events is not None:
+                    tg.create_task(events.run())
                 stages = [
                     tg.create_task(processor.run(inbox, chunks)),
                     tg.create_task(
@@ -134,6 +139,8 @@ async def run(
                     )
                     for task in stages:
                         task.cancel()
+                if events is not None:  # the last batches' events, from what is left
+                    await events.close(max(0.0, min(1.0, end - loop.time() - 0.1 * budget)))
                 source.barrier_timeout = max(0.05, end - loop.time())
                 source.close()
                 replay_task.cancel()

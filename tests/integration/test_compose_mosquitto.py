@@ -235,6 +235,15 @@ def test_ingest_may_read_but_never_publish(connect: Connect) -> None:
     assert _drain(ingest) == []
 
 
+def test_ingest_publishes_events(connect: Connect) -> None:
+    """DESIGN section 9: the ingester's account writes `events/#`, and only that."""
+    make = connect
+    ingest = _connected(make("ingest"))
+    for topic in ("events/wristband/1A2B3C/up", "events/rejected/json"):
+        assert not ingest.publish(topic).is_failure, topic
+    assert str(ingest.publish("eventsx/wristband/1A2B3C/up")) == "Not authorized"
+
+
 def test_simulator_publishes_for_any_device_and_reads_nothing(connect: Connect) -> None:
     make = connect
     simulator = _connected(make("simulator"))
