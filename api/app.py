@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,10 +13,11 @@ from fastapi.responses import JSONResponse
 
 from api import problems
 from api.authlimit import FailedAuthLimiter
+from api.eventbus import EventBus, Hub, stop_task, watch_exit
 from api.lookup import TypeMemo
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from api.routes import device_types, devices, health, history
+from api.routes import device_types, devices, health, history, stream
 from catalogue import Catalogue
 from influx.connection import async_client
 from influx.reader import Reader
@@ -56,7 +58,19 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
             app.state.reader = Reader(
                 client, settings.influx_database, bind_params=settings.influx_bind_params
             )
-            yield
+            # DESIGN 9: one subscription to the events for the process, whatever the clients.
+            hub = app.state.hub = Hub(app.state.metrics.registry)
+            bus = app.state.eventbus = EventBus(settings, hub)
+            tasks = [asyncio.create_task(bus.run())]
+            should_exit = getattr(app.state, "should_exit", None)  # set by `telemetry api`
+            if should_exit is not None:
+                tasks.append(asyncio.create_task(watch_exit(should_exit, hub)))
+            try:
+                yield
+            finally:
+                hub.close_all()
+                for task in reversed(tasks):
+                    await stop_task(task)
 
     app = FastAPI(
         title="Sigfox telemetry API",
@@ -77,7 +91,7 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     app.state.metrics = ApiMetrics()
     problems.install(app)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (device_types, devices, history, health):
+    for module in (device_types, devices, history, health, stream):
         app.include_router(module.router)
     # Added last = outermost: metrics see every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware)

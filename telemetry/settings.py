@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # Open streams per API process at most; each holds a connection (uvicorn's limit is
     # raised by this much, see api/command.py).
     api_stream_clients_max: int = Field(200, ge=1, le=10_000)
+    # Seconds between comment lines on a quiet stream (DESIGN 9: 15), for proxies' idle timeouts.
+    api_stream_heartbeat: float = Field(15.0, gt=0, le=300)
 
     # --- Catalogue (DESIGN section 2) ---
     catalogue_dir: Path | None = None

@@ -61,6 +61,8 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
         assert isinstance(result, Ok), result
         operation = result.ok()
         labels.append(operation.label)
+        if operation.label == "GET /v1/stream":  # never ends: tests/integration/test_stream.py
+            continue
 
         @SETTINGS
         @given(case=operation.as_strategy())
@@ -72,7 +74,7 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
 
         run()
     assert "GET /v1/devices/{device}/history" in labels
-    assert len(labels) == 8
+    assert len(labels) == 9
     # the run did exercise the API, with answers of both kinds
     assert len(statuses) >= 8 * 10
     assert 200 in statuses
