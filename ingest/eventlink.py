@@ -76,9 +76,16 @@ def connect_packet(
 
 
 def publish_packet(topic: bytes, payload: bytes, mid: int) -> bytes:
-    """PUBLISH, QoS 1, not retained, no properties (MQTT 5)."""
-    head = _H.pack(len(topic)) + topic + _H.pack(mid) + b"\x00"
-    return b"\x32" + remaining_length(len(head) + len(payload)) + head + payload
+    """PUBLISH, QoS 1, not retained, no properties (MQTT 5). Runs for every event."""
+    n = len(topic) + len(payload) + 5  # topic length, packet id, properties length
+    if 128 <= n < 16_384:  # the usual event: a two-byte remaining length, packed at once
+        head = _PUBLISH2.pack(0x32, (n & 0x7F) | 0x80, n >> 7, len(topic))
+    else:
+        head = b"\x32" + remaining_length(n) + _H.pack(len(topic))
+    return b"".join((head, topic, _H.pack(mid), b"\x00", payload))
+
+
+_PUBLISH2 = struct.Struct("!BBBH")  # type and flags, remaining length (2 bytes), topic length
 
 
 def parse_connack(body: bytes) -> tuple[int, int]:
@@ -151,6 +158,7 @@ class EventLink:
         self._last_out = 0.0
         self._last_in = 0.0
         self.room = asyncio.Event()  # set when a PUBACK frees a slot of the window
+        self._pending = b""  # the start of a packet not yet complete
 
     @property
     def free(self) -> int:
@@ -188,7 +196,7 @@ class EventLink:
         self.inflight.clear()
         self._reader, self._writer = reader, writer
         self._last_in = self._last_out = time.monotonic()
-        self._framer = framer
+        self._pending = b""
         for header, body in packets[1:]:
             self._handle(header, body)
 
@@ -229,8 +237,7 @@ class EventLink:
             if not data:
                 raise LinkError("the broker closed the connection")
             self._last_in = time.monotonic()
-            for header, body in self._framer.feed(data):
-                self._handle(header, body)
+            self._feed(data)
 
     async def keepalive(self) -> None:
         """Ping after half a keepalive without sending; a keepalive without an answer ends it."""
@@ -243,6 +250,49 @@ class EventLink:
             if self._writer is not None and now - self._last_out >= keepalive / 2:
                 self._writer.write(_PINGREQ)
                 self._last_out = now
+
+    def _feed(self, data: bytes) -> None:
+        """Handle every complete packet in `data`: nearly all are 4-byte PUBACKs, one per event.
+
+        Read in place, without a bytes object per packet (`ingest.frames.Framer` makes one),
+        and reported to `on_ack` once per block rather than once per event.
+        """
+        buf = self._pending + data if self._pending else data
+        end, pos = len(buf), 0
+        inflight = self.inflight
+        ok = refused = last_reason = 0
+        while end - pos >= 2:
+            header = buf[pos]
+            length, i, shift = 0, pos + 1, 0
+            while i < end:  # the remaining length: one byte for everything but big packets
+                byte = buf[i]
+                i += 1
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    break
+            else:
+                break  # the length itself is not complete yet
+            if end - i < length:
+                break
+            if header & 0xF0 == _PUBACK and length >= 2:
+                mid = (buf[i] << 8) | buf[i + 1]
+                if mid in inflight:
+                    inflight.discard(mid)
+                    # 0x10 "no matching subscribers" is a success: the broker took it.
+                    reason = buf[i + 2] if length > 2 else 0
+                    if reason >= 0x80:
+                        refused += 1
+                        last_reason = reason
+                    else:
+                        ok += 1
+            elif header & 0xF0 == _DISCONNECT:
+                self._handle(header, bytes(buf[i : i + length]))
+            pos = i + length
+        self._pending = buf[pos:]
+        if ok or refused:
+            self.on_ack(ok, refused, last_reason)
+            self.room.set()
 
     def _handle(self, header: int, body: bytes) -> None:
         kind = header & 0xF0

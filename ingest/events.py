@@ -28,6 +28,7 @@ import logging
 import random
 import time
 
+from catalogue import DeviceType
 from catalogue.codec import Value
 from ingest.eventlink import EventLink, LinkError
 from ingest.merge import UNKNOWN_STATION, Copy
@@ -63,7 +64,7 @@ def rfc3339_ns(ns: int) -> str:
 
 def up_event(  # noqa: PLR0917  # the fields of one stored message
     prefix: str,
-    type_name: str,
+    dtype: DeviceType,
     device: str,
     time_s: int,
     seq: int,
@@ -71,16 +72,64 @@ def up_event(  # noqa: PLR0917  # the fields of one stored message
     best: Copy,
     values: dict[str, Value],
 ) -> tuple[str, bytes]:
-    """Topic and body of an `up` event. Device ids are hex and type names identifiers."""
-    station = _dumps(best.station) if best.station != UNKNOWN_STATION else "null"
-    rssi = "null" if best.rssi is None else repr(best.rssi)
-    snr = "null" if best.snr is None else repr(best.snr)
-    body = (
-        f'{{"device":"{device}","type":"{type_name}","time":"{rfc3339(time_s)}","seq":{seq},'
-        f'"stations":{stations},"station":{station},"rssi":{rssi},"snr":{snr},'
-        f'"values":{_dumps(values)}}}'
+    """Topic and body of an `up` event, made for every stored uplink, so made fast.
+
+    Device ids and station ids are hex and type and field names identifiers (checked at
+    input and at catalogue load), so only values need JSON encoding; the numbers of a point
+    that was stored are finite (line protocol refuses the others), so `repr` is their JSON.
+    The usual uplink (every field in range, a station with RSSI and SNR, a type of numbers
+    only) is written into one template of its type; anything else goes the general way.
+    """
+    topic = _up_topic(prefix, dtype.name, device)
+    rssi, snr, station = best.rssi, best.snr, best.station
+    if rssi is not None and snr is not None and station != UNKNOWN_STATION:
+        template = _templates.get(dtype.name)
+        if template is None:
+            template = _templates[dtype.name] = _template(dtype)
+        if template and len(values) == len(dtype.fields):
+            text = template % (
+                device,
+                rfc3339(time_s),
+                seq,
+                stations,
+                station,
+                rssi,
+                snr,
+                *values.values(),
+            )
+            return topic, text.encode()
+    doc = {
+        "device": device,
+        "type": dtype.name,
+        "time": rfc3339(time_s),
+        "seq": seq,
+        "stations": stations,
+        "station": None if station == UNKNOWN_STATION else station,
+        "rssi": rssi,
+        "snr": snr,
+        "values": values,
+    }
+    return topic, _dumps(doc).encode()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _up_topic(prefix: str, type_name: str, device: str) -> str:
+    return f"{prefix}/{type_name}/{device}/up"
+
+
+_NUMERIC_KINDS = frozenset(("uint", "int", "float"))
+_templates: dict[str, str] = {}  # type name -> its body template ("" for a type with text)
+
+
+def _template(dtype: DeviceType) -> str:
+    """The body of an `up` event of `dtype` with %-placeholders; "" unless all numbers."""
+    if not all(f.slot.kind in _NUMERIC_KINDS for f in dtype.fields.values()):
+        return ""  # bool and char values need JSON's own spelling
+    fields = ",".join(f'"{name}":%r' for name in dtype.fields)
+    return (
+        f'{{"device":"%s","type":"{dtype.name}","time":"%s","seq":%d,"stations":%d,'
+        f'"station":"%s","rssi":%r,"snr":%r,"values":{{{fields}}}}}'
     )
-    return f"{prefix}/{type_name}/{device}/up", body.encode()
 
 
 def rejected_event(  # noqa: PLR0917  # the fields of one reject

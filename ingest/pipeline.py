@@ -221,7 +221,7 @@ class Processor:
             self._events.append(
                 up_event(
                     prefix,
-                    acc.dtype.name,
+                    acc.dtype,
                     acc.device,
                     up.time,
                     up.seqNumber,
