@@ -133,6 +133,15 @@ def test_pubacks_counted_and_window_freed() -> None:
     assert link.inflight == set()
 
 
+def test_a_block_of_plain_pubacks() -> None:
+    acks: list[tuple[int, int, int]] = []
+    link = EventLink(Settings(), lambda *a: acks.append(a))
+    link.inflight = set(range(1, 70_000 % 65_536))
+    link._feed(b"".join(b"\x40\x02" + struct.pack("!H", mid) for mid in range(1, 3000)))
+    assert acks == [(2999, 0, 0)]
+    assert min(link.inflight) == 3000
+
+
 def test_emit_never_blocks_and_counts_what_it_drops() -> None:
     async def main() -> None:
         metrics = Metrics()

@@ -1,0 +1,297 @@
+"""`GET /v1/stream` under load: 100 clients, 1,000 uplinks/s, p99 publish-to-client, API RSS.
+
+Run: `.venv/bin/python bench/stream_bench.py` (`--duration 600` for the 10-minute run, `--write`
+to put the table in BENCHMARKS.md, section `## Stream`). It starts a fresh Mosquitto and
+InfluxDB under a temporary folder, `telemetry ingest` and `telemetry api` as subprocesses, then:
+
+1. opens `--clients` stream connections (one asyncio process, raw sockets: parsing 100,000
+   events a second with an HTTP library would make the clients the bottleneck);
+2. publishes `--rate` uplinks a second for `--duration` seconds from a separate process
+   (`bench/rawpub.py`, QoS 1, paced, each publish time-stamped);
+3. half-way, connects one more client that reads nothing (a receive buffer of 4 KiB): it must
+   be overflowed and dropped, and the others must not notice;
+4. latency: from each uplink's publish to its `up` event read by each client (event bodies
+   matched by device and seq), p50/p99/max, before and after the slow client came;
+5. the API's RSS sampled every 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest_bench import make_uplinks, publish  # noqa: E402
+
+from telemetry.servers import Influxd, Mosquitto, free_port  # noqa: E402
+
+TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
+KEY = "bench-stream-key"
+# The device and seq of an `up` event, as ingest writes its body (api/eventbus.py keeps it).
+EVENT_RE = re.compile(rb'"device":"([0-9A-F]+)","type":"[a-z_]+","time":"[^"]+","seq":(\d+)')
+
+
+def rss_mb(pid: int) -> float:
+    m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
+class Client:
+    """One stream connection: (device, seq) -> when it was read."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, int], float] = {}
+        self.ended = False
+
+    async def run(self, port: int, opened: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"GET /v1/stream?events=up HTTP/1.1\r\nHost: bench\r\n"
+            f"Authorization: Bearer {KEY}\r\n\r\n".encode()
+        )
+        buf = b""
+        seen = self.seen
+        while True:
+            data = await reader.read(1 << 18)
+            if not data:
+                break
+            now = time.time()
+            buf += data
+            end = buf.rfind(b"\n\n")  # only whole events: a read may end inside one
+            if end < 0:
+                continue
+            if not opened.is_set() and b": stream open" in buf:
+                opened.set()
+            for device, seq in EVENT_RE.findall(buf, 0, end):
+                seen.setdefault((device.decode(), int(seq)), now)
+            buf = buf[end + 2 :]
+        self.ended = True
+        writer.close()
+
+
+def stuck_client(port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET /v1/stream HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {KEY}\r\n\r\n".encode())
+    return s
+
+
+def metric(base: str, name: str) -> float:
+    text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+def run(clients: int, rate: float, duration: float) -> tuple[list[tuple[str, str, str]], str]:  # noqa: PLR0915  # one scenario, top to bottom
+    tmp = Path(tempfile.mkdtemp(prefix="stream-bench-"))
+    mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
+    mosq.start()
+    influx.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")} | {
+        "TELEMETRY_MQTT_URL": mosq.url,
+        "TELEMETRY_INFLUX_URL": influx.url,
+        "TELEMETRY_INFLUX_DATABASE": "bench",
+        "TELEMETRY_LOG_LEVEL": "WARNING",
+    }
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    ingest = subprocess.Popen(
+        [TELEMETRY, "ingest"],
+        env=env
+        | {
+            "TELEMETRY_INGEST_SPOOL_DIR": str(tmp / "spool"),
+            "TELEMETRY_INGEST_METRICS_PORT": "0",
+            "TELEMETRY_INGEST_RATE_BURST": "100000",
+        },
+        stderr=(tmp / "ingest.log").open("ab"),
+    )
+    api = subprocess.Popen(
+        [TELEMETRY, "api", "--port", str(port)],
+        env=env
+        | {
+            "TELEMETRY_API_KEYS": KEY,
+            "TELEMETRY_API_STREAM_CLIENTS_MAX": str(clients + 10),
+            "TELEMETRY_LOG_LEVEL": "INFO",
+        },
+        stderr=(tmp / "api.log").open("ab"),
+    )
+    rss: list[tuple[float, float]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        while "stream: subscribed" not in (tmp / "api.log").read_text():
+            time.sleep(0.1)
+        time.sleep(2)  # set-up: the ingester connects and subscribes (not a measured interval)
+        n = int(rate * duration)
+        devices = max(1, int(rate))  # one uplink per device per second: the rate limit's pace
+        uplinks = make_uplinks(n, devices, int(time.time()))
+        index = {
+            (json.loads(b)["device"], json.loads(b)["seqNumber"]): i
+            for i, (_, b, _) in enumerate(uplinks)
+        }
+        stop_rss = threading.Event()
+
+        def sample() -> None:
+            started = time.monotonic()
+            while not stop_rss.is_set():
+                rss.append((time.monotonic() - started, rss_mb(api.pid)))
+                stop_rss.wait(5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        stream_clients = [Client() for _ in range(clients)]
+        result: dict[str, object] = {}
+        slow_holder: list[socket.socket] = []
+
+        async def main() -> None:
+            opened = [asyncio.Event() for _ in stream_clients]
+            tasks = [
+                asyncio.create_task(c.run(port, o))
+                for c, o in zip(stream_clients, opened, strict=True)
+            ]
+            await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 60)
+            loop = asyncio.get_running_loop()
+            pub = loop.run_in_executor(None, publish, mosq, uplinks, "uplink", tmp, rate)
+            await asyncio.sleep(duration / 2)
+            slow_holder.append(stuck_client(port))
+            result["slow_at"] = time.time()
+            stamps = (await pub)["stamps"]
+            result["stamps"] = stamps
+            # the last events: until every client has them all, or 30 s
+            wait_until = time.monotonic() + 30
+            while time.monotonic() < wait_until and any(len(c.seen) < n for c in stream_clients):
+                await asyncio.sleep(0.1)  # noqa: ASYNC110  # polling plain counters
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run(main())
+        stop_rss.set()
+        overflows = metric(base, "telemetry_api_stream_overflows_total")
+        connected = metric(base, "telemetry_api_stream_clients")
+        for s in slow_holder:
+            s.close()
+        api.send_signal(signal.SIGTERM)
+        api_code = api.wait(30)
+        ingest.send_signal(signal.SIGTERM)
+        ingest.wait(60)
+    finally:
+        for proc in (api, ingest):
+            if proc.poll() is None:
+                proc.kill()
+        mosq.stop()
+        influx.stop()
+    stamps = result["stamps"]
+    assert isinstance(stamps, list)
+    slow_at = result["slow_at"]
+    assert isinstance(slow_at, float)
+    before: list[float] = []
+    after: list[float] = []
+    missing = 0
+    for c in stream_clients:
+        missing += n - len(c.seen)
+        for key, seen_at in c.seen.items():
+            i = index.get(key)
+            if i is None:
+                continue
+            (before if stamps[i] < slow_at else after).append(seen_at - stamps[i])
+    every = before + after
+
+    def ms(values: list[float], p: float) -> str:
+        return f"{percentile(values, p) * 1000:,.0f} ms"
+
+    mbs = [m for _, m in rss]
+    rows = [
+        (
+            f"publish-to-client latency, {clients} clients, {rate:,.0f} uplinks/s, "
+            f"{duration:,.0f} s",
+            f"**p50 {ms(every, 0.5)}, p99 {ms(every, 0.99)}**",
+            f"max {ms(every, 1.0)}; {len(every):,} events read in all; "
+            f"{missing:,} not read by the end (target p99 < 1 s)",
+        ),
+        (
+            "the same, before the slow client came / after",
+            f"p99 {ms(before, 0.99)} / {ms(after, 0.99)}",
+            f"p50 {ms(before, 0.5)} / {ms(after, 0.5)}; the slow client (reads nothing) was "
+            f"{'overflowed and dropped' if overflows >= 1 else '**not** overflowed'} "
+            f"({overflows:.0f} overflow, {connected:.0f} clients left)",
+        ),
+        (
+            "API RSS, sampled every 5 s",
+            f"{mbs[0]:.0f} MB at start, {mbs[-1]:.0f} MB at the end",
+            f"min {min(mbs):.0f} MB, max {max(mbs):.0f} MB over {rss[-1][0]:.0f} s; "
+            f"exit status {api_code} after SIGTERM with the streams open",
+        ),
+    ]
+    return (
+        rows,
+        f"{clients} stream clients (`events=up`), {rate:,.0f} uplinks/s for {duration:,.0f} s",
+    )
+
+
+def table(rows: list[tuple[str, str, str]], workload: str, duration: float) -> str:
+    flag = f" --duration {duration:g}" if duration != 60 else ""
+    head = (
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} "
+        "CPUs; Mosquitto, InfluxDB, ingest, the API, the publisher and the clients on the same "
+        f"machine.\nWorkload: {workload}. Run: `.venv/bin/python bench/stream_bench.py"
+        f"{flag} --write`.\n\n| what | figure | note |\n| --- | --- | --- |\n"
+    )
+    return head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n"
+
+
+def write_section(text: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    doc = path.read_text()
+    section = f"## Stream\n\n{text}\n"
+    m = re.search(r"^## Stream\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
+    doc = doc[: m.start()] + section + doc[m.end() :] if m else doc.rstrip("\n") + "\n\n" + section
+    path.write_text(doc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=1000.0, help="uplinks a second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of publishing")
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md ## Stream")
+    args = parser.parse_args()
+    rows, workload = run(args.clients, args.rate, args.duration)
+    text = table(rows, workload, args.duration)
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
