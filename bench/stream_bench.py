@@ -189,8 +189,10 @@ def run(clients: int, rate: float, duration: float) -> tuple[list[tuple[str, str
             result["stamps"] = stamps
             # the last events: until every client has them all, or 30 s
             wait_until = time.monotonic() + 30
-            while time.monotonic() < wait_until and any(len(c.seen) < n for c in stream_clients):
-                await asyncio.sleep(0.1)  # noqa: ASYNC110  # polling plain counters
+            while time.monotonic() < wait_until and any(  # noqa: ASYNC110  # plain counters
+                len(c.seen) < n for c in stream_clients
+            ):
+                await asyncio.sleep(0.1)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
