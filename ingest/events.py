@@ -82,34 +82,53 @@ def up_event(  # noqa: PLR0917  # the fields of one stored message
     """
     topic = _up_topic(prefix, dtype.name, device)
     rssi, snr, station = best.rssi, best.snr, best.station
-    if rssi is not None and snr is not None and station != UNKNOWN_STATION:
-        template = _templates.get(dtype.name)
-        if template is None:
-            template = _templates[dtype.name] = _template(dtype)
-        if template and len(values) == len(dtype.fields):
-            text = template % (
-                device,
-                rfc3339(time_s),
-                seq,
-                stations,
-                station,
-                rssi,
-                snr,
-                *values.values(),
-            )
-            return topic, text.encode()
-    doc = {
-        "device": device,
-        "type": dtype.name,
-        "time": rfc3339(time_s),
-        "seq": seq,
-        "stations": stations,
-        "station": None if station == UNKNOWN_STATION else station,
-        "rssi": rssi,
-        "snr": snr,
-        "values": values,
-    }
-    return topic, _dumps(doc).encode()
+    template = _templates.get(dtype.name)
+    if template is None:
+        template = _templates[dtype.name] = _template(dtype)
+    if (
+        template
+        and rssi is not None
+        and snr is not None
+        and station != UNKNOWN_STATION
+        and len(values) == len(dtype.fields)
+    ):
+        text = template % (
+            device,
+            rfc3339(time_s),
+            seq,
+            stations,
+            station,
+            rssi,
+            snr,
+            *values.values(),
+        )
+        return topic, text.encode()
+    text = _UP % (
+        device,
+        dtype.name,
+        rfc3339(time_s),
+        seq,
+        stations,
+        "null" if station == UNKNOWN_STATION else f'"{station}"',
+        "null" if rssi is None else repr(rssi),
+        "null" if snr is None else repr(snr),
+        _values_template(tuple(values)) % tuple(values.values())
+        if _templates[dtype.name]
+        else _dumps(values),
+    )
+    return topic, text.encode()
+
+
+_UP = (
+    '{"device":"%s","type":"%s","time":"%s","seq":%d,"stations":%d,"station":%s,"rssi":%s,'
+    '"snr":%s,"values":%s}'
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _values_template(names: tuple[str, ...]) -> str:
+    """`{"name":%r,...}` for values of an all-number type (some left out as out of range)."""
+    return "{" + ",".join(f'"{name}":%r' for name in names) + "}"
 
 
 @functools.lru_cache(maxsize=65_536)
