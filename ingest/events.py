@@ -197,6 +197,10 @@ class EventPublisher:
             self._queue.extend([(t.encode(), p) for t, p in events])
             self._wake.set()
 
+    def on_write_refused(self, detail: str, received_ns: int) -> None:
+        """A line InfluxDB refused, kept as a `write_refused` reject: its event."""
+        self.emit(*rejected_event(self.prefix, "write_refused", "", None, received_ns, detail))
+
     def _on_ack(self, ok: int, refused: int, reason: int) -> None:
         if ok:
             self.metrics.events_published.inc(ok)

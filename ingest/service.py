@@ -101,6 +101,8 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
         # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
         events = EventPublisher(settings, metrics) if settings.ingest_events else None
         storer = Storer(sink, source.ack, metrics, events.emit_many if events else None)
+        if events is not None:
+            sink.on_refused = events.on_write_refused
         metrics.watch_oldest(source.oldest_unacked)
         if tune_gc:
             _tune_gc()

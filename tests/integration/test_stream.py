@@ -234,6 +234,33 @@ def test_heartbeat_and_duplicate_status_events(make_stack: MakeStack) -> None:
     assert stack.api.metric("telemetry_api_stream_duplicates_total") == 1
 
 
+def test_two_api_processes_each_serve_every_event(
+    make_stack: MakeStack, mosquitto: Mosquitto, influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    """Each API process has its own subscription (random client id): neither takes the other's."""
+    stack = make_stack()
+    other = ApiProcess(
+        tmp_path / "api2",
+        mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        database=database,
+        mqtt_events_prefix=stack.events,
+    ).start()
+    try:
+        here = stack.reader(events="up")
+        there = StreamReader(other.base, {"events": "up"})
+        stack.readers.append(there)
+        t = int(time.time()) - 5
+        stack.publish([_uplink(stack.uplinks, "1A2B3C", t + i, i) for i in range(3)])
+        for reader in (here, there):
+            assert [reader.next().data["seq"] for _ in range(3)] == [0, 1, 2]
+        stack.publish([_uplink(stack.uplinks, "1A2B3C", t + 3, 3)])
+        for reader in (here, there):
+            assert reader.next().data["seq"] == 3  # nothing twice in between
+    finally:
+        other.stop()
+
+
 def _stuck_client(base_port: int) -> socket.socket:
     """A stream client that reads nothing, with a receive buffer as small as allowed."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -142,6 +142,22 @@ def test_a_block_of_plain_pubacks() -> None:
     assert min(link.inflight) == 3000
 
 
+def test_write_refused_is_an_event() -> None:
+    async def main() -> None:
+        pub = EventPublisher(Settings(mqtt_events_prefix="ev"), Metrics())
+        pub.on_write_refused("field type conflict", 1_716_000_000_000_000_000)
+        ((topic, body),) = pub._queue
+        assert topic == b"ev/rejected/write_refused"
+        assert json.loads(body) == {
+            "reason": "write_refused",
+            "topic": "",
+            "time": "2024-05-18T02:40:00.000Z",
+            "detail": "field type conflict",
+        }
+
+    asyncio.run(main())
+
+
 def test_emit_never_blocks_and_counts_what_it_drops() -> None:
     async def main() -> None:
         metrics = Metrics()
