@@ -9,11 +9,13 @@ conf_file=${MOSQUITTO_CONF:-/mosquitto/config/mosquitto.conf}
 
 : "${MQTT_INGEST_PASSWORD:?set MQTT_INGEST_PASSWORD in .env}"
 : "${MQTT_SIMULATOR_PASSWORD:?set MQTT_SIMULATOR_PASSWORD in .env}"
+: "${MQTT_API_PASSWORD:?set MQTT_API_PASSWORD in .env}"
 
 umask 077
 [ -f "$passwd_file" ] || : >"$passwd_file"
 mosquitto_passwd -b "$passwd_file" ingest "$MQTT_INGEST_PASSWORD"
 mosquitto_passwd -b "$passwd_file" simulator "$MQTT_SIMULATOR_PASSWORD"
+mosquitto_passwd -b "$passwd_file" api "$MQTT_API_PASSWORD"
 # The broker drops root privileges to the mosquitto user, which must read the file.
 if id mosquitto >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   chown mosquitto:mosquitto "$passwd_file"

@@ -29,7 +29,12 @@ from telemetry.servers import ServerError, find_binary, free_port
 pytestmark = pytest.mark.integration
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
-PASSWORDS = {"ingest": "ingest-pw", "simulator": "simulator-pw", "1A2B3C": "device-pw"}
+PASSWORDS = {
+    "ingest": "ingest-pw",
+    "simulator": "simulator-pw",
+    "api": "api-pw",
+    "1A2B3C": "device-pw",
+}
 TIMEOUT = 10.0
 
 
@@ -114,6 +119,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         "MOSQUITTO_CONF": str(conf),
         "MQTT_INGEST_PASSWORD": PASSWORDS["ingest"],
         "MQTT_SIMULATOR_PASSWORD": PASSWORDS["simulator"],
+        "MQTT_API_PASSWORD": PASSWORDS["api"],
         "PATH": f"{Path(mosquitto).parent}:{os.environ.get('PATH', '')}",
     }
     log = tmp_path / "mosquitto.log"
@@ -233,6 +239,19 @@ def test_ingest_may_read_but_never_publish(connect: Connect) -> None:
     assert not simulator.publish("uplink/weather_station/00C0FFEE").is_failure
     assert ingest.messages.get(timeout=TIMEOUT) == "uplink/weather_station/00C0FFEE"
     assert _drain(ingest) == []
+
+
+def test_api_reads_events_only(connect: Connect) -> None:
+    """The API's account reads `events/#` (its stream) and may publish nothing."""
+    make = connect
+    api = _connected(make("api"))
+    api.subscribe("events/#")
+    assert str(api.publish("events/wristband/1A2B3C/up")) == "Not authorized"
+    assert str(api.publish("uplink/wristband/1A2B3C")) == "Not authorized"
+    ingest = _connected(make("ingest"))
+    assert not ingest.publish("events/wristband/1A2B3C/up").is_failure
+    assert api.messages.get(timeout=TIMEOUT) == "events/wristband/1A2B3C/up"
+    assert _drain(api) == []
 
 
 def test_ingest_publishes_events(connect: Connect) -> None:
