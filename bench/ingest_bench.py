@@ -554,6 +554,7 @@ def main() -> None:
         text = table(rows, workload, notes=False).replace(
             "ingest_bench.py --write", "ingest_bench.py --events --write"
         )
+        text += "\n" + (ROOT / "bench" / "ingest_events_notes.md").read_text()  # reading guide
         print(text)
         if args.write:
             write_section(text, "Ingest events")
