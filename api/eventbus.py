@@ -80,6 +80,8 @@ class Subscription:
     backlog: int
     queue: deque[bytes] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once half the backlog is queued: the stream stops waiting for more and writes.
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)
     overflowed: bool = False
     closed: bool = False  # the server is shutting down
     # Resolved OVERFLOW_GRACE after overflow or close: the stream is cut if still open.
@@ -98,6 +100,8 @@ class Subscription:
             return False
         self.queue.append(frame)
         self.ready.set()
+        if len(self.queue) >= self.backlog // 2:
+            self.urgent.set()
         return True
 
     def close(self) -> None:
@@ -107,6 +111,7 @@ class Subscription:
 
     def _end(self, grace: float) -> None:
         self.ready.set()
+        self.urgent.set()
         asyncio.get_running_loop().call_later(grace, self._cut)
 
     def _cut(self) -> None:

@@ -123,8 +123,12 @@ class EventStreamResponse(Response):
                 continue
             # Let a few more events come and send them as one write: a write costs the same
             # for one event or fifty (uvicorn, the middleware), and with 100 clients at 1,000
-            # events/s, one write per event per client took more than the whole CPU.
-            await asyncio.sleep(COALESCE)
+            # events/s, one write per event per client took more than the whole CPU. Not
+            # longer than half the backlog takes to fill, or a burst would overflow it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(COALESCE):
+                    await sub.urgent.wait()
+            sub.urgent.clear()
 
 
 async def _body(send: Send, data: bytes, *, more: bool = True) -> None:
