@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +15,22 @@ from api import problems
 from api.auth import keys_from
 from api.authlimit import FailedAuthLimiter
 from api.downlinks import DownlinkStore, StoreError
+from api.eventbus import EventBus, Hub, stop_task, watch_exit
 from api.lookup import TypeMemo
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from api.publisher import Publisher, publishing
-from api.routes import device_types, devices, health, history, page, sigfox, snapshot, status
+from api.routes import (
+    device_types,
+    devices,
+    health,
+    history,
+    page,
+    sigfox,
+    snapshot,
+    status,
+    stream,
+)
 from api.routes import downlinks as downlink_routes
 from api.routes.sigfox import CallbackMetrics
 from api.statuscache import StatusCache, running
@@ -61,9 +73,21 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
                 app.state.metrics.set_fleet,
                 poll_seconds=settings.status_poll_seconds,
             )
+            # DESIGN 9: one subscription to the events for the process, whatever the clients.
+            hub = app.state.hub = Hub(app.state.metrics.registry)
+            bus = app.state.eventbus = EventBus(settings, hub)
             async with running(status_cache) as cache, publishing(app.state.publisher):
                 app.state.status = cache
-                yield
+                tasks = [asyncio.create_task(bus.run())]
+                should_exit = getattr(app.state, "should_exit", None)  # set by `telemetry api`
+                if should_exit is not None:
+                    tasks.append(asyncio.create_task(watch_exit(should_exit, hub)))
+                try:
+                    yield
+                finally:
+                    hub.close_all()
+                    for task in reversed(tasks):
+                        await stop_task(task)
 
     app = FastAPI(
         title="Sigfox telemetry API",
@@ -99,6 +123,7 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
         history,
         status,
         health,
+        stream,
         sigfox,
         downlink_routes,
     )

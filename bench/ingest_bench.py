@@ -15,6 +15,12 @@ section `## Ingest`). It starts a fresh Mosquitto and InfluxDB under a temporary
 4. latency: a paced publisher sends at half the sustained rate for about 10 s; p50/p99 from
    each publish until InfluxDB counts the uplink; then the ingester's peak RSS and exit status.
 
+`--events`: instead, the cost of publishing DESIGN section 9's events, in one run: rounds of a
+new live stream of N uplinks, each round to a fresh ingester with events off
+(`TELEMETRY_INGEST_EVENTS=false`) and to one with them on (the order alternating), a paho
+subscriber counting the events as the API's would; rates, CPU per uplink and the ratio are
+reported (`--write` puts them under `## Ingest events`).
+
 Publishing is done by a separate process (`--publish` mode of this script) with
 `bench/rawpub.py`: pre-encoded packets, far faster than the broker takes them in, so the
 publisher cannot be what limits (a paho publisher reached only about 4,000 msg/s here, less
@@ -48,7 +54,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from rawpub import RawPublisher  # noqa: E402
 
-from telemetry.servers import Influxd, Mosquitto  # noqa: E402
+from telemetry.servers import Influxd, Mosquitto, free_port  # noqa: E402
 
 _POLL = httpx.Client(timeout=30)
 TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
@@ -197,16 +203,24 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def start_ingest(
-    mosq: Mosquitto, influx: Influxd, tmp: Path, profile: str | None = None
+    mosq: Mosquitto,
+    influx: Influxd,
+    tmp: Path,
+    profile: str | None = None,
+    *,
+    events: bool = True,
+    client_id: str = "bench-ingest",
+    metrics_port: int = 0,
 ) -> subprocess.Popen[bytes]:
     """`telemetry ingest` as a subprocess; under cProfile (stats to `profile`) if given."""
     env = os.environ | {
+        "TELEMETRY_INGEST_EVENTS": "true" if events else "false",
+        "TELEMETRY_MQTT_CLIENT_ID": client_id,
         "TELEMETRY_MQTT_URL": mosq.url,
         "TELEMETRY_INFLUX_URL": influx.url,
         "TELEMETRY_INFLUX_DATABASE": "bench",
-        "TELEMETRY_MQTT_CLIENT_ID": "bench-ingest",
         "TELEMETRY_INGEST_SPOOL_DIR": str(tmp / "spool"),
-        "TELEMETRY_INGEST_METRICS_PORT": "0",
+        "TELEMETRY_INGEST_METRICS_PORT": str(metrics_port),
         "TELEMETRY_INGEST_RATE_BURST": "100000",
         "TELEMETRY_LOG_LEVEL": "WARNING",
     }
@@ -406,6 +420,89 @@ def run(n: int, devices: int, profile: str | None) -> tuple[list[tuple[str, str,
     return rows, f"{n:,} uplinks from {devices:,} devices (wristband, weather_station, scale)"
 
 
+def events_counted(port: int, what: str = "published") -> int:
+    """The ingester's `telemetry_ingest_events_<what>_total`."""
+    text = _POLL.get(f"http://127.0.0.1:{port}/metrics").text
+    m = re.search(rf"^telemetry_ingest_events_{what}_total (\S+)$", text, flags=re.M)
+    return int(float(m.group(1))) if m else -1
+
+
+def events_cost(n: int, devices: int, rounds: int) -> tuple[list[tuple[str, str, str]], str]:
+    """Live rounds to an ingester with events off, then on (alternating): rates and CPU."""
+    tmp = Path(tempfile.mkdtemp(prefix="ingest-events-bench-"))
+    mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
+    mosq.start()
+    influx.start()
+    results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    dropped: list[int] = []
+    try:
+        now, span = int(time.time()), -(-n // devices) + 5
+        sets = [
+            make_uplinks(n, devices, now - 60 - (2 * rounds - k) * span) for k in range(2 * rounds)
+        ]
+        influx.create_database("bench")
+        for k, uplinks in enumerate(sets):
+            events = (k % 2 == 1) != (k // 2 % 2 == 1)  # off/on, then on/off, ...
+            port = free_port()
+            proc = start_ingest(
+                mosq, influx, tmp, events=events, client_id=f"bench-ingest-{k}", metrics_port=port
+            )
+            time.sleep(2)  # set-up: let it connect and subscribe (not a measured interval)
+            cpu_before = cpu_seconds(proc.pid)
+            with ThreadPoolExecutor(1) as pool:
+                sent = pool.submit(publish, mosq, uplinks, "uplink", tmp)
+                _, _, done = wait_stored(influx, uplinks, first=False)
+                live_pub = sent.result()
+            rate = n / (done - live_pub["start"])
+            # The same pause in both modes for the last events to go out and be acked: no
+            # polling of the ingester's /metrics meanwhile (each scrape costs it CPU).
+            time.sleep(1.0)
+            cpu_us = (cpu_seconds(proc.pid) - cpu_before) / n * 1e6  # events' work included
+            got, lost = events_counted(port), events_counted(port, "dropped")
+            results[events].append((rate, cpu_us))
+            dropped.append(lost)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            print(
+                f"round {k}: events {'on' if events else 'off'}: {rate:,.0f} uplinks/s, "
+                f"{cpu_us:.1f} us CPU per uplink, {got:,} events published, {lost:,} dropped",
+                flush=True,
+            )
+    finally:
+        mosq.stop()
+        influx.stop()
+    off, on = results[False], results[True]
+    rate_off, rate_on = median([r for r, _ in off]), median([r for r, _ in on])
+    cpu_off, cpu_on = median([c for _, c in off]), median([c for _, c in on])
+
+    def each(values: list[tuple[float, float]], i: int, fmt: str) -> str:
+        return " / ".join(fmt.format(v[i]) for v in values)
+
+    rows = [
+        (
+            f"**telemetry ingest, events off** (TELEMETRY_INGEST_EVENTS=false), median of {rounds}",
+            f"{rate_off:,.0f} uplinks/s",
+            f"rounds: {each(off, 0, '{:,.0f}')}; CPU {each(off, 1, '{:.1f}')} us per uplink",
+        ),
+        (
+            f"**telemetry ingest, events on** (an `up` event per uplink), median of {rounds}",
+            f"{rate_on:,.0f} uplinks/s",
+            f"rounds: {each(on, 0, '{:,.0f}')}; CPU {each(on, 1, '{:.1f}')} us per uplink; "
+            f"events dropped (the broker too slow to take them): {sum(dropped):,} of "
+            f"{n * rounds:,}",
+        ),
+        (
+            "**cost of the events**",
+            f"**{rate_on / rate_off - 1:+.0%} throughput, {cpu_on / cpu_off - 1:+.0%} CPU per "
+            "uplink**",
+            "on over off, medians of the rounds; target: at most 10% less throughput. The "
+            "machine is shared: rounds of one mode differ by more than the modes, so the CPU "
+            "per uplink (the ingester's own, events' work included) is the steadier figure",
+        ),
+    ]
+    return rows, f"{n:,} uplinks a round from {devices:,} devices, {2 * rounds} rounds"
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -413,23 +510,25 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def table(rows: list[tuple[str, str, str]], workload: str) -> str:
+def table(rows: list[tuple[str, str, str]], workload: str, *, notes: bool = True) -> str:
     head = (
         f"Machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
         f"Python {platform.python_version()}; Mosquitto and InfluxDB on the same machine.\n"
         f"Workload: {workload}. Run: `.venv/bin/python bench/ingest_bench.py --write`.\n\n"
         "| what | rate | note |\n| --- | --- | --- |\n"
     )
-    notes = (ROOT / "bench" / "ingest_notes.md").read_text()  # history and reading guide
-    return head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n\n" + notes
+    body = head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n"
+    if not notes:
+        return body
+    return body + "\n" + (ROOT / "bench" / "ingest_notes.md").read_text()  # reading guide
 
 
-def write_section(text: str) -> None:
-    """Replace (or add) the `## Ingest` section of BENCHMARKS.md, leaving the rest alone."""
+def write_section(text: str, title: str = "Ingest") -> None:
+    """Replace (or add) the `## <title>` section of BENCHMARKS.md, leaving the rest alone."""
     path = ROOT / "BENCHMARKS.md"
     doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"## Ingest\n\n{text}\n"
-    m = re.search(r"^## Ingest\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
+    section = f"## {title}\n\n{text}\n"
+    m = re.search(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
     doc = doc[: m.start()] + section + doc[m.end() :] if m else doc.rstrip("\n") + "\n\n" + section
     path.write_text(doc)
 
@@ -445,7 +544,21 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="PATH", help="run the ingester under cProfile, stats to PATH"
     )
+    parser.add_argument(
+        "--events", action="store_true", help="measure the cost of the events: off and on"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --events: rounds of each")
     args = parser.parse_args()
+    if args.events:
+        rows, workload = events_cost(args.count, args.devices, args.rounds)
+        text = table(rows, workload, notes=False).replace(
+            "ingest_bench.py --write", "ingest_bench.py --events --write"
+        )
+        text += "\n" + (ROOT / "bench" / "ingest_events_notes.md").read_text()  # reading guide
+        print(text)
+        if args.write:
+            write_section(text, "Ingest events")
+        return
     rows, workload = run(args.count, args.devices, args.profile)
     text = table(rows, workload)
     print(text)

@@ -30,6 +30,14 @@ class Metrics:
         self.retries = Counter(p + "write_retries", "Failed writes, to be retried", registry=r)
         self.points = Counter(p + "points_written", "Points written to InfluxDB", registry=r)
         self.acks = Counter(p + "acked", "Messages acknowledged to the broker", registry=r)
+        self.events_published = Counter(
+            p + "events_published", "Events the broker took (DESIGN section 9)", registry=r
+        )
+        self.events_dropped = Counter(
+            p + "events_dropped",
+            "Events dropped: queue full, refused by the broker, or in flight at a disconnect",
+            registry=r,
+        )
         self.write_latency = Histogram(
             p + "write_seconds",
             "Duration of one /write request",

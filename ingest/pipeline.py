@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from catalogue import Catalogue
 from influx.lineprotocol import LineProtocolError
+from ingest.events import rejected_event, up_event
 from ingest.gaps import GapCounter
 from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger
 from ingest.metrics import Metrics
@@ -44,6 +45,7 @@ class Chunk:
     lines: list[tuple[PointKey, str]]
     acks: list[AckToken]
     accepted: int = 0  # messages among `acks` that were accepted (not rejected)
+    events: list[tuple[str, bytes]] = field(default_factory=list)  # published once stored
 
 
 @dataclass(slots=True)
@@ -54,6 +56,7 @@ class Batch:
     acks: list[AckToken] = field(default_factory=list)
     started: float = 0.0
     accepted: int = 0
+    events: list[tuple[str, bytes]] = field(default_factory=list)
 
     def add(self, chunk: Chunk) -> None:
         for key, line in chunk.lines:
@@ -61,6 +64,7 @@ class Batch:
             self.points[key] = line
         self.acks.extend(chunk.acks)
         self.accepted += chunk.accepted
+        self.events += chunk.events
 
     def __bool__(self) -> bool:
         return bool(self.points or self.acks)
@@ -100,6 +104,9 @@ class Processor:
         self.always_lookup = settings.mqtt_share_group is not None
         self._last_reject_ns = 0
         self._deferred: list[Incoming] = []
+        # DESIGN section 9: the events of what is stored; None: none are made.
+        self.events_prefix = settings.mqtt_events_prefix if settings.ingest_events else None
+        self._events: list[tuple[str, bytes]] = []
 
     async def process(self, messages: list[Incoming]) -> Chunk:
         # Messages held back because what is stored for them could not be read: retried first.
@@ -154,6 +161,7 @@ class Processor:
         lines: list[tuple[PointKey, str]] = []
         acks: list[AckToken] = []
         accepted = 0
+        events = self._events = []
         for m, r in zip(messages, results, strict=True):
             if r is HELD:
                 continue
@@ -167,7 +175,7 @@ class Processor:
                 log.exception("internal error on a message from %r", m.topic)
                 lines.append(self._reject(m, Rejection("decode", f"internal error: {exc!r}")))
             acks.append((m.mid, m.qos, m.generation))
-        return Chunk(lines, acks, accepted)
+        return Chunk(lines, acks, accepted, events)
 
     def _hold(
         self, messages: list[Incoming], results: list[Accepted | Rejection], keys: set[Key]
@@ -201,6 +209,9 @@ class Processor:
             # 140 a day passes, a device sending many uplinks within the same seconds does not.
             if not self.limiter.allow(acc.device, float(up.time)):
                 return Rejection("rate_limited", "device over its uplink rate", acc.device)
+        prefix = self.events_prefix
+        # A copy of a known transmission is an event only if it changes what is stored.
+        prior = self.merger.merge(key, [])[0].best if known and prefix is not None else None
         state, added = self.merger.merge(key, copies)
         merged = added if known else added - 1  # a new transmission's first station
         if merged:
@@ -209,6 +220,19 @@ class Processor:
             lines.extend(accepted_points(acc, state))
         except LineProtocolError as exc:  # e.g. a char field decoding to a control character
             return Rejection("decode", str(exc), acc.device)
+        if prefix is not None and (not known or added or state.best != prior):
+            self._events.append(
+                up_event(
+                    prefix,
+                    acc.dtype,
+                    acc.device,
+                    up.time,
+                    up.seqNumber,
+                    len(state.stations),
+                    state.best,
+                    acc.decoded.values,
+                )
+            )
         if acc.decoded.out_of_range:
             self.metrics.out_of_range.inc(len(acc.decoded.out_of_range))
         return None
@@ -219,7 +243,12 @@ class Processor:
         # Receipt time in ns, made strictly increasing so that no two rejects share a point.
         ts = max(m.received_ns, self._last_reject_ns + 1)
         self._last_reject_ns = ts
-        return rejected_point(r.reason, r.device, m.topic, m.body, r.detail, ts)
+        point = rejected_point(r.reason, r.device, m.topic, m.body, r.detail, ts)
+        if self.events_prefix is not None:
+            self._events.append(
+                rejected_event(self.events_prefix, r.reason, m.topic, r.device, ts, r.detail)
+            )
+        return point
 
     async def run(
         self, inbox: asyncio.Queue[list[Incoming] | None], outbox: asyncio.Queue[Chunk | None]
@@ -279,10 +308,17 @@ class Batcher:
 class Storer:
     """Stores batches in order and acks each batch's messages once it is stored or spooled."""
 
-    def __init__(self, sink: Sink, ack: Callable[[list[AckToken]], int], metrics: Metrics):
+    def __init__(
+        self,
+        sink: Sink,
+        ack: Callable[[list[AckToken]], int],
+        metrics: Metrics,
+        publish: Callable[[list[tuple[str, bytes]]], None] | None = None,
+    ):
         self.sink = sink
         self.ack = ack
         self.metrics = metrics
+        self.publish = publish  # the batch's events, once it is stored and acked; never blocks
 
     async def run(self, inbox: asyncio.Queue[Batch | None]) -> None:
         while (batch := await inbox.get()) is not None:
@@ -297,3 +333,5 @@ class Storer:
                 return
             self.metrics.stored.inc(batch.accepted)
             self.metrics.acks.inc(self.ack(batch.acks))
+            if self.publish is not None and batch.events:
+                self.publish(batch.events)

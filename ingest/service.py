@@ -18,6 +18,7 @@ from catalogue import Catalogue
 from influx.client import InfluxClient, ensure_database
 from influx.connection import async_client
 from influx.writer import InfluxWriter
+from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
 from ingest.mqtt import Incoming, MqttSource
@@ -87,7 +88,7 @@ def _status_watcher(
     )
 
 
-async def run(
+async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bottom
     settings: Settings,
     catalogue: Catalogue,
     stop: asyncio.Event,
@@ -99,8 +100,9 @@ async def run(
     """Run until `stop` is set, then drain and return.
 
     `tune_gc` (the `telemetry ingest` process, not a library caller) makes garbage collection
-    cheaper for the rest of the process, see `_tune_gc`. `emit(topic, payload)` announces the
-    status watcher's events without blocking (until events go over MQTT: a DEBUG log line).
+    cheaper for the rest of the process, see `_tune_gc`. The status watcher's events go out
+    through the event publisher; with `TELEMETRY_INGEST_EVENTS=false`, through `emit` (by
+    default a DEBUG log line).
     """
     metrics = metrics or Metrics()
     spool = _open_spool(settings)
@@ -128,7 +130,11 @@ async def run(
             StoredLookup(http, settings.influx_database),
             known_after=newest,
         )
-        storer = Storer(sink, source.ack, metrics)
+        # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
+        events = EventPublisher(settings, metrics) if settings.ingest_events else None
+        storer = Storer(sink, source.ack, metrics, events.emit_many if events else None)
+        if events is not None:
+            sink.on_refused = events.on_write_refused
         metrics.watch_oldest(source.oldest_unacked)
         if tune_gc:
             _tune_gc()
@@ -136,9 +142,13 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 mqtt_task = tg.create_task(source.run())
                 replay_task = tg.create_task(sink.replay())
+                # Status events go out with the others; with events off, as DEBUG log lines.
+                watch_emit = events.emit if events is not None else emit
                 watch_task = tg.create_task(
-                    _status_watcher(settings, catalogue, http, metrics, emit).run(stop)
+                    _status_watcher(settings, catalogue, http, metrics, watch_emit).run(stop)
                 )
+                if events is not None:
+                    tg.create_task(events.run())
                 stages = [
                     tg.create_task(processor.run(inbox, chunks)),
                     tg.create_task(
@@ -168,6 +178,8 @@ async def run(
                     )
                     for task in stages:
                         task.cancel()
+                if events is not None:  # the last batches' events, from what is left
+                    await events.close(max(0.0, min(1.0, end - loop.time() - 0.1 * budget)))
                 source.barrier_timeout = max(0.05, end - loop.time())
                 source.close()
                 replay_task.cancel()

@@ -64,6 +64,8 @@ class Sink:
         self.metrics = metrics
         self.deadline: float | None = None  # loop time; set at shutdown
         self._changed = asyncio.Event()  # the spool grew or shrank
+        # Told of each line kept as `write_refused` (detail, time in ns): its event.
+        self.on_refused: Callable[[str, int], None] | None = None
         self._failing = False
         self._update_gauges()
 
@@ -91,18 +93,23 @@ class Sink:
             self._failing = False
 
     async def _keep_refused(self, refused: list[Refused]) -> None:
-        keep = []
+        keep, kept = [], []
         for item in refused:
             self.metrics.rejected.labels("write_refused").inc()
             log.warning("InfluxDB refused a line: %s: %r", item.message, item.line[:200])
+            now = time.time_ns()
             try:
                 _, line = rejected_point(
-                    "write_refused", None, "", item.line.encode(), item.message, time.time_ns()
+                    "write_refused", None, "", item.line.encode(), item.message, now
                 )
             except LineProtocolError:  # cannot happen for our own text, but never loop
                 continue
             keep.append(line)
+            kept.append((item.message, now))
         again = await self.writer.write(keep)
+        if self.on_refused is not None:
+            for detail, now in kept:
+                self.on_refused(detail, now)
         for item in again:  # the reject record itself refused: nothing more we can do
             log.error("InfluxDB refused a rejected-message record: %s", item.message)
 

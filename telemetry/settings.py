@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sigfox.limits import DAILY_UPLINKS
@@ -33,6 +33,10 @@ class MqttEndpoint:
         self.password = parts.password
 
 
+# An MQTT topic prefix: one or more levels of letters, digits, `_` and `-` (no wildcards).
+_PREFIX = r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$"
+
+
 class Settings(BaseSettings):
     """Everything configurable. Flags of the `telemetry` command override these."""
 
@@ -42,14 +46,15 @@ class Settings(BaseSettings):
 
     # --- MQTT (DESIGN section 1) ---
     mqtt_url: str = "mqtt://127.0.0.1:1883"
-    mqtt_topic_prefix: str = Field("uplink", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+    mqtt_topic_prefix: str = Field("uplink", pattern=_PREFIX)
+    # DESIGN section 9: events are published (ingest: up, rejected, status; API: downlink) and
+    # read (API: the stream) under this prefix.
+    mqtt_events_prefix: str = Field("events", pattern=_PREFIX)
     # A fixed id keeps the persistent session (and its queued uplinks) across ingester restarts.
     mqtt_client_id: str = Field("telemetry-ingest", min_length=1, max_length=64)
     # Set to share the uplink stream between several ingesters ($share/<group>/...).
     mqtt_share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]+$")
     mqtt_keepalive: int = Field(20, ge=5, le=600)
-    # Events (DESIGN section 9) go under this prefix: <prefix>/<type>/<device>/status, .../downlink
-    mqtt_events_prefix: str = Field("events", pattern=r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
 
     # --- InfluxDB (DESIGN section 3) ---
     influx_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8086")
@@ -95,6 +100,18 @@ class Settings(BaseSettings):
     ingest_rate_per_hour: float = Field(3600.0, gt=0)
     ingest_future_tolerance: int = Field(300, ge=0)  # seconds a `time` may lie ahead of our clock
     ingest_shutdown_timeout: float = Field(10.0, gt=0, le=300)
+    # Publish the events of DESIGN section 9 (off: only for measuring what they cost).
+    ingest_events: bool = True
+
+    # --- Stream (DESIGN section 9) ---
+    # Events a stream client may lag behind before it gets `event: overflow` and is dropped:
+    # about 5 s of a 1,000 uplinks/s fleet, so a client paused by a busy machine survives.
+    api_stream_backlog: int = Field(5000, ge=1, le=100_000)
+    # Open streams per API process at most; each holds a connection (uvicorn's limit is
+    # raised by this much, see api/command.py).
+    api_stream_clients_max: int = Field(200, ge=1, le=10_000)
+    # Seconds between comment lines on a quiet stream (DESIGN 9: 15), for proxies' idle timeouts.
+    api_stream_heartbeat: float = Field(15.0, gt=0, le=300)
 
     # --- Device status (DESIGN section 10) ---
     # How often ingest's status watcher and the API's status cache poll InfluxDB. A device is
@@ -125,6 +142,15 @@ class Settings(BaseSettings):
     def _check_catalogue_dir(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError(f"{str(value)!r} is not a folder")
+        return value
+
+    @field_validator("mqtt_events_prefix")
+    @classmethod
+    def _check_events_prefix(cls, value: str, info: ValidationInfo) -> str:
+        # Ingest reads `<uplink prefix>/+/+`: with the same prefix it would read its own
+        # `rejected` events as uplinks, reject them and publish again, forever.
+        if value == info.data.get("mqtt_topic_prefix"):
+            raise ValueError(f"{value!r} must differ from TELEMETRY_MQTT_TOPIC_PREFIX")
         return value
 
     @property

@@ -61,6 +61,8 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
         assert isinstance(result, Ok), result
         operation = result.ok()
         labels.append(operation.label)
+        if operation.label == "GET /v1/stream":  # never ends: tests/integration/test_stream.py
+            continue
 
         @SETTINGS
         @given(case=operation.as_strategy())
@@ -73,6 +75,7 @@ def test_no_server_errors(api_schema: schemathesis.BaseSchema) -> None:
         run()
     assert "GET /v1/devices/{device}/history" in labels
     # 8 read routes, snapshot, alarms and fleet, 2 callback routes, 3 downlink routes
+    # (GET /v1/stream never ends, so it is left out of this run)
     assert len(labels) == 16
     # the run did exercise the API, with answers of both kinds
     assert len(statuses) >= len(labels) * 10

@@ -242,6 +242,28 @@ def test_ingest_may_read_but_never_publish(connect: Connect) -> None:
     assert _drain(ingest) == []
 
 
+def test_api_reads_events_only(connect: Connect) -> None:
+    """The API's account reads `events/#` (its stream) and may publish nothing."""
+    make = connect
+    api = _connected(make("api"))
+    api.subscribe("events/#")
+    assert str(api.publish("events/wristband/1A2B3C/up")) == "Not authorized"
+    assert str(api.publish("uplink/wristband/1A2B3C")) == "Not authorized"
+    ingest = _connected(make("ingest"))
+    assert not ingest.publish("events/wristband/1A2B3C/up").is_failure
+    assert api.messages.get(timeout=TIMEOUT) == "events/wristband/1A2B3C/up"
+    assert _drain(api) == []
+
+
+def test_ingest_publishes_events(connect: Connect) -> None:
+    """DESIGN section 9: the ingester's account writes `events/#`, and only that."""
+    make = connect
+    ingest = _connected(make("ingest"))
+    for topic in ("events/wristband/1A2B3C/up", "events/rejected/json"):
+        assert not ingest.publish(topic).is_failure, topic
+    assert str(ingest.publish("eventsx/wristband/1A2B3C/up")) == "Not authorized"
+
+
 def test_simulator_publishes_for_any_device_and_reads_nothing(connect: Connect) -> None:
     make = connect
     simulator = _connected(make("simulator"))

@@ -1,0 +1,230 @@
+"""Ingest publishes DESIGN section 9's events once points are stored: topics and bodies exactly."""
+
+from __future__ import annotations
+
+import queue
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from telemetry.servers import Influxd, Mosquitto
+from tests.support.events import EventSubscriber
+from tests.support.ingest import (
+    Publisher,
+    StartIngester,
+    count_points,
+    decode_wristband,
+    ingest_metric,
+    wait_for,
+    wristband_payload,
+)
+
+pytestmark = pytest.mark.integration
+
+RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+
+
+def _rfc3339(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _body(device: str, t: int, seq: int, data: str, **radio: object) -> dict[str, Any]:
+    return {"device": device, "time": t, "seqNumber": seq, "data": data} | radio
+
+
+def test_up_events_follow_the_stored_merge(
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    start_ingester: StartIngester,
+) -> None:
+    events = f"ev-{uuid.uuid4().hex[:8]}"
+    ing = start_ingester(
+        mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        database=database,
+        prefix=topic_prefix,
+        mqtt_events_prefix=events,
+        metrics=True,
+    )
+    t = int(time.time()) - 5
+    data = wristband_payload(72, 1200, 300, 2, 80)
+    values = decode_wristband(data)
+    topic = f"{topic_prefix}/wristband/1A2B3C"
+    with (
+        EventSubscriber(mosquitto.host, mosquitto.port, events) as sub,
+        Publisher(mosquitto.host, mosquitto.port) as pub,
+    ):
+        pub.publish(topic, _body("1a2b3c", t, 7, data, station="0A1B", rssi=-118.5, snr=9.2))
+        first = sub.next()
+        assert first.topic == f"{events}/wristband/1A2B3C/up"
+        assert (first.qos, first.retain) == (1, False)
+        assert first.body == {
+            "device": "1A2B3C",
+            "type": "wristband",
+            "time": _rfc3339(t),
+            "seq": 7,
+            "stations": 1,
+            "station": "0A1B",
+            "rssi": -118.5,
+            "snr": 9.2,
+            "values": values,
+        }
+        # The event comes once the point is stored.
+        assert count_points(influxd, database) == 1
+        # A second station, heard better: the merged message again, with the new figures.
+        pub.publish(topic, _body("1A2B3C", t, 7, data, station="0C2D", rssi=-101.0, snr=12.0))
+        second = sub.next()
+        assert second.body == first.body | {
+            "stations": 2,
+            "station": "0C2D",
+            "rssi": -101.0,
+            "snr": 12.0,
+        }
+        # The first copy again (a redelivery: no change, no event), then a third station
+        # heard worse: a new count, the same best station. Only the third is an event.
+        pub.publish(topic, _body("1A2B3C", t, 7, data, station="0A1B", rssi=-118.5, snr=9.2))
+        pub.publish(topic, _body("1A2B3C", t, 7, data, station="0E3F", rssi=-130.0, snr=1.0))
+        third = sub.next()
+        assert third.body == second.body | {"stations": 3}
+        # A copy that changes nothing, then the next uplink: the next event is the new uplink.
+        pub.publish(topic, _body("1A2B3C", t, 7, data, station="0E3F", rssi=-130.0, snr=1.0))
+        bare = wristband_payload(60, 1300, 310, 0, 79)
+        pub.publish(topic, _body("1A2B3C", t + 1, 8, bare))
+        nxt = sub.next()
+        assert nxt.body == {
+            "device": "1A2B3C",
+            "type": "wristband",
+            "time": _rfc3339(t + 1),
+            "seq": 8,
+            "stations": 1,
+            "station": None,
+            "rssi": None,
+            "snr": None,
+            "values": decode_wristband(bare),
+        }
+    wait_for(lambda: ingest_metric(ing, "telemetry_ingest_events_published_total") == 4)
+    assert ingest_metric(ing, "telemetry_ingest_events_dropped_total") == 0
+
+
+def test_rejects_are_events(
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    start_ingester: StartIngester,
+) -> None:
+    events = f"ev-{uuid.uuid4().hex[:8]}"
+    start_ingester(
+        mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        database=database,
+        prefix=topic_prefix,
+        mqtt_events_prefix=events,
+    )
+    with (
+        EventSubscriber(mosquitto.host, mosquitto.port, events) as sub,
+        Publisher(mosquitto.host, mosquitto.port) as pub,
+    ):
+        before = time.time()
+        pub.publish(f"{topic_prefix}/wristband/1A2B3C", b"not json")
+        got = sub.next()
+        assert got.topic == f"{events}/rejected/json"
+        assert (got.qos, got.retain) == (1, False)
+        assert set(got.body) == {"reason", "topic", "device", "time", "detail"}
+        assert got.body["reason"] == "json"
+        assert got.body["topic"] == f"{topic_prefix}/wristband/1A2B3C"
+        assert got.body["device"] == "1A2B3C"
+        assert got.body["detail"]
+        assert RFC3339_MS.match(got.body["time"]), got.body["time"]
+        when = datetime.strptime(got.body["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        assert before - 1 <= when.timestamp() <= time.time() + 1
+        # No device in a malformed topic: no `device` key.
+        pub.publish(f"{topic_prefix}/wristband/NOT-HEX", b"{}")
+        got = sub.next()
+        assert got.topic == f"{events}/rejected/topic"
+        assert set(got.body) == {"reason", "topic", "time", "detail"}
+        assert got.body["topic"] == f"{topic_prefix}/wristband/NOT-HEX"
+    # Kept as rejected points too, as before.
+    wait_for(lambda: count_points(influxd, database, "detail", "rejected") == 2)
+
+
+def test_broker_refusing_events_never_stops_storing(  # noqa: PLR0917  # fixtures
+    make_mosquitto: Any,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    start_ingester: StartIngester,
+    tmp_path: Path,
+) -> None:
+    """An ACL without write access to the events: uplinks stored and acked, events counted."""
+    events = f"ev-{uuid.uuid4().hex[:8]}"
+    acl = tmp_path / "acl"
+    # Anonymous clients (rules before any `user` line): uplinks read and written, events read.
+    acl.write_text(f"topic readwrite {topic_prefix}/#\ntopic read {events}/#\n")
+    broker: Mosquitto = make_mosquitto(acl_file=acl)
+    ing = start_ingester(
+        mqtt_url=broker.url,
+        influx_url=influxd.url,
+        database=database,
+        prefix=topic_prefix,
+        mqtt_events_prefix=events,
+        metrics=True,
+    )
+    t = int(time.time()) - 20
+    with Publisher(broker.host, broker.port) as pub:
+        pub.many(
+            [
+                (
+                    f"{topic_prefix}/wristband/1A2B3C",
+                    _body("1A2B3C", t + i, i, wristband_payload(70, i, i, 0, 50)),
+                )
+                for i in range(10)
+            ]
+        )
+    wait_for(lambda: count_points(influxd, database) == 10, what="10 uplinks stored")
+    wait_for(
+        lambda: ingest_metric(ing, "telemetry_ingest_events_dropped_total") == 10,
+        what="10 events dropped",
+    )
+    assert ingest_metric(ing, "telemetry_ingest_events_published_total") == 0
+    wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 10)
+    assert "refuses our events" in ing.log()
+
+
+def test_events_off(
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    start_ingester: StartIngester,
+) -> None:
+    events = f"ev-{uuid.uuid4().hex[:8]}"
+    ing = start_ingester(
+        mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        database=database,
+        prefix=topic_prefix,
+        mqtt_events_prefix=events,
+        ingest_events="false",
+        metrics=True,
+    )
+    with (
+        EventSubscriber(mosquitto.host, mosquitto.port, events) as sub,
+        Publisher(mosquitto.host, mosquitto.port) as pub,
+    ):
+        pub.publish(
+            f"{topic_prefix}/wristband/1A2B3C",
+            _body("1A2B3C", int(time.time()) - 3, 1, wristband_payload(70, 1, 1, 0, 50)),
+        )
+        wait_for(lambda: count_points(influxd, database) == 1)
+        wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 1)
+        # Events go out right after the ack; none may come (a bounded wait for an absence).
+        with pytest.raises(queue.Empty):
+            sub.messages.get(timeout=0.5)

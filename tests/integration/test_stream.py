@@ -1,0 +1,333 @@
+"""`GET /v1/stream` against real servers: `telemetry ingest` and `telemetry api` processes."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from telemetry.servers import Influxd, Mosquitto
+from tests.support.apiproc import API_KEY, AUTH, ApiProcess, Sse, StreamReader
+from tests.support.ingest import (
+    Publisher,
+    StartIngester,
+    decode_wristband,
+    wait_for,
+    wristband_payload,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Stack:
+    mosquitto: Mosquitto
+    uplinks: str  # the uplink topic prefix
+    events: str  # the events prefix
+    api: ApiProcess
+    readers: list[StreamReader]
+
+    def reader(self, **params: str) -> StreamReader:
+        headers = (
+            {"Last-Event-ID": params.pop("last_event_id")} if "last_event_id" in params else {}
+        )
+        r = StreamReader(self.api.base, params, headers)
+        self.readers.append(r)
+        assert r.status == 200 or r.opened.is_set(), r.error
+        return r
+
+    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        with Publisher(self.mosquitto.host, self.mosquitto.port) as pub:
+            pub.many(messages)
+
+
+MakeStack = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(  # noqa: PLR0917  # fixtures
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    start_ingester: StartIngester,
+    tmp_path: Path,
+) -> Iterator[MakeStack]:
+    """An ingester and an API process sharing a fresh events prefix; stopped at the end."""
+    apis: list[ApiProcess] = []
+    stacks: list[Stack] = []
+
+    def make(**api_env: object) -> Stack:
+        events = f"ev-{uuid.uuid4().hex[:8]}"
+        start_ingester(
+            mqtt_url=mosquitto.url,
+            influx_url=influxd.url,
+            database=database,
+            prefix=topic_prefix,
+            mqtt_events_prefix=events,
+        )
+        api = ApiProcess(
+            tmp_path / "api",
+            mqtt_url=mosquitto.url,
+            influx_url=influxd.url,
+            database=database,
+            mqtt_events_prefix=events,
+            **api_env,
+        ).start()
+        apis.append(api)
+        stack = Stack(mosquitto, topic_prefix, events, api, [])
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        for r in stack.readers:
+            r.close()
+    for api in apis:
+        if api.proc is not None and api.proc.poll() is None:
+            api.stop(signal.SIGKILL)
+
+
+def _uplink(
+    prefix: str, device: str, t: int, seq: int, **radio: object
+) -> tuple[str, dict[str, Any]]:
+    data = wristband_payload(60 + seq % 40, 100 * seq, seq, seq % 4, 80)
+    body = {"device": device, "time": t, "seqNumber": seq, "data": data} | radio
+    return f"{prefix}/wristband/{device}", body
+
+
+def _next_of(reader: StreamReader, kind: str = "up") -> Sse:
+    while True:
+        event = reader.next()
+        if event.event == kind:
+            return event
+
+
+def test_an_uplink_shows_up_with_its_values_and_stations(make_stack: MakeStack) -> None:
+    stack = make_stack()
+    everything = stack.reader()
+    ups = stack.reader(events="up", type="wristband", device="1a2b3c")
+    scales = stack.reader(type="scale")
+    assert stack.api.metric("telemetry_api_stream_clients") == 3
+    t = int(time.time()) - 10
+    topic, body = _uplink(
+        stack.uplinks,
+        "1A2B3C",
+        t,
+        5,
+        station="0A1B",
+        rssi=-120.0,
+        snr=5.0,
+        duplicates=[{"bsId": "0C2D", "rssi": -99.5, "snr": 11.0, "nbRep": 1}],
+    )
+    stack.publish([(topic, body), _uplink(stack.uplinks, "00FF", t, 1)])
+    got = ups.next()
+    assert got.event == "up"
+    assert got.id is not None
+    assert got.data == {
+        "device": "1A2B3C",
+        "type": "wristband",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)),
+        "seq": 5,
+        "stations": 2,
+        "station": "0C2D",
+        "rssi": -99.5,
+        "snr": 11.0,
+        "values": decode_wristband(body["data"]),
+    }
+    first, second = everything.next(), everything.next()
+    assert first == got
+    assert second.data["device"] == "00FF"
+    assert second.id is not None
+    assert second.id > got.id
+    # A reject reaches the unfiltered client; the `up`-only and scale clients see neither.
+    stack.publish([(f"{stack.uplinks}/wristband/1A2B3C", {"device": "1A2B3C"})])
+    rejected = everything.next()
+    assert rejected.event == "rejected"
+    assert rejected.data["reason"] == "envelope"
+    assert rejected.data["device"] == "1A2B3C"
+    scale_t = t + 1
+    stack.publish(
+        [
+            (
+                f"{stack.uplinks}/scale/5CA1E",
+                {"device": "5CA1E", "time": scale_t, "seqNumber": 1, "data": "1b580120011a50"},
+            )
+        ]
+    )
+    assert scales.next().data["device"] == "5CA1E"  # the first it gets: the filters held
+    assert _next_of(everything).data["device"] == "5CA1E"
+    with pytest.raises(queue.Empty):
+        ups.events.get_nowait()
+
+
+def test_tail_and_resume_with_last_event_id(make_stack: MakeStack) -> None:
+    stack = make_stack()
+    live = stack.reader(events="up")
+    t = int(time.time()) - 30
+    stack.publish([_uplink(stack.uplinks, "1A2B3C", t + i, i) for i in range(6)])
+    seen = [live.next() for _ in range(6)]
+    assert [e.data["seq"] for e in seen] == list(range(6))
+    ids = [e.id or 0 for e in seen]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 6
+    tail = stack.reader(tail="3", events="up")
+    assert [tail.next() for _ in range(3)] == seen[3:]
+    resumed = stack.reader(last_event_id=str(ids[1]))
+    assert [resumed.next() for _ in range(4)] == seen[2:]
+    # ... then it goes on live, with nothing sent twice.
+    stack.publish([_uplink(stack.uplinks, "1A2B3C", t + 6, 6)])
+    assert resumed.next().data["seq"] == 6
+    assert tail.next().data["seq"] == 6
+    with pytest.raises(queue.Empty):
+        resumed.events.get_nowait()
+
+
+def test_bad_parameters_are_problems(make_stack: MakeStack) -> None:
+    stack = make_stack()
+    base = stack.api.base
+    cases = [
+        ({"tail": "1001"}, {}, 422, None),
+        ({"tail": "x"}, {}, 422, None),
+        ({"events": "up,bogus"}, {}, 400, "events"),
+        ({"type": "toaster"}, {}, 400, "type"),
+        ({"device": "1A2B3C,XYZ"}, {}, 400, "device"),
+        ({}, {"Last-Event-ID": "abc"}, 400, "Last-Event-ID"),
+    ]
+    for params, headers, status, parameter in cases:
+        r = httpx.get(f"{base}/v1/stream", params=params, headers=AUTH | headers, timeout=10)
+        assert r.status_code == status, (params, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        if parameter:
+            assert r.json()["parameter"] == parameter
+    r = httpx.get(f"{base}/v1/stream", timeout=10)
+    assert r.status_code == 401
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_heartbeat_and_duplicate_status_events(make_stack: MakeStack) -> None:
+    stack = make_stack(api_stream_heartbeat="0.2")
+    r = stack.reader(events="status,up")
+    wait_for(lambda: len(r.comments) >= 3, what="comment lines on a quiet stream")
+    status = f"{stack.events}/wristband/1A2B3C/status"
+    body = (
+        b'{"device":"1A2B3C","type":"wristband","time":"2026-01-01T00:00:00Z",'
+        b'"state":"late","previous":"online","alarms":[]}'
+    )
+    # Two ingesters noticing one change publish the same event: it is shown once.
+    with Publisher(stack.mosquitto.host, stack.mosquitto.port) as pub:
+        pub.many([(status, body), (status, body)])
+    stack.publish([_uplink(stack.uplinks, "1A2B3C", int(time.time()) - 2, 1)])
+    first = r.next()
+    assert first.event == "status"
+    assert first.data["state"] == "late"
+    assert r.next().event == "up"  # not the status again
+    assert stack.api.metric("telemetry_api_stream_duplicates_total") == 1
+
+
+def test_two_api_processes_each_serve_every_event(
+    make_stack: MakeStack, mosquitto: Mosquitto, influxd: Influxd, database: str, tmp_path: Path
+) -> None:
+    """Each API process has its own subscription (random client id): neither takes the other's."""
+    stack = make_stack()
+    other = ApiProcess(
+        tmp_path / "api2",
+        mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        database=database,
+        mqtt_events_prefix=stack.events,
+    ).start()
+    try:
+        here = stack.reader(events="up")
+        there = StreamReader(other.base, {"events": "up"})
+        stack.readers.append(there)
+        t = int(time.time()) - 5
+        stack.publish([_uplink(stack.uplinks, "1A2B3C", t + i, i) for i in range(3)])
+        for reader in (here, there):
+            assert [reader.next().data["seq"] for _ in range(3)] == [0, 1, 2]
+        stack.publish([_uplink(stack.uplinks, "1A2B3C", t + 3, 3)])
+        for reader in (here, there):
+            assert reader.next().data["seq"] == 3  # nothing twice in between
+    finally:
+        other.stop()
+
+
+def _stuck_client(base_port: int) -> socket.socket:
+    """A stream client that reads nothing, with a receive buffer as small as allowed."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", base_port))
+    s.sendall(
+        f"GET /v1/stream HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {API_KEY}\r\n\r\n".encode()
+    )
+    return s
+
+
+def test_a_slow_client_overflows_while_a_fast_one_keeps_up(make_stack: MakeStack) -> None:
+    stack = make_stack(api_stream_backlog="50")
+    fast = stack.reader()
+    slow = _stuck_client(stack.api.port)
+    try:
+        wait_for(lambda: stack.api.metric("telemetry_api_stream_clients") == 2, what="2 clients")
+        # Events of about 1.1 KB (rejects keep 1 KiB of their topic): more than the kernel's
+        # socket buffers (up to 4 MB here) and uvicorn's hold for a client that reads nothing.
+        n = 6000
+        junk: list[tuple[str, dict[str, Any]]] = [
+            (f"{stack.uplinks}/wristband/{i:08d}{'F' * 1000}", {}) for i in range(n)
+        ]
+        stack.publish(junk)
+        wait_for(
+            lambda: stack.api.metric("telemetry_api_stream_overflows_total") >= 1,
+            what="an overflow",
+        )
+        # The slow client now reads (within the API's 10 s of grace): what was in flight,
+        # then `event: overflow`, then the end of the response.
+        slow.settimeout(30)
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            chunk = slow.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        slow.close()
+    assert b"event: overflow" in data
+    assert data.count(b"event: rejected") < n
+    got = [fast.next() for _ in range(n)]
+    assert [e.event for e in got] == ["rejected"] * n
+    assert len({e.data["topic"][:40] for e in got}) == n
+    assert stack.api.metric("telemetry_api_stream_clients") == 1
+    assert not fast.ended.is_set()
+    # The fast client is still served.
+    stack.publish([_uplink(stack.uplinks, "A000", int(time.time()) - 2, 1)])
+    assert _next_of(fast).data["device"] == "A000"
+
+
+def test_sigterm_ends_open_streams(make_stack: MakeStack) -> None:
+    stack = make_stack()
+    readers = [stack.reader() for _ in range(3)]
+    stuck = _stuck_client(stack.api.port)
+    try:
+        wait_for(lambda: stack.api.metric("telemetry_api_stream_clients") == 4, what="4 clients")
+        assert stack.api.proc is not None
+        stack.api.proc.send_signal(signal.SIGTERM)
+        # uvicorn alone would wait for these connections forever; the deadline is 5 s.
+        code = stack.api.proc.wait(30)
+    finally:
+        stuck.close()
+    assert code in (0, -signal.SIGTERM), stack.api.log()
+    for r in readers:
+        wait_for(r.ended.is_set, what="stream ended")
+    log = stack.api.log()
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log
+    assert "timeout graceful shutdown exceeded" not in log

@@ -1,0 +1,172 @@
+"""Event bodies and the event connection's packets, against plain encodings of the same data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from catalogue import load_catalogue
+from catalogue.codec import Value
+from ingest.eventlink import EventLink, connect_packet, parse_connack, publish_packet
+from ingest.events import EventPublisher, rejected_event, rfc3339_ns, up_event
+from ingest.merge import Copy
+from ingest.metrics import Metrics
+from telemetry.settings import Settings
+
+CATALOGUE = load_catalogue(None)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+@given(
+    topic=st.text(alphabet="abc/XYZ09", min_size=1, max_size=300).map(str.encode),
+    payload=st.binary(max_size=20_000),
+    mid=st.integers(1, 65_535),
+)
+def test_publish_packet_is_mqtt5_qos1(topic: bytes, payload: bytes, mid: int) -> None:
+    variable = struct.pack("!H", len(topic)) + topic + struct.pack("!H", mid) + b"\x00"
+    assert publish_packet(topic, payload, mid) == (
+        b"\x32" + _varint(len(variable) + len(payload)) + variable + payload
+    )
+
+
+def test_connect_packet() -> None:
+    packet = connect_packet("ing-events-1", 20, "ingest", "pw")
+    body = (
+        b"\x00\x04MQTT\x05\xc2\x00\x14\x00"
+        + b"\x00\x0cing-events-1"
+        + b"\x00\x06ingest"
+        + b"\x00\x02pw"
+    )
+    assert packet == b"\x10" + bytes([len(body)]) + body
+
+
+def test_connack_receive_maximum() -> None:
+    # session present 0, success, properties: topic alias max 10, receive maximum 1000
+    props = b"\x22\x00\x0a\x21\x03\xe8"
+    assert parse_connack(b"\x00\x00" + bytes([len(props)]) + props) == (0, 1000)
+    assert parse_connack(b"\x00\x87\x00") == (0x87, 65_535)
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("wristband", "48000004b0012c0064"),
+        ("weather_station", "0866019a0320279c50"),
+        ("scale", "1b580120011a50"),
+        ("plant_sensor", "2a0064086611"),
+    ],
+)
+@pytest.mark.parametrize(
+    "best", [Copy("0A1B", -110.5, 8.0), Copy("-", None, None), Copy("0C", -99.0, None)]
+)
+def test_up_event_is_the_stored_message(name: str, payload: str, best: Copy) -> None:
+    dtype = CATALOGUE[name]
+    values = dtype.decode(bytes.fromhex(payload)).values
+    topic, body = up_event("ev", dtype, "1A2B3C", 1_716_000_000, 12, 3, best, values)
+    assert topic == f"ev/{name}/1A2B3C/up"
+    assert json.loads(body) == {
+        "device": "1A2B3C",
+        "type": name,
+        "time": "2024-05-18T02:40:00Z",
+        "seq": 12,
+        "stations": 3,
+        "station": None if best.station == "-" else best.station,
+        "rssi": best.rssi,
+        "snr": best.snr,
+        "values": values,
+    }
+
+
+def test_up_event_with_a_value_left_out() -> None:
+    dtype = CATALOGUE["wristband"]
+    values: dict[str, Value] = {"heart_rate": 72, "battery": 80}  # others out of range
+    _, body = up_event("ev", dtype, "1", 1_716_000_000, 1, 1, Copy("0A", -100.0, 1.5), values)
+    assert json.loads(body)["values"] == values
+
+
+def test_rejected_event() -> None:
+    topic, body = rejected_event(
+        "ev", "json", "uplink/wristband/1A2B3C", "1A2B3C", 1_716_000_000_123_456_789, 'bad "x"'
+    )
+    assert topic == "ev/rejected/json"
+    assert json.loads(body) == {
+        "reason": "json",
+        "topic": "uplink/wristband/1A2B3C",
+        "device": "1A2B3C",
+        "time": "2024-05-18T02:40:00.123Z",
+        "detail": 'bad "x"',
+    }
+    _, body = rejected_event("ev", "topic", "x" * 5000, None, 0, "d" * 5000)
+    doc = json.loads(body)
+    assert "device" not in doc
+    assert (len(doc["topic"]), len(doc["detail"])) == (1024, 512)
+    assert rfc3339_ns(0) == "1970-01-01T00:00:00.000Z"
+
+
+def test_pubacks_counted_and_window_freed() -> None:
+    acks: list[tuple[int, int, int]] = []
+    link = EventLink(Settings(), lambda *a: acks.append(a))
+    link.inflight = {1, 2, 3, 4}
+    # v5 success without a reason byte, success 0x10 (no subscribers), refused 0x87; split
+    # across reads, and one PUBACK for an id not in flight (ignored).
+    stream = b"\x40\x02\x00\x01" + b"\x40\x03\x00\x02\x10" + b"\x40\x03\x00\x03\x87"
+    stream += b"\x40\x02\x00\x09" + b"\xd0\x00" + b"\x40\x02\x00\x04"
+    link._feed(stream[:5])
+    link._feed(stream[5:11])
+    link._feed(stream[11:])
+    assert sum(a[0] for a in acks) == 3
+    assert sum(a[1] for a in acks) == 1
+    assert any(a[1] == 1 and a[2] == 0x87 for a in acks)
+    assert link.inflight == set()
+
+
+def test_a_block_of_plain_pubacks() -> None:
+    acks: list[tuple[int, int, int]] = []
+    link = EventLink(Settings(), lambda *a: acks.append(a))
+    link.inflight = set(range(1, 70_000 % 65_536))
+    link._feed(b"".join(b"\x40\x02" + struct.pack("!H", mid) for mid in range(1, 3000)))
+    assert acks == [(2999, 0, 0)]
+    assert min(link.inflight) == 3000
+
+
+def test_write_refused_is_an_event() -> None:
+    async def main() -> None:
+        pub = EventPublisher(Settings(mqtt_events_prefix="ev"), Metrics())
+        pub.on_write_refused("field type conflict", 1_716_000_000_000_000_000)
+        ((topic, body),) = pub._queue
+        assert topic == b"ev/rejected/write_refused"
+        assert json.loads(body) == {
+            "reason": "write_refused",
+            "topic": "",
+            "time": "2024-05-18T02:40:00.000Z",
+            "detail": "field type conflict",
+        }
+
+    asyncio.run(main())
+
+
+def test_emit_never_blocks_and_counts_what_it_drops() -> None:
+    async def main() -> None:
+        metrics = Metrics()
+        pub = EventPublisher(Settings(), metrics, capacity=3)
+        pub.emit("a", b"1")
+        pub.emit_many([("b", b"2"), ("c", b"3"), ("d", b"4")])
+        pub.emit("e", b"5")
+        assert metrics.events_dropped._value.get() == 2
+        await pub.close(0)  # never connected: what is queued is dropped too
+        assert metrics.events_dropped._value.get() == 5
+
+    asyncio.run(main())
