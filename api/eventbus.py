@@ -32,6 +32,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from telemetry.settings import Settings
 
+# Jitter from a generator of its own: background retries never touch the global `random`
+# state that simulators and tests seed (Hypothesis flags strategies whose draws it changes).
+_JITTER = random.Random()  # noqa: S311  # jitter, not crypto
+
 log = logging.getLogger(__name__)
 
 KINDS = ("up", "status", "rejected", "downlink")
@@ -302,7 +306,7 @@ class EventBus:
                 log.warning("stream: MQTT connection lost or refused: %s", exc)
             finally:
                 self.connected.clear()
-            delay = random.uniform(0, min(RECONNECT_CAP, RECONNECT_BASE * 2**attempt))  # noqa: S311
+            delay = _JITTER.uniform(0, min(RECONNECT_CAP, RECONNECT_BASE * 2**attempt))
             attempt += 1
             await asyncio.sleep(delay)
 

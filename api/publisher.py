@@ -28,6 +28,10 @@ import aiomqtt
 
 from telemetry.settings import Settings
 
+# Jitter from a generator of its own: background retries never touch the global `random`
+# state that simulators and tests seed (Hypothesis flags strategies whose draws it changes).
+_JITTER = random.Random()  # noqa: S311  # jitter, not crypto
+
 log = logging.getLogger(__name__)
 
 # Unacknowledged QoS 1 publishes paho keeps on the wire at once. uvicorn's limit_concurrency
@@ -99,7 +103,9 @@ class Publisher:
             finally:
                 self._disconnected()
             attempt += 1
-            await asyncio.sleep(random.uniform(0, min(RECONNECT_CAP, RECONNECT_BASE * 2**attempt)))  # noqa: S311  # jitter
+            await asyncio.sleep(
+                _JITTER.uniform(0, min(RECONNECT_CAP, RECONNECT_BASE * 2**attempt))
+            )  # jitter
 
     def _disconnected(self) -> None:
         self.connected.clear()

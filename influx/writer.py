@@ -24,6 +24,10 @@ import httpx
 
 from influx.errors import WriteError
 
+# Jitter from a generator of its own: background retries never touch the global `random`
+# state that simulators and tests seed (Hypothesis flags strategies whose draws it changes).
+_JITTER = random.Random()  # noqa: S311  # jitter, not crypto
+
 
 class Outcome(enum.Enum):
     STORED = "stored"
@@ -68,7 +72,7 @@ def backoff(
     attempt: int, base: float = 0.5, cap: float = BACKOFF_CAP, hint: float | None = None
 ) -> float:
     """Full-jitter exponential backoff; a server's Retry-After wins when it asks for longer."""
-    delay = random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311  # jitter, not crypto
+    delay = _JITTER.uniform(0, min(cap, base * 2**attempt))  # jitter, not crypto
     return max(delay, min(hint, cap * 4)) if hint is not None else delay
 
 
