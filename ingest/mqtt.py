@@ -25,6 +25,21 @@ loop turn, `ingest.frames` splits them into packets, PUBLISH packets become `Inc
 a plain list and every other packet goes to paho's own handlers; `_read` is woken once per turn.
 The PUBACKs for a stored batch go out as one write. All of this is private API (aiomqtt#345
 canary in tests/unit/test_ingest_mqtt.py).
+
+The way out of the private API (decided; until then everything private stays in this module):
+- aiomqtt is now only a connect/subscribe shell around our own reader, so the module rests on
+  two libraries' internals (14 private names: aiomqtt's `Client._client`/`_disconnected`, and
+  paho's `_in_packet`, `_sock`, `_sock_recv`, `_sock_close`, `_packet_read`, `_packet_handle`,
+  `_packet_queue`, `_loop_rc_handle`, `_last_bytes_received`, `_ping_t`, `_send_pingreq`,
+  `_InPacket`). The pin `aiomqtt>=2.5.1,<2.6` and the canary hold that in place.
+- The exit is an own small MQTT 3.1.1 client on `ingest.frames` (which already parses every
+  packet we read) over `asyncio.open_connection`: CONNECT with `clean_session=False`,
+  SUBSCRIBE, PUBACK in blocks, PINGREQ and DISCONNECT encoders, TLS through `ssl`. The
+  ingester's events connection (`ingest.eventlink`) already speaks MQTT that way, so the
+  encoders and their golden packet tests have a home. It is taken the first time the canary
+  fails on an upgrade we need, or when reconnect or TLS needs a change here, whichever comes
+  first. aiomqtt 3's public manual acks (draft PR #346) would remove the private ack but not
+  the block reader, so they are no longer the exit on their own.
 """
 
 from __future__ import annotations
