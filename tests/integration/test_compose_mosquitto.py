@@ -242,13 +242,12 @@ def test_ingest_may_read_but_never_publish(connect: Connect) -> None:
     assert _drain(ingest) == []
 
 
-def test_api_reads_events_only(connect: Connect) -> None:
-    """The API's account reads `events/#` (its stream) and may publish nothing."""
+def test_api_reads_the_ingesters_events(connect: Connect) -> None:
+    """The API's account reads `events/#` (its stream) and cannot forge the ingester's events."""
     make = connect
     api = _connected(make("api"))
     api.subscribe("events/#")
     assert str(api.publish("events/wristband/1A2B3C/up")) == "Not authorized"
-    assert str(api.publish("uplink/wristband/1A2B3C")) == "Not authorized"
     ingest = _connected(make("ingest"))
     assert not ingest.publish("events/wristband/1A2B3C/up").is_failure
     assert api.messages.get(timeout=TIMEOUT) == "events/wristband/1A2B3C/up"
