@@ -98,8 +98,9 @@ def quick_catalogue(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "catalogue"
     folder.mkdir()
     source = (BUILTIN_DIR / "wristband.toml").read_text()
+    head, _, _ = source.partition("\n[status]\n")  # the built-in cadence is replaced below
     (folder / "wristband_quick.toml").write_text(
-        source.replace('name = "wristband"', 'name = "wristband_quick"', 1)
+        head.replace('name = "wristband"', 'name = "wristband_quick"', 1)
         + '\n[status]\ninterval = "2s"\noffline_after = "1h"\n'
     )
     yield folder
