@@ -228,7 +228,7 @@ class Processor:
                     acc.device,
                     up.time,
                     up.seqNumber,
-                    len(state.stations),
+                    len(state.stations) or 1,  # as stored: 1 when no copy names a station
                     state.best,
                     acc.decoded.values,
                 )
