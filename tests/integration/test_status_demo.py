@@ -1,6 +1,7 @@
 """The done-when of device status: `telemetry ingest`, `telemetry api` and `telemetry simulate
 --silent 2 --low-battery 1`, all real processes; `/v1/alarms` lists two `offline` alarms (each
-after `late`) and one `battery_low`, each one point in `event`.
+after `late`) and one `battery_low`, each one point in `event` and each seen as a `status` event
+on `/v1/stream` (DESIGN sections 9 and 10).
 
 The `beacon` test type (tests/support/status_types) reports every ~1.2 s (0.6 of its 2 s
 interval), so late, offline and a drained battery take seconds rather than hours.
@@ -8,9 +9,12 @@ interval), so late, offline and a drained battery take seconds rather than hours
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ import httpx
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto, free_port
+from tests.support.apiproc import StreamReader
 from tests.support.influx import select
 from tests.support.ingest import TELEMETRY, StartIngester, wait_for
 
@@ -28,16 +33,25 @@ TYPES = Path(__file__).parent.parent / "support" / "status_types"
 KEY = "demo-key-0123456789"
 
 
+@pytest.fixture
+def events_prefix() -> str:
+    return f"events-{uuid.uuid4().hex[:10]}"  # this test's own events, on the shared broker
+
+
 def _env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
     return env | {f"TELEMETRY_{k.upper()}": v for k, v in values.items()}
 
 
 @pytest.fixture
-def api_url(influxd: Influxd, database: str, tmp_path: Path) -> Iterator[str]:
-    """`telemetry api` as a subprocess, ready on return."""
+def api_url(
+    influxd: Influxd, mosquitto: Mosquitto, database: str, events_prefix: str, tmp_path: Path
+) -> Iterator[str]:
+    """`telemetry api` as a subprocess, ready and subscribed to the events on return."""
     port = free_port()
     env = _env(
+        mqtt_url=mosquitto.url,
+        mqtt_events_prefix=events_prefix,
         influx_url=influxd.url,
         influx_database=database,
         api_keys=KEY,
@@ -56,7 +70,9 @@ def api_url(influxd: Influxd, database: str, tmp_path: Path) -> Iterator[str]:
             return proc.poll() is not None
 
     wait_for(ready, what="the API to be ready")
-    assert proc.poll() is None, (tmp_path / "api.log").read_text()
+    log_text = (tmp_path / "api.log").read_text
+    wait_for(lambda: "stream: subscribed" in log_text() or proc.poll() is not None, what="events")
+    assert proc.poll() is None, log_text()
     yield url
     proc.send_signal(signal.SIGTERM)
     proc.wait(20)
@@ -68,9 +84,12 @@ def test_silent_and_low_battery_devices_raise_their_alarms_once(  # noqa: PLR091
     influxd: Influxd,
     database: str,
     topic_prefix: str,
+    events_prefix: str,
     api_url: str,
     tmp_path: Path,
 ) -> None:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    stream = StreamReader(api_url, {"events": "status"}, headers)
     start_ingester(
         mqtt_url=mosquitto.url,
         influx_url=influxd.url,
@@ -78,6 +97,7 @@ def test_silent_and_low_battery_devices_raise_their_alarms_once(  # noqa: PLR091
         prefix=topic_prefix,
         catalogue_dir=TYPES,
         status_poll_seconds=1,
+        mqtt_events_prefix=events_prefix,
     )
     env = _env(mqtt_url=mosquitto.url, mqtt_topic_prefix=topic_prefix, catalogue_dir=str(TYPES))
     args = ["--types", "beacon", "--devices", "5", "--loss", "0", "--duration", "120s"]
@@ -86,7 +106,6 @@ def test_silent_and_low_battery_devices_raise_their_alarms_once(  # noqa: PLR091
         sim = subprocess.Popen(
             [TELEMETRY, "simulate", *args], env=env, stdout=log, stderr=log, cwd=tmp_path
         )
-    headers = {"Authorization": f"Bearer {KEY}"}
 
     def alarms() -> list[dict[str, Any]] | None:
         got = httpx.get(f"{api_url}/v1/alarms", headers=headers, timeout=5).json()["alarms"]
@@ -119,3 +138,27 @@ def test_silent_and_low_battery_devices_raise_their_alarms_once(  # noqa: PLR091
         assert mine == [("offline", "raised"), ("state", "late"), ("state", "offline")]
     battery = [r for r in rows if r["kind"] == "battery_low"]
     assert [(r["device"], r["state"]) for r in battery] == [(drained, "raised")]
+    # ... and each change seen once on the stream, as the `status` event of DESIGN section 9
+    seen: list[dict[str, Any]] = []
+
+    def stream_has_all() -> bool:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                seen.append(stream.next(timeout=0.1).data)
+        states = {d: [e["state"] for e in seen if e["device"] == d] for d in offline}
+        drained_alarms = [[a["kind"] for a in e["alarms"]] for e in seen if e["device"] == drained]
+        return all(s[-2:] == ["late", "offline"] for s in states.values()) and any(
+            "battery_low" in kinds for kinds in drained_alarms
+        )
+
+    wait_for(stream_has_all, what="the status events on /v1/stream")
+    assert stream.status == 200
+    for event in seen:
+        assert set(event) == {"device", "type", "time", "state", "previous", "alarms"}
+        assert event["type"] == "beacon"
+    for device in offline:
+        mine = [(e["previous"], e["state"]) for e in seen if e["device"] == device]
+        assert mine[-2:] == [("online", "late"), ("late", "offline")]
+        # the offline event carries the alarm
+        went_offline = next(e for e in seen if e["device"] == device and e["state"] == "offline")
+        assert [a["kind"] for a in went_offline["alarms"]] == ["offline"]
