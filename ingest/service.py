@@ -18,12 +18,14 @@ from catalogue import Catalogue
 from influx.client import InfluxClient, ensure_database
 from influx.connection import async_client
 from influx.writer import InfluxWriter
+from ingest.batcher import Batch, Batcher
 from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
 from ingest.mqtt import Incoming, MqttSource
-from ingest.pipeline import Batch, Batcher, Chunk, Processor, Storer
-from ingest.sink import Sink
+from ingest.points import RejectStamper
+from ingest.processor import Processed, Processor
+from ingest.sink import Sink, Storer
 from ingest.spool import Spool, SpoolBusy
 from ingest.watcher import Emit, StatusWatcher, log_emit
 from telemetry.errors import StartupError
@@ -111,14 +113,16 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
     # The spool's folder lock is held until the ingester has stopped.
     async with contextlib.aclosing(spool), async_client(settings) as http:
         await ensure_database(http, settings.influx_database)
+        stamper = RejectStamper()  # one per ingester: no two of its rejects share a point
         sink = Sink(
             InfluxWriter(http, settings.influx_database),
             spool,
             metrics,
             create_database=lambda: ensure_database(http, settings.influx_database),
+            stamper=stamper,
         )
         inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
-        chunks: asyncio.Queue[Chunk | None] = asyncio.Queue(INBOX_CHUNKS)
+        processed: asyncio.Queue[Processed | None] = asyncio.Queue(INBOX_CHUNKS)
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
         source = MqttSource(settings, inbox, metrics.received.inc)
         # Spooled batches are not in InfluxDB yet: their times are unknown, stay conservative.
@@ -129,6 +133,7 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
             metrics,
             StoredLookup(http, settings.influx_database),
             known_after=newest,
+            stamper=stamper,
         )
         # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
         events = EventPublisher(settings, metrics) if settings.ingest_events else None
@@ -150,10 +155,10 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
                 if events is not None:
                     tg.create_task(events.run())
                 stages = [
-                    tg.create_task(processor.run(inbox, chunks)),
+                    tg.create_task(processor.run(inbox, processed)),
                     tg.create_task(
                         Batcher(settings.ingest_batch_size, settings.ingest_flush_interval).run(
-                            chunks, batches
+                            processed, batches
                         )
                     ),
                     tg.create_task(storer.run(batches)),
