@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 import httpx
 
@@ -22,7 +24,7 @@ from ingest.batcher import Batch, Batcher
 from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
-from ingest.mqtt import Incoming, MqttSource
+from ingest.mqtt import AckToken, Incoming, MqttSource
 from ingest.points import RejectStamper
 from ingest.processor import Processed, Processor
 from ingest.sink import Sink, Storer
@@ -37,6 +39,24 @@ log = logging.getLogger(__name__)
 # Memory is bounded by them and by the broker's in-flight window (see ingest/mqtt.py).
 INBOX_CHUNKS = 4
 BATCHES_AHEAD = 2
+
+
+class Source(Protocol):
+    """What the stages need of the receiving end: `MqttSource`, or a test's fake."""
+
+    barrier_timeout: float
+
+    async def run(self) -> None: ...
+    def stop_intake(self) -> None: ...
+    def close(self) -> None: ...
+    def ack(self, tokens: list[AckToken]) -> int: ...
+    def oldest_unacked(self) -> float: ...
+
+
+# Makes the source from the settings, the queue it fills and the received-messages counter.
+MakeSource = Callable[
+    [Settings, "asyncio.Queue[list[Incoming] | None]", Callable[[int], None]], Source
+]
 
 
 # Young-generation collections every 10,000 net allocations instead of 700: a message makes
@@ -98,13 +118,14 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
     *,
     tune_gc: bool = False,
     emit: Emit = log_emit,
+    make_source: MakeSource = MqttSource,
 ) -> None:
     """Run until `stop` is set, then drain and return.
 
     `tune_gc` (the `telemetry ingest` process, not a library caller) makes garbage collection
     cheaper for the rest of the process, see `_tune_gc`. The status watcher's events go out
     through the event publisher; with `TELEMETRY_INGEST_EVENTS=false`, through `emit` (by
-    default a DEBUG log line).
+    default a DEBUG log line). `make_source` is the MQTT source unless a test injects its own.
     """
     metrics = metrics or Metrics()
     spool = _open_spool(settings)
@@ -124,7 +145,7 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
         inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
         processed: asyncio.Queue[Processed | None] = asyncio.Queue(INBOX_CHUNKS)
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
-        source = MqttSource(settings, inbox, metrics.received.inc)
+        source = make_source(settings, inbox, metrics.received.inc)
         # Spooled batches are not in InfluxDB yet: their times are unknown, stay conservative.
         newest = await newest_stored_time(http, settings.influx_database) if spool.empty else None
         processor = Processor(
