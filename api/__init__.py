@@ -5,7 +5,7 @@
 - `deps`: typed dependency aliases (settings, catalogue, reader, API key, device id).
 - `models`: every response body; `problems`: our errors and the one mapping to RFC 9457.
 - `params`: parsing of times, durations, fields and cursors; `paging`: keyset pages over time.
-- `middleware`: Prometheus metrics and the request body limit; `lookup`: a device's type.
+- `middleware`: Prometheus metrics and the request body limit; `typememo`: a device's type.
 
 Statements are built only in `influx.query`, and only `influx.client` sends them.
 """

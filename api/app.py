@@ -16,7 +16,6 @@ from api.auth import keys_from
 from api.authlimit import FailedAuthLimiter
 from api.downlinks import DownlinkStore, StoreError
 from api.eventbus import EventBus, Hub, stop_task, watch_exit
-from api.lookup import TypeMemo
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from api.publisher import Publisher, publishing
@@ -34,6 +33,7 @@ from api.routes import (
 from api.routes import downlinks as downlink_routes
 from api.routes.sigfox import CallbackMetrics
 from api.statuscache import StatusCache, running
+from api.typememo import TypeMemo
 from catalogue import Catalogue
 from influx.client import InfluxClient
 from influx.connection import async_client

@@ -47,7 +47,8 @@ TAG_KIND = "kind"
 
 BODY_KEEP_BYTES = 1024  # DESIGN section 3: rejected bodies are cut at 1 KiB
 
-# Rejection reasons: the first failing step of the validation ladder (ingest/validate.py).
+# Rejection reasons: the first failing step of the validation ladder (ingest/validate.py),
+# then those found after it (rate limit, InfluxDB, an ingester bug).
 REJECT_REASONS = (
     "topic",  # not <prefix>/<type>/<device>
     "too_large",  # body over 1 KiB
@@ -61,4 +62,5 @@ REJECT_REASONS = (
     "decode",  # payload the codec refuses
     "rate_limited",  # device over its uplink rate
     "write_refused",  # InfluxDB refused the line for its content (400 partial write)
+    "internal",  # an ingester bug on this message (logged with its traceback), not the input
 )

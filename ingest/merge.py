@@ -11,6 +11,10 @@ A bounded LRU of recent transmissions keeps the union of stations. After a resta
 entry was evicted, a late copy may miss the cache: the caller then seeds the entry from the stored
 `uplink` point (`station_ids` and the best station's values), so it merges as it would have
 in the cache, and `stations` never goes down.
+
+The merger also holds the policy of that lookup (`needs_lookup`) and of what waits while
+InfluxDB cannot be read (`must_hold`, below the hold horizon); the processor asks it and
+awaits the lookup.
 """
 
 from __future__ import annotations
@@ -70,11 +74,41 @@ class Transmission:
 class Merger:
     """Recent transmissions by key, at most `capacity` of them."""
 
-    def __init__(self, capacity: int = 50_000) -> None:
+    def __init__(
+        self,
+        capacity: int = 50_000,
+        *,
+        known_after: int = -1,
+        measured: bool = False,
+        always_lookup: bool = False,
+    ) -> None:
         self.capacity = capacity
         self._cache: OrderedDict[Key, Transmission] = OrderedDict()
         # The newest `time` ever evicted: below it the cache cannot tell "new" from "evicted".
         self.evicted_max_time = -1
+        # The cache knows every transmission stamped after `known_after` (one ingester). Only
+        # a `measured` one (the newest time stored at start) says which transmissions are
+        # surely stored already: it is then the hold horizon.
+        self.known_after = known_after
+        self.hold_horizon: int | None = known_after if measured else None
+        # In a share group other ingesters write copies too: always look up on a miss.
+        self.always_lookup = always_lookup
+
+    def needs_lookup(self, key: Key) -> bool:
+        """Whether the stored point of `key` must be read before merging: a cache miss that
+        may be stored already (at or before `known_after`, or evicted from the cache since)."""
+        if key in self._cache:
+            return False
+        return self.always_lookup or key[2] <= max(self.known_after, self.evicted_max_time)
+
+    def must_hold(self, key: Key) -> bool:
+        """Whether a copy of `key` waits, unacked, while InfluxDB cannot be read.
+
+        A transmission at or before the hold horizon was heard before (a copy redelivered
+        after a restart): merging it with the cache alone could lower its `stations`. With
+        no measured horizon (InfluxDB unreachable at start) copies merge with the cache only.
+        """
+        return self.hold_horizon is not None and key[2] <= self.hold_horizon
 
     def __contains__(self, key: Key) -> bool:
         return key in self._cache

@@ -84,3 +84,36 @@ def rejected_point(  # noqa: PLR0917  # the fields of one record
         "detail": printable(detail[:DETAIL_KEEP_CHARS]),
     }
     return (REJECTED, device or "", received_ns), encode_point(REJECTED, tags, fields, received_ns)
+
+
+class RejectStamper:
+    """The one place that stamps reject records, for the processor and the sink alike.
+
+    DESIGN section 3: a reject is stored at its receipt time in ns. Two rejects of one device
+    (or of no device) at the same ns would be the same point and the second would overwrite the
+    first, so the stamps are made strictly increasing. One stamper per ingester, shared.
+    """
+
+    __slots__ = ("_last_ns",)
+
+    def __init__(self) -> None:
+        self._last_ns = 0
+
+    def stamp(self, received_ns: int) -> int:
+        """A unique time for a reject received at `received_ns` (later than every earlier one)."""
+        ts = max(received_ns, self._last_ns + 1)
+        self._last_ns = ts
+        return ts
+
+    def record(  # noqa: PLR0917  # the fields of one record
+        self,
+        reason: str,
+        device: str | None,
+        topic: str,
+        body: bytes,
+        detail: str,
+        received_ns: int,
+    ) -> tuple[int, tuple[PointKey, str]]:
+        """The stamp and the `rejected` point of one refused message."""
+        ts = self.stamp(received_ns)
+        return ts, rejected_point(reason, device, topic, body, detail, ts)

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 import httpx
 
@@ -18,12 +20,14 @@ from catalogue import Catalogue
 from influx.client import InfluxClient, ensure_database
 from influx.connection import async_client
 from influx.writer import InfluxWriter
+from ingest.batcher import Batch, Batcher
 from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
-from ingest.mqtt import Incoming, MqttSource
-from ingest.pipeline import Batch, Batcher, Chunk, Processor, Storer
-from ingest.sink import Sink
+from ingest.mqtt import AckToken, Incoming, MqttSource
+from ingest.points import RejectStamper
+from ingest.processor import Processed, Processor
+from ingest.sink import Sink, Storer
 from ingest.spool import Spool, SpoolBusy
 from ingest.watcher import Emit, StatusWatcher, log_emit
 from telemetry.errors import StartupError
@@ -35,6 +39,24 @@ log = logging.getLogger(__name__)
 # Memory is bounded by them and by the broker's in-flight window (see ingest/mqtt.py).
 INBOX_CHUNKS = 4
 BATCHES_AHEAD = 2
+
+
+class Source(Protocol):
+    """What the stages need of the receiving end: `MqttSource`, or a test's fake."""
+
+    barrier_timeout: float
+
+    async def run(self) -> None: ...
+    def stop_intake(self) -> None: ...
+    def close(self) -> None: ...
+    def ack(self, tokens: list[AckToken]) -> int: ...
+    def oldest_unacked(self) -> float: ...
+
+
+# Makes the source from the settings, the queue it fills and the received-messages counter.
+MakeSource = Callable[
+    [Settings, "asyncio.Queue[list[Incoming] | None]", Callable[[int], None]], Source
+]
 
 
 # Young-generation collections every 10,000 net allocations instead of 700: a message makes
@@ -96,13 +118,14 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
     *,
     tune_gc: bool = False,
     emit: Emit = log_emit,
+    make_source: MakeSource = MqttSource,
 ) -> None:
     """Run until `stop` is set, then drain and return.
 
     `tune_gc` (the `telemetry ingest` process, not a library caller) makes garbage collection
     cheaper for the rest of the process, see `_tune_gc`. The status watcher's events go out
     through the event publisher; with `TELEMETRY_INGEST_EVENTS=false`, through `emit` (by
-    default a DEBUG log line).
+    default a DEBUG log line). `make_source` is the MQTT source unless a test injects its own.
     """
     metrics = metrics or Metrics()
     spool = _open_spool(settings)
@@ -111,16 +134,18 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
     # The spool's folder lock is held until the ingester has stopped.
     async with contextlib.aclosing(spool), async_client(settings) as http:
         await ensure_database(http, settings.influx_database)
+        stamper = RejectStamper()  # one per ingester: no two of its rejects share a point
         sink = Sink(
             InfluxWriter(http, settings.influx_database),
             spool,
             metrics,
             create_database=lambda: ensure_database(http, settings.influx_database),
+            stamper=stamper,
         )
         inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
-        chunks: asyncio.Queue[Chunk | None] = asyncio.Queue(INBOX_CHUNKS)
+        processed: asyncio.Queue[Processed | None] = asyncio.Queue(INBOX_CHUNKS)
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
-        source = MqttSource(settings, inbox, metrics.received.inc)
+        source = make_source(settings, inbox, metrics.received.inc)
         # Spooled batches are not in InfluxDB yet: their times are unknown, stay conservative.
         newest = await newest_stored_time(http, settings.influx_database) if spool.empty else None
         processor = Processor(
@@ -129,6 +154,7 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
             metrics,
             StoredLookup(http, settings.influx_database),
             known_after=newest,
+            stamper=stamper,
         )
         # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
         events = EventPublisher(settings, metrics) if settings.ingest_events else None
@@ -150,10 +176,10 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
                 if events is not None:
                     tg.create_task(events.run())
                 stages = [
-                    tg.create_task(processor.run(inbox, chunks)),
+                    tg.create_task(processor.run(inbox, processed)),
                     tg.create_task(
                         Batcher(settings.ingest_batch_size, settings.ingest_flush_interval).run(
-                            chunks, batches
+                            processed, batches
                         )
                     ),
                     tg.create_task(storer.run(batches)),

@@ -1,4 +1,6 @@
-"""Where a batch goes: straight to InfluxDB, or to the disk spool while InfluxDB is unreachable.
+"""The storing stage: `Storer` takes batches in order, `Sink` puts each in InfluxDB or the spool.
+
+Where a batch goes: straight to InfluxDB, or to the disk spool while InfluxDB is unreachable.
 
 - Spool empty: one direct write. Lines refused for their content go to `rejected`; a failure
   worth retrying sends the batch to the spool instead (the replayer does the retrying).
@@ -27,8 +29,10 @@ from collections.abc import Awaitable, Callable
 from influx.errors import WriteError
 from influx.lineprotocol import LineProtocolError
 from influx.writer import InfluxWriter, Refused, backoff
+from ingest.batcher import Batch
 from ingest.metrics import Metrics
-from ingest.points import rejected_point
+from ingest.mqtt import AckToken
+from ingest.points import RejectStamper
 from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -55,8 +59,10 @@ class Sink:
         spool: Spool,
         metrics: Metrics,
         create_database: Callable[[], Awaitable[bool]] | None = None,
+        stamper: RejectStamper | None = None,
     ) -> None:
         self.writer = writer
+        self.stamper = stamper or RejectStamper()  # shared with the processor by the service
         # Called when a write says the database does not exist (InfluxDB was unreachable at
         # our start, or was replaced by an empty one): create it, then retry.
         self.create_database = create_database
@@ -97,10 +103,9 @@ class Sink:
         for item in refused:
             self.metrics.rejected.labels("write_refused").inc()
             log.warning("InfluxDB refused a line: %s: %r", item.message, item.line[:200])
-            now = time.time_ns()
             try:
-                _, line = rejected_point(
-                    "write_refused", None, "", item.line.encode(), item.message, now
+                now, (_, line) = self.stamper.record(
+                    "write_refused", None, "", item.line.encode(), item.message, time.time_ns()
                 )
             except LineProtocolError:  # cannot happen for our own text, but never loop
                 continue
@@ -205,3 +210,35 @@ class Sink:
                     if await self.writer.answers(PROBE_TIMEOUT):
                         log.info("InfluxDB answers again; replaying the spool")
                         return
+
+
+class Storer:
+    """Stores batches in order and acks each batch's messages once it is stored or spooled."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        ack: Callable[[list[AckToken]], int],
+        metrics: Metrics,
+        publish: Callable[[list[tuple[str, bytes]]], None] | None = None,
+    ):
+        self.sink = sink
+        self.ack = ack
+        self.metrics = metrics
+        self.publish = publish  # the batch's events, once it is stored and acked; never blocks
+
+    async def run(self, inbox: asyncio.Queue[Batch | None]) -> None:
+        while (batch := await inbox.get()) is not None:
+            try:
+                await self.sink.store(list(batch.points.values()))
+            except NotStored as exc:  # deadline with a full spool: the broker keeps them
+                log.error(  # noqa: TRY400  # an expected condition, no traceback
+                    "%d messages not stored before the deadline (%s); not acked",
+                    len(batch.acks),
+                    exc,
+                )
+                return
+            self.metrics.stored.inc(batch.accepted)
+            self.metrics.acks.inc(self.ack(batch.acks))
+            if self.publish is not None and batch.events:
+                self.publish(batch.events)

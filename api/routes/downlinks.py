@@ -18,11 +18,11 @@ from fastapi import APIRouter, Path, Request, Response
 
 from api.deps import AdminAuthDep, AuthDep, CatalogueDep, DeviceDep, ReaderDep
 from api.downlinks import Downlink, DownlinkStore, StoreError
-from api.lookup import device_type
 from api.models import DownlinkIn, DownlinkOut, Downlinks
 from api.params import format_time
 from api.problems import COMMON_ERRORS, ApiError, bad_parameter, not_found, problem_doc
 from api.publisher import BrokerUnavailable, Publisher
+from api.typememo import device_type
 from catalogue.times import NS
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api import lookup
+from api import typememo
 from api.deps import AuthDep, CatalogueDep, DeviceDep, ReaderDep
 from api.models import History, Messages
 from api.paging import page
@@ -98,7 +98,7 @@ async def history(
         raise bad_parameter("agg", "agg needs every (raw points are not aggregated)")
     aggregate: Aggregate = agg or "mean"
     asked = resolve_window(start, end, time.time_ns())
-    type_name = await lookup.device_type(reader, request.app.state.type_memo, device)
+    type_name = await typememo.device_type(reader, request.app.state.type_memo, device)
     if type_name not in catalogue:
         raise bad_parameter("device", f"device type {type_name!r} is not in the catalogue")
     dtype = catalogue[type_name]
@@ -164,7 +164,7 @@ async def messages(
 ) -> Response:
     """Raw uplinks as stored (copies merged): time, seq, payload hex, stations, best station."""
     asked = resolve_window(start, end, time.time_ns())
-    await lookup.device_type(reader, request.app.state.type_memo, device)
+    await typememo.device_type(reader, request.app.state.type_memo, device)
     fp = fingerprint("messages", device, order, start, end)
     window = _window(asked, cursor, fp)
     (series,) = await reader.query(q.messages(device, window.start, window.end, order, limit + 1))

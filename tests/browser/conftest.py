@@ -25,7 +25,7 @@ from catalogue import Catalogue, DeviceType, load_catalogue
 from telemetry.servers import Influxd, Mosquitto
 from tests.integration.conftest import start_ingester  # noqa: F401  # the one ingester fixture
 from tests.support.apiclient import API_KEY, AUTH
-from tests.support.apiproc import ApiProcess
+from tests.support.apiprocess import ApiProcess
 from tests.support.ingest import Ingester, Publisher, StartIngester, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -120,7 +120,7 @@ class Stack:
     seqs: dict[str, int]  # device -> next seq
 
     def page_url(self, key: str = API_KEY, query: str = "") -> str:
-        return f"{self.api.base}/{query}#key={key}"
+        return f"{self.api.url}/{query}#key={key}"
 
     def publish(
         self, type_name: str, device: str, *, when: int | None = None, stations: int = 1
@@ -136,7 +136,7 @@ class Stack:
         return seq
 
     def snapshot(self) -> dict[str, Any]:
-        r = httpx.get(f"{self.api.base}/v1/snapshot", headers=AUTH, timeout=30)
+        r = httpx.get(f"{self.api.url}/v1/snapshot", headers=AUTH, timeout=30)
         r.raise_for_status()
         body: dict[str, Any] = r.json()
         return body
@@ -194,7 +194,7 @@ def stack(
         tmp_path / "api",
         mqtt_url=mosquitto.url,
         influx_url=influxd.url,
-        database=database,
+        influx_database=database,
         api_keys=API_KEY,
         mqtt_topic_prefix=topic_prefix,
         mqtt_events_prefix=events,
@@ -214,7 +214,7 @@ def stack(
                     s.seqs[device] = seq + 1
                     body = uplink_copies(catalogue[type_name], device, seq, now - h * 3600, 1)
                     pub.many([(f"{topic_prefix}/{type_name}/{device}", b) for b in body])
-    api.start()
+    api.start(stream=True)
     wanted = sum(len(ids) for ids in fleet.values())
     wait_for(lambda: len(s.snapshot()["devices"]) == wanted, 60, "the fleet in the snapshot")
     try:
@@ -226,7 +226,7 @@ def stack(
 
 def serves(api: ApiProcess, path: str) -> bool:
     """True when this API's OpenAPI has `path`."""
-    spec = httpx.get(f"{api.base}/openapi.json", timeout=10).json()
+    spec = httpx.get(f"{api.url}/openapi.json", timeout=10).json()
     return path in spec.get("paths", {})
 
 

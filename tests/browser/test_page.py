@@ -96,7 +96,7 @@ def test_a_wrong_key_shows_its_message_then_the_right_one_shows_the_fleet(
 
 def test_no_key_asks_for_one(guarded: Guarded, stack: Stack) -> None:
     page = guarded.page
-    page.goto(f"{stack.api.base}/")
+    page.goto(f"{stack.api.url}/")
     expect(page.locator("#keymsg")).to_contain_text("needs a key")
     assert guarded.errors((*allowed_errors(stack), "401")) == []
 
@@ -115,7 +115,7 @@ def test_page_recovers_when_the_api_comes_back(guarded: Guarded, stack: Stack) -
     newcomer = "B0FF1"
     stack.fleet["wristband"].append(newcomer)
     stack.publish("wristband", newcomer, when=int(time.time()))
-    stack.api.start()
+    stack.api.start(stream=True)
     expect(banner).to_be_hidden(timeout=90_000)
     expect(page.locator(f".card[data-device='{newcomer}']")).to_be_visible(timeout=90_000)
     # while it was down: refused connections only (and the stream's 404 on an API without one)
@@ -150,6 +150,6 @@ def test_docs_work_without_the_internet(
     guarded: Guarded, stack: Stack, path: str, ready: str
 ) -> None:
     page = guarded.page
-    page.goto(f"{stack.api.base}{path}")
+    page.goto(f"{stack.api.url}{path}")
     expect(page.locator(ready).first).to_contain_text(re.compile("Sigfox telemetry API"))
     assert guarded.errors() == []

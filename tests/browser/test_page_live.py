@@ -76,7 +76,7 @@ def test_the_stream_resumes_with_last_event_id_after_an_api_restart(
     before = len(guarded.requests)
     stack.api.stop()
     expect(page.locator("#banner")).to_be_visible(timeout=90_000)
-    stack.api.start()
+    stack.api.start(stream=True)
     expect(page.locator("#banner")).to_be_hidden(timeout=90_000)
     expect(page.locator("#conn")).to_have_text("live", timeout=90_000)
     again = [r for r in guarded.requests[before:] if "/v1/stream" in r["url"]]
@@ -118,7 +118,7 @@ def test_a_silent_device_turns_late_on_the_page(
     stack.ingester.stop()
     stack.ingester.start()
     stack.api.stop()
-    stack.api.start()
+    stack.api.start(stream=True)
     stack.catalogue = load_catalogue(quick_catalogue)
     device = "B0F0"
     stack.fleet["wristband_quick"] = [device]

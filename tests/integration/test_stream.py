@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto
-from tests.support.apiproc import API_KEY, AUTH, ApiProcess, Sse, StreamReader
+from tests.support.apiprocess import AUTH, READ_KEY, ApiProcess, Sse, StreamReader
 from tests.support.ingest import (
     Publisher,
     StartIngester,
@@ -40,7 +40,7 @@ class Stack:
         headers = (
             {"Last-Event-ID": params.pop("last_event_id")} if "last_event_id" in params else {}
         )
-        r = StreamReader(self.api.base, params, headers)
+        r = StreamReader(self.api.url, params, headers)
         self.readers.append(r)
         assert r.status == 200 or r.opened.is_set(), r.error
         return r
@@ -79,10 +79,10 @@ def make_stack(  # noqa: PLR0917  # fixtures
             tmp_path / "api",
             mqtt_url=mosquitto.url,
             influx_url=influxd.url,
-            database=database,
+            influx_database=database,
             mqtt_events_prefix=events,
             **api_env,
-        ).start()
+        ).start(stream=True)
         apis.append(api)
         stack = Stack(mosquitto, topic_prefix, events, api, [])
         stacks.append(stack)
@@ -194,7 +194,7 @@ def test_tail_and_resume_with_last_event_id(make_stack: MakeStack) -> None:
 
 def test_bad_parameters_are_problems(make_stack: MakeStack) -> None:
     stack = make_stack()
-    base = stack.api.base
+    base = stack.api.url
     cases = [
         ({"tail": "1001"}, {}, 422, None),
         ({"tail": "x"}, {}, 422, None),
@@ -243,12 +243,12 @@ def test_two_api_processes_each_serve_every_event(
         tmp_path / "api2",
         mqtt_url=mosquitto.url,
         influx_url=influxd.url,
-        database=database,
+        influx_database=database,
         mqtt_events_prefix=stack.events,
-    ).start()
+    ).start(stream=True)
     try:
         here = stack.reader(events="up")
-        there = StreamReader(other.base, {"events": "up"})
+        there = StreamReader(other.url, {"events": "up"})
         stack.readers.append(there)
         t = int(time.time()) - 5
         stack.publish([_uplink(stack.uplinks, "1A2B3C", t + i, i) for i in range(3)])
@@ -267,7 +267,7 @@ def _stuck_client(base_port: int) -> socket.socket:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", base_port))
     s.sendall(
-        f"GET /v1/stream HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {API_KEY}\r\n\r\n".encode()
+        f"GET /v1/stream HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {READ_KEY}\r\n\r\n".encode()
     )
     return s
 

@@ -1,11 +1,20 @@
-"""`telemetry api` as a real subprocess, for tests that restart it or run two of them."""
+"""`telemetry api` as a real subprocess (restartable, two at once), and a reader for `/v1/stream`.
+
+The process gets one key per role (`READ_KEY`, `CALLBACK_KEY`, `ADMIN_KEY`; `AUTH` is the read
+key's header), a downlink database in its folder, and whatever settings the test adds.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import signal
 import subprocess
+import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -15,8 +24,11 @@ from tests.support.ingest import TELEMETRY, wait_for
 READ_KEY = "read-key-0123456789"
 CALLBACK_KEY = "callback-key-0123456789"
 ADMIN_KEY = "admin-key-0123456789"
-# The log line api/publisher.py writes once connected to the broker.
+AUTH = {"Authorization": f"Bearer {READ_KEY}"}
+READ_FOREVER = httpx.Timeout(30.0, read=None)  # a stream may be quiet for long
+# The log lines api/publisher.py and api/eventbus.py write once connected to the broker.
 CONNECTED = "publishing to the MQTT broker"
+SUBSCRIBED = "stream: subscribed"
 
 
 class ApiProcess:
@@ -39,29 +51,35 @@ class ApiProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self, *, broker: bool = True) -> None:
-        """Start; wait until it serves and, with `broker`, until it is connected to the broker."""
+    def start(self, *, broker: bool = True, stream: bool = False) -> ApiProcess:
+        """Start; wait until it serves and, with `broker`, until it is connected to the broker;
+        with `stream`, until `/v1/stream` is subscribed to the events and the API is ready."""
         self.starts += 1
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [TELEMETRY, "api"], env=self.env, stdout=log, stderr=log, cwd=self.workdir
             )
-        wait_for(lambda: self._serves() or self.exited(), 60, "the API to serve")
+        wait_for(lambda: self._answers("/healthz") or self.exited(), 60, "the API to serve")
         assert not self.exited(), self.log()
         if broker:
             self.wait_connected()
+        if stream:
+            self._wait_logged(SUBSCRIBED, "the API's stream to subscribe")
+            wait_for(lambda: self._answers("/readyz") or self.exited(), 60, "the API ready")
+            assert not self.exited(), self.log()
+        return self
 
     def wait_connected(self) -> None:
-        wait_for(
-            lambda: self.log().count(CONNECTED) >= self.starts or self.exited(),
-            30,
-            "the API to connect to the broker",
-        )
+        self._wait_logged(CONNECTED, "the API to connect to the broker")
+
+    def _wait_logged(self, line: str, what: str) -> None:
+        """Wait until this start (not an earlier one) has logged `line`."""
+        wait_for(lambda: self.log().count(line) >= self.starts or self.exited(), 30, what)
         assert not self.exited(), self.log()
 
-    def _serves(self) -> bool:
+    def _answers(self, path: str) -> bool:
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}{path}", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -71,13 +89,86 @@ class ApiProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self, timeout: float = 30.0) -> int:
+    def metric(self, name: str) -> float:
+        """One unlabelled sample of `/metrics`; NaN when absent."""
+        text = httpx.get(f"{self.url}/metrics", headers=AUTH, timeout=10).text
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return float("nan")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+@dataclass(frozen=True)
+class Sse:
+    event: str
+    id: int | None
+    data: dict[str, Any]
+
+
+class StreamReader:
+    """Reads `/v1/stream` in a thread; events go to `events`, the end sets `ended`."""
+
+    def __init__(
+        self, base: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        self.events: queue.Queue[Sse] = queue.Queue()
+        self.comments: list[str] = []
+        self.opened = threading.Event()
+        self.ended = threading.Event()
+        self.status = 0
+        self.error: str | None = None
+        self._client = httpx.Client(
+            base_url=base, headers=AUTH | (headers or {}), timeout=READ_FOREVER
+        )
+        self._params = params or {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        wait_for(lambda: self.opened.is_set() or self.ended.is_set(), what="stream open")
+
+    def _run(self) -> None:
+        try:
+            with self._client.stream("GET", "/v1/stream", params=self._params) as r:
+                self.status = r.status_code
+                if r.status_code != 200:
+                    self.error = r.read().decode()
+                    return
+                fields: dict[str, str] = {}
+                for line in r.iter_lines():
+                    if line.startswith(":"):
+                        self.comments.append(line)
+                        self.opened.set()
+                    elif not line:
+                        if "data" in fields:
+                            ident = fields.get("id")
+                            self.events.put(
+                                Sse(
+                                    fields.get("event", "message"),
+                                    int(ident) if ident else None,
+                                    json.loads(fields["data"]),
+                                )
+                            )
+                        fields = {}
+                    else:
+                        name, _, value = line.partition(":")
+                        fields[name] = value.removeprefix(" ")
+        except httpx.HTTPError as exc:
+            self.error = repr(exc)
+        finally:
+            self.ended.set()
+
+    def next(self, timeout: float = 30.0) -> Sse:
+        return self.events.get(timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,4 +1,4 @@
-"""The processing and batching stages in-process, no servers (lookups are stubbed here)."""
+"""ingest/processor.py in-process, no servers (lookups are stubbed here)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalogue import load_catalogue
-from ingest.merge import Copy, Key
+from ingest.batcher import Batch
+from ingest.merge import Copy, Key, Merger
 from ingest.metrics import Metrics
 from ingest.mqtt import Incoming
-from ingest.pipeline import Batch, Batcher, Chunk, Processor
+from ingest.points import RejectStamper
+from ingest.processor import HELD, Processor
+from ingest.validate import Rejection
 from telemetry.settings import Settings
 
 NOW = 1_716_000_000
@@ -80,24 +83,6 @@ async def test_reject_timestamps_never_collide() -> None:
     proc, _ = processor()
     chunk = await proc.process([Incoming("x", b"", i, 1, 1, 1000) for i in range(3)])
     assert len({key for key, _ in chunk.lines}) == 3
-
-
-@pytest.mark.asyncio
-async def test_batcher_flushes_on_size_then_on_age() -> None:
-    inbox: asyncio.Queue[Chunk | None] = asyncio.Queue()
-    outbox: asyncio.Queue[Batch | None] = asyncio.Queue()
-    task = asyncio.create_task(Batcher(size=2, interval=0.05).run(inbox, outbox))
-    for i in range(3):
-        await inbox.put(Chunk([(("m", "d", i), f"m f=1i {i}")], [(i, 1, 1)]))
-    first = await asyncio.wait_for(outbox.get(), 10)
-    assert first is not None
-    assert len(first.points) == 2
-    second = await asyncio.wait_for(outbox.get(), 10)  # the age flush
-    assert second is not None
-    assert [a[0] for a in second.acks] == [2]
-    await inbox.put(None)
-    assert await asyncio.wait_for(outbox.get(), 10) is None
-    await task
 
 
 @given(
@@ -197,3 +182,50 @@ async def test_copies_of_possibly_stored_transmissions_wait_while_influx_is_unre
     (raw,) = [line for _, line in chunk.lines if line.startswith("uplink,")]
     assert "stations=3i" in raw  # 0A, 0B stored + 0C now: never lowered
     assert 'station="0B"' in raw  # the stored best (-100) beats the late copy (-120)
+
+
+@pytest.mark.asyncio
+async def test_an_internal_error_is_kept_with_its_own_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proc, metrics = processor()
+
+    def broken(*_: object) -> list[tuple[object, str]]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("ingest.processor.accepted_points", broken)
+    out = await proc.process([msg(1), msg(2, device="CD")])
+    assert [line.split(" ", 1)[0] for _, line in out.lines] == ["rejected,reason=internal"] * 2
+    assert "internal error: RuntimeError('a bug')" in out.lines[0][1]
+    assert out.accepted == 0
+    assert len(out.acks) == 2  # kept aside and acked: the loop goes on
+    assert metrics.rejected.labels("internal")._value.get() == 2
+
+
+def test_a_held_copy_is_no_rejection() -> None:
+    assert not isinstance(HELD, Rejection)
+
+
+def test_one_stamper_keeps_every_reject_time_unique() -> None:
+    stamper = RejectStamper()
+    stamps = [stamper.stamp(ns) for ns in (100, 100, 99, 300, 300)]
+    assert stamps == [100, 101, 102, 300, 301]
+    ts, (key, line) = stamper.record("write_refused", None, "", b"x", "bad", 5)
+    assert ts == 302
+    assert key[2] == 302
+    assert line.endswith(" 302")
+
+
+def test_merger_says_when_to_look_up_and_what_to_hold() -> None:
+    merger = Merger(known_after=NOW - 50, measured=True)
+    assert merger.needs_lookup(("AB", 1, NOW - 60))  # may be stored before our start
+    assert not merger.needs_lookup(("AB", 1, NOW - 10))  # after it: the cache knows
+    assert merger.must_hold(("AB", 1, NOW - 60))
+    assert not merger.must_hold(("AB", 1, NOW - 10))
+    merger.merge(("AB", 1, NOW - 60), [])
+    assert not merger.needs_lookup(("AB", 1, NOW - 60))  # in the cache now
+    unmeasured = Merger(known_after=NOW - 50)
+    assert unmeasured.hold_horizon is None
+    assert not unmeasured.must_hold(("AB", 1, NOW - 60))
+    shared = Merger(known_after=NOW - 50, always_lookup=True)  # a share group
+    assert shared.needs_lookup(("AB", 1, NOW - 10))

@@ -1,4 +1,4 @@
-"""api/lookup.py: the device -> type memo, and `device_type` over a transport stub (no server)."""
+"""api/typememo.py: the device -> type memo, and `device_type` over a transport stub (no server)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from api import lookup
-from api.lookup import TypeMemo, device_type
+from api import typememo
 from api.problems import ApiError
+from api.typememo import TypeMemo, device_type
 from influx.client import InfluxClient
 
 
@@ -25,7 +25,7 @@ def test_memo_remembers_and_forgets_nothing_it_was_not_told() -> None:
 
 
 def test_memo_starts_over_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lookup, "MAX_REMEMBERED", 2)
+    monkeypatch.setattr(typememo, "MAX_REMEMBERED", 2)
     memo = TypeMemo()
     memo.remember("1", "a")
     memo.remember("2", "b")

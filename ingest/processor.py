@@ -1,0 +1,254 @@
+"""The processing stage: a list of messages in, their points, acks and events out (`Processed`).
+
+Per message: validate (ingest/validate.py), count gaps and rate-limit, merge copies
+(ingest/merge.py, which also says when the stored point must be read first), encode
+(ingest/points.py). A rejected message becomes a `rejected` point; an internal error too, with
+the reason `internal`. A message held while InfluxDB cannot be read is neither: it waits,
+unacked, and is retried first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from catalogue import Catalogue
+from influx.lineprotocol import LineProtocolError
+from ingest.events import rejected_event, up_event
+from ingest.gaps import GapCounter
+from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger
+from ingest.metrics import Metrics
+from ingest.mqtt import AckToken, Incoming
+from ingest.points import PointKey, RejectStamper, accepted_points
+from ingest.ratelimit import RateLimiter
+from ingest.validate import Accepted, Rejection, validate
+from telemetry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# What is stored for some transmissions; None when InfluxDB could not be read.
+Lookup = Callable[[Iterable[Key]], Awaitable[dict[Key, tuple[str, Copy]] | None]]
+DEFERRED_RETRY = 1.0  # s between retries of held messages when no new message comes
+
+
+class Held(enum.Enum):
+    """A message held back: not a rejection, it is neither stored nor acked yet."""
+
+    HELD = "held"
+
+
+HELD = Held.HELD
+
+
+@dataclass(slots=True)
+class Processed:
+    """The points of some messages and the acks they earn once stored."""
+
+    lines: list[tuple[PointKey, str]]
+    acks: list[AckToken]
+    accepted: int = 0  # messages among `acks` that were accepted (not rejected)
+    events: list[tuple[str, bytes]] = field(default_factory=list)  # published once stored
+
+
+class Processor:
+    """Messages to points. Pure per message; awaits only the stored-copy lookup per list."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        metrics: Metrics,
+        lookup: Lookup | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        known_after: int | None = None,
+        stamper: RejectStamper | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.prefix = settings.mqtt_topic_prefix
+        self.tolerance = settings.ingest_future_tolerance
+        self.metrics = metrics
+        self.lookup = lookup
+        self.clock = clock
+        # The cache knows every transmission stamped after `known_after` (one ingester): the
+        # newest time stored when we started, or, when that is unknown, our start plus the
+        # future tolerance (an earlier process may have written up to its clock plus that).
+        self.merger = Merger(
+            known_after=(
+                known_after
+                if known_after is not None
+                else int(clock()) + settings.ingest_future_tolerance
+            ),
+            measured=known_after is not None,
+            always_lookup=settings.mqtt_share_group is not None,
+        )
+        self.limiter = RateLimiter(settings.ingest_rate_burst, settings.ingest_rate_per_hour)
+        self.gaps = GapCounter()
+        self.stamper = stamper or RejectStamper()  # shared with the sink by the service
+        self._deferred: list[Incoming] = []
+        # DESIGN section 9: the events of what is stored; None: none are made.
+        self.events_prefix = settings.mqtt_events_prefix if settings.ingest_events else None
+        self._events: list[tuple[str, bytes]] = []
+
+    async def process(self, messages: list[Incoming]) -> Processed:
+        # Messages held back because what is stored for them could not be read: retried first.
+        if self._deferred:
+            messages, self._deferred = self._deferred + messages, []
+        now = self.clock()
+        results: list[Accepted | Rejection | Held] = [
+            validate(
+                m.topic,
+                m.body,
+                catalogue=self.catalogue,
+                prefix=self.prefix,
+                now=now,
+                future_tolerance=self.tolerance,
+            )
+            for m in messages
+        ]
+        if self.lookup is not None:
+            await self._look_up(self.lookup, messages, results)
+        lines: list[tuple[PointKey, str]] = []
+        acks: list[AckToken] = []
+        accepted = 0
+        events = self._events = []
+        for m, r in zip(messages, results, strict=True):
+            if r is HELD:
+                continue
+            try:
+                rejection = self._accept(m, r, lines) if isinstance(r, Accepted) else r
+                if rejection is None:
+                    accepted += 1
+                else:
+                    lines.append(self._reject(m, rejection))
+            except Exception as exc:  # a bug must not stop the loop; keep the message aside
+                log.exception("internal error on a message from %r", m.topic)
+                lines.append(self._reject(m, Rejection("internal", f"internal error: {exc!r}")))
+            acks.append((m.mid, m.qos, m.generation))
+        return Processed(lines, acks, accepted, events)
+
+    async def _look_up(
+        self, lookup: Lookup, messages: list[Incoming], results: list[Accepted | Rejection | Held]
+    ) -> None:
+        """Seed the merger from what is stored for the misses that may be stored already;
+        when InfluxDB cannot be read, hold the copies the merger says must wait."""
+        merger = self.merger
+        misses = {
+            k
+            for r in results
+            if isinstance(r, Accepted)
+            and merger.needs_lookup(k := (r.device, r.uplink.seqNumber, r.uplink.time))
+        }
+        found = await lookup(misses) if misses else {}
+        if found is not None:
+            for key, (ids, best) in found.items():
+                merger.seed(key, ids, best)
+            return
+        # InfluxDB cannot be read. Held copies wait unacked (the broker's in-flight window
+        # bounds how many) until it answers; everything else goes on, spooled if need be.
+        held = self._hold(messages, results, {k for k in misses if merger.must_hold(k)})
+        if held:
+            log.warning(
+                "InfluxDB cannot be read: %d copies of transmissions that may be stored "
+                "wait, unacked, until it answers",
+                held,
+            )
+
+    def _hold(
+        self,
+        messages: list[Incoming],
+        results: list[Accepted | Rejection | Held],
+        keys: set[Key],
+    ) -> int:
+        """Move the messages of `keys` to the deferred list; their results become HELD."""
+        if not keys:
+            return 0
+        held = 0
+        for i, (m, r) in enumerate(zip(messages, results, strict=True)):
+            if isinstance(r, Accepted) and (r.device, r.uplink.seqNumber, r.uplink.time) in keys:
+                self._deferred.append(m)
+                results[i] = HELD
+                held += 1
+        return held
+
+    def _accept(
+        self, m: Incoming, acc: Accepted, lines: list[tuple[PointKey, str]]
+    ) -> Rejection | None:
+        up = acc.uplink
+        key = (acc.device, up.seqNumber, up.time)
+        # A body without `station` (DATA ADVANCED, or a bare DATA callback) names no station
+        # of its own: the merger counts its copy as none (DESIGN section 1).
+        copies = [Copy(up.station or UNKNOWN_STATION, up.rssi, up.snr)]
+        if up.duplicates:
+            copies += [Copy(d.bsId, d.rssi, d.snr) for d in up.duplicates]
+        known = key in self.merger
+        if not known:  # copies and redeliveries of a known transmission cost no token
+            # A rate-limited uplink was heard by the network: it is no sequence gap.
+            lost = self.gaps.observe(acc.device, up.seqNumber)
+            if lost:  # a Counter.inc takes a lock: not for the usual 0
+                self.metrics.lost.inc(lost)
+            # The bucket runs on the uplinks' own clock: a backfill of days of history at
+            # 140 a day passes, a device sending many uplinks within the same seconds does not.
+            if not self.limiter.allow(acc.device, float(up.time)):
+                return Rejection("rate_limited", "device over its uplink rate", acc.device)
+        prefix = self.events_prefix
+        # A copy of a known transmission is an event only if it changes what is stored.
+        prior = self.merger.merge(key, [])[0].best if known and prefix is not None else None
+        state, added = self.merger.merge(key, copies)
+        merged = added if known else added - 1  # a new transmission's first station
+        if merged:
+            self.metrics.merged.inc(merged)
+        try:
+            lines.extend(accepted_points(acc, state))
+        except LineProtocolError as exc:  # e.g. a char field decoding to a control character
+            return Rejection("decode", str(exc), acc.device)
+        if prefix is not None and (not known or added or state.best != prior):
+            self._events.append(
+                up_event(
+                    prefix,
+                    acc.dtype,
+                    acc.device,
+                    up.time,
+                    up.seqNumber,
+                    len(state.stations) or 1,  # as stored: 1 when no copy names a station
+                    state.best,
+                    acc.decoded.values,
+                )
+            )
+        if acc.decoded.out_of_range:
+            self.metrics.out_of_range.inc(len(acc.decoded.out_of_range))
+        return None
+
+    def _reject(self, m: Incoming, r: Rejection) -> tuple[PointKey, str]:
+        self.metrics.rejected.labels(r.reason).inc()
+        log.warning("rejected %s from %r: %s (%d bytes)", r.reason, m.topic, r.detail, len(m.body))
+        ts, point = self.stamper.record(
+            r.reason, r.device, m.topic, m.body, r.detail, m.received_ns
+        )
+        if self.events_prefix is not None:
+            self._events.append(
+                rejected_event(self.events_prefix, r.reason, m.topic, r.device, ts, r.detail)
+            )
+        return point
+
+    async def run(
+        self, inbox: asyncio.Queue[list[Incoming] | None], outbox: asyncio.Queue[Processed | None]
+    ) -> None:
+        while True:
+            if self._deferred:  # retry held messages even when nothing new arrives
+                try:
+                    messages = await asyncio.wait_for(inbox.get(), DEFERRED_RETRY)
+                except TimeoutError:
+                    messages = []
+            else:
+                messages = await inbox.get()
+            if messages is None:  # shutdown: held messages stay unacked with the broker
+                break
+            processed = await self.process(messages)
+            if processed.acks:
+                await outbox.put(processed)
+        await outbox.put(None)
