@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto, free_port
-from tests.support.apiproc import StreamReader
+from tests.support.apiprocess import StreamReader
 from tests.support.influx import select
 from tests.support.ingest import TELEMETRY, StartIngester, wait_for
 
@@ -90,6 +90,35 @@ def test_silent_and_low_battery_devices_raise_their_alarms_once(  # noqa: PLR091
 ) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
     stream = StreamReader(api_url, {"events": "status"}, headers)
+    try:
+        _run_demo(
+            start_ingester,
+            mosquitto,
+            influxd,
+            database,
+            topic_prefix,
+            events_prefix,
+            api_url,
+            tmp_path,
+            stream,
+            headers,
+        )
+    finally:
+        stream.close()
+
+
+def _run_demo(  # noqa: PLR0917  # the test's fixtures, passed on
+    start_ingester: StartIngester,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    events_prefix: str,
+    api_url: str,
+    tmp_path: Path,
+    stream: StreamReader,
+    headers: dict[str, str],
+) -> None:
     start_ingester(
         mqtt_url=mosquitto.url,
         influx_url=influxd.url,
