@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -49,11 +50,38 @@ MOSQUITTO_LIMITS = {
 }
 
 
+# Free ports are drawn below the kernel's ephemeral range: a port the kernel hands out for
+# `bind(0)` is one it also hands out as the local end of outgoing connections, and a client's
+# connection (the API's to InfluxDB, say) took a port `telemetry dev` had chosen for a server
+# before that server could bind it (seen once in CI: "Address already in use").
+_PORTS_FLOOR = 20_000
+_PORT_PICKS = random.Random()  # noqa: S311  # spreading picks, not crypto
+
+
+def _ephemeral_floor() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default range starts here
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A loopback TCP port nobody listens on or connects from, outside the ephemeral range."""
+    ceiling = _ephemeral_floor()
+    if ceiling - _PORTS_FLOOR > 1000:
+        for _ in range(200):
+            port = _PORT_PICKS.randrange(_PORTS_FLOOR, ceiling)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a machine without such room
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        picked: int = s.getsockname()[1]
+        return picked
 
 
 def find_binary(name: str) -> str:
