@@ -43,7 +43,7 @@ PER_DAY = 140  # Sigfox's ceiling per device (DESIGN section 1)
 MONTH_DEVICE = "30D0A1"
 YEAR_DEVICE = "365D01"
 API_KEY = "bench-key"
-BATCH = 5_000  # InfluxDB's efficient batch size for one writer (performance anchors)
+BATCH = 5_000  # InfluxDB's documented efficient batch size for one writer
 CONCURRENCY = 16
 DATABASE = "telemetry"
 

@@ -1,6 +1,6 @@
 """A QoS 1 publisher that cannot be the bottleneck: pre-encoded MQTT 3.1.1 packets on a socket.
 
-A paho publisher reaches about 4,000-10,000 messages a second here (performance anchors), below
+A paho publisher reaches about 4,000-10,000 messages a second on this 2-core machine, below
 what an ingester takes, so it cannot measure a sustained rate. This one encodes every PUBLISH
 packet before it starts, then writes them in blocks of `BLOCK` with one `sendall` each, keeping
 at most `WINDOW` unacknowledged (packet ids stay unique: `WINDOW` < 65,535), while a thread

@@ -1,6 +1,6 @@
 """Injection attempts through every parameter: a 4xx or only the asked device's data, no change.
 
-Reliability facts 7: on 1.6.7 naive concatenation of `x' OR device =~ /.*/` returned every
+Measured on InfluxDB 1.6.7: naive concatenation of `x' OR device =~ /.*/` returned every
 device's data, and `x'; DROP DATABASE t; --` dropped the database.
 """
 

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 DEVICE = "5EED"
 T0 = 1_700_000_000
 COUNT = 25_000
-BATCH = 5_000  # InfluxDB's sweet spot for one writer (performance anchors)
+BATCH = 5_000  # InfluxDB's documented efficient batch size for one writer
 
 
 @pytest.fixture
