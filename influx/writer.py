@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import email.utils
 import enum
-import random
 import time
 from dataclasses import dataclass
 
 import httpx
 
 from influx.errors import WriteError
-
-# Jitter from a generator of its own: background retries never touch the global `random`
-# state that simulators and tests seed (Hypothesis flags strategies whose draws it changes).
-_JITTER = random.Random()  # noqa: S311  # jitter, not crypto
 
 
 class Outcome(enum.Enum):
@@ -62,18 +57,11 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-# The longest pause between two failing writes (a Retry-After may ask for up to 4 times it):
-# an InfluxDB that answers with errors is asked at least twice a minute. One that does not
-# answer at all is also probed more often (ingest/sink.py), so recovery never waits for this.
+# The longest pause between two failing writes, the cap its callers give telemetry/backoff.py
+# (a Retry-After may ask for up to 4 times it): an InfluxDB that answers with errors is asked
+# at least twice a minute. One that does not answer at all is also probed more often
+# (ingest/sink.py), so recovery never waits for this.
 BACKOFF_CAP = 30.0  # s
-
-
-def backoff(
-    attempt: int, base: float = 0.5, cap: float = BACKOFF_CAP, hint: float | None = None
-) -> float:
-    """Full-jitter exponential backoff; a server's Retry-After wins when it asks for longer."""
-    delay = _JITTER.uniform(0, min(cap, base * 2**attempt))  # jitter, not crypto
-    return max(delay, min(hint, cap * 4)) if hint is not None else delay
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,9 @@ from influx.errors import ReaderError, WriteError
 from influx.lineprotocol import FieldValue, encode_point
 from influx.query import Query
 from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
-from influx.writer import backoff
+from influx.writer import BACKOFF_CAP
 from sigfox.limits import DEVICE_ID
+from telemetry.backoff import backoff
 from telemetry.errors import StartupError
 from telemetry.runtime import clean_errors, start
 from telemetry.settings import Settings
@@ -123,7 +124,7 @@ class Redecoder:
             except WriteError as exc:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise StartupError(f"InfluxDB write failed: {exc}; run again") from None
-                await asyncio.sleep(backoff(attempt, hint=exc.wait))
+                await asyncio.sleep(backoff(attempt, cap=BACKOFF_CAP, hint=exc.wait))
                 continue
             for item in refused:
                 log.error("InfluxDB refused %r: %s", item.line[:200], item.message)

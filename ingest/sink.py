@@ -28,12 +28,13 @@ from collections.abc import Awaitable, Callable
 
 from influx.errors import WriteError
 from influx.lineprotocol import LineProtocolError
-from influx.writer import InfluxWriter, Refused, backoff
+from influx.writer import BACKOFF_CAP, InfluxWriter, Refused
 from ingest.batcher import Batch
 from ingest.metrics import Metrics
 from ingest.mqtt import AckToken
 from ingest.points import RejectStamper
 from ingest.spool import Spool
+from telemetry.backoff import backoff
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class Sink:
                 await self._write(lines)
             except WriteError as exc:
                 self._note_failure(exc)
-                delay = backoff(attempt, hint=exc.wait)
+                delay = backoff(attempt, cap=BACKOFF_CAP, hint=exc.wait)
                 attempt += 1
                 if exc.status == 404 and self.create_database is not None and not created:
                     # Created (InfluxDB was empty or unreachable at start): write again now.

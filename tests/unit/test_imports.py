@@ -79,9 +79,9 @@ def test_nothing_imports_the_entry_points() -> None:
 
 
 def test_the_ground_floor_imports_no_command() -> None:
-    # Settings, errors and the child-process class are imported by every package, so they
-    # must not pull in a subcommand or a server launcher.
-    floor = ("telemetry.errors", "telemetry.settings", "telemetry.process")
+    # Settings, errors, the child-process class and the backoff are imported by every
+    # package, so they must not pull in a subcommand or a server launcher.
+    floor = ("telemetry.errors", "telemetry.settings", "telemetry.process", "telemetry.backoff")
     edges = _module_edges()
     reached = sorted(t for m in floor for t in edges[m] if not t.startswith(floor))
     assert all(t.startswith(("sigfox.limits", "catalogue")) for t in reached), reached

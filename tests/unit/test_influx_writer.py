@@ -1,4 +1,4 @@
-"""influx/writer.py: write outcomes, Retry-After, backoff, halving on 413 (no server)."""
+"""influx/writer.py: write outcomes, Retry-After, halving on 413 (no server)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from influx.errors import WriteError
-from influx.writer import InfluxWriter, Outcome, backoff, classify, retry_after
+from influx.writer import InfluxWriter, Outcome, classify, retry_after
 
 
 @pytest.mark.parametrize(
@@ -39,14 +39,6 @@ def test_retry_after_seconds_and_date() -> None:
     date = email.utils.formatdate(1_000_030, usegmt=True)
     assert retry_after(date, now=1_000_000) == pytest.approx(30.0)
     assert retry_after(email.utils.formatdate(1, usegmt=True), now=1_000) == 0.0
-
-
-def test_backoff_is_capped_jittered_and_honours_the_server() -> None:
-    delays = [backoff(attempt, base=0.5, cap=30.0) for attempt in range(40)]
-    assert all(0 <= d <= 30.0 for d in delays)
-    assert len(set(delays)) > 1  # jitter
-    assert backoff(0, hint=12.0) >= 12.0
-    assert backoff(0, cap=30.0, hint=10_000.0) <= 120.0  # a silly Retry-After is bounded
 
 
 @pytest.mark.asyncio
