@@ -1,6 +1,6 @@
 """The API's events (DESIGN section 9): one MQTT subscription, a ring, per-client queues.
 
-    broker ─`<prefix>/#`─► EventBus (aiomqtt, reconnecting) ─► Hub.publish
+    broker ─`<prefix>/#`─► EventBus (api/broker.py Link) ─► Hub.publish
                                        ring of the last RING_EVENTS ◄─┤
                               Subscription (bounded queue) ◄──────────┘ one per stream client
 
@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-import random
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiomqtt
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from api.broker import Link
 from telemetry.settings import Settings
-
-# Jitter from a generator of its own: background retries never touch the global `random`
-# state that simulators and tests seed (Hypothesis flags strategies whose draws it changes).
-_JITTER = random.Random()  # noqa: S311  # jitter, not crypto
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +38,7 @@ KINDS = ("up", "status", "rejected", "downlink")
 RING_EVENTS = 10_000
 OVERFLOW_GRACE = 10.0  # s an overflowed stream may take to send its last words, then it is cut
 CLOSE_GRACE = 1.0  # s the same at shutdown (uvicorn's own deadline is 5 s, api/command.py)
-RECONNECT_BASE = 0.5  # s, first retry after a lost connection (full jitter)
-RECONNECT_CAP = 30.0  # s
+RECONNECT_CAP = 30.0  # s between reconnection attempts at most (telemetry/backoff.py)
 # Received but not yet fanned out, at most (aiomqtt drops past it): a minute at 1,000/s.
 INCOMING_MAX = 60_000
 
@@ -268,47 +262,17 @@ class EventBus:
     """The process's one subscription to `<prefix>/#`, feeding the hub, reconnecting forever."""
 
     def __init__(self, settings: Settings, hub: Hub) -> None:
-        self.settings = settings
         self.hub = hub
         self.prefix = settings.mqtt_events_prefix
-        # Random: every API process has its own subscription, and none takes another's.
-        self.client_id = f"telemetry-api-{uuid.uuid4().hex[:10]}"
-        self.connected = asyncio.Event()
+        # Its own connection, not the publisher's: api/broker.py says why.
+        self.link = Link(
+            settings, "stream", cap=RECONNECT_CAP, max_queued_incoming_messages=INCOMING_MAX
+        )
 
     async def run(self) -> None:
-        ep = self.settings.mqtt
-        attempt = 0
-        while True:
-            client = aiomqtt.Client(
-                ep.host,
-                ep.port,
-                username=ep.username,
-                password=ep.password,
-                identifier=self.client_id,
-                protocol=aiomqtt.ProtocolVersion.V311,
-                clean_session=True,  # events are now or never: nothing to keep while away
-                keepalive=self.settings.mqtt_keepalive,
-                tls_params=aiomqtt.TLSParameters() if ep.tls else None,
-                max_queued_incoming_messages=INCOMING_MAX,
-            )
-            try:
-                async with client:
-                    await client.subscribe(f"{self.prefix}/#", qos=1)
-                    attempt = 0
-                    self.connected.set()
-                    log.info("stream: subscribed to %r as %r", f"{self.prefix}/#", self.client_id)
-                    publish, prefix = self.hub.publish, self.prefix
-                    async for message in client.messages:
-                        body = message.payload
-                        if isinstance(body, bytes | bytearray):
-                            publish(prefix, message.topic.value, bytes(body))
-            except aiomqtt.MqttError as exc:
-                log.warning("stream: MQTT connection lost or refused: %s", exc)
-            finally:
-                self.connected.clear()
-            delay = _JITTER.uniform(0, min(RECONNECT_CAP, RECONNECT_BASE * 2**attempt))
-            attempt += 1
-            await asyncio.sleep(delay)
+        await self.link.keep_subscribed(
+            f"{self.prefix}/#", functools.partial(self.hub.publish, self.prefix)
+        )
 
 
 async def watch_exit(should_exit: Callable[[], bool], hub: Hub, period: float = 0.1) -> None:

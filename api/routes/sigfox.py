@@ -24,10 +24,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 
 from api import callbacks
+from api.broker import BrokerUnavailable
 from api.deps import CallbackAuthDep
 from api.downlinks import StoreError
 from api.problems import ApiError, problem_doc, problem_response
-from api.publisher import BrokerUnavailable, Publisher
+from api.publisher import Publisher
 from api.routes.downlinks import announce, store_of
 from influx.errors import WriteError
 from influx.writer import InfluxWriter
