@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI, Request
@@ -38,10 +38,24 @@ from catalogue import Catalogue
 from influx.client import InfluxClient
 from influx.connection import async_client
 from influx.writer import InfluxWriter
+from ingest.points import RejectStamper
 from telemetry.errors import StartupError
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+ROUTERS = (
+    device_types,
+    devices,
+    snapshot,
+    history,
+    status,
+    health,
+    stream,
+    sigfox,
+    downlink_routes,
+)
 
 
 def _version() -> str:
@@ -58,6 +72,54 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
         downlinks = DownlinkStore(settings.downlink_db)
     except StoreError as exc:
         raise StartupError(f"{exc} (set TELEMETRY_DOWNLINK_DB)") from None
+    app = FastAPI(
+        title="Sigfox telemetry API",
+        version=_version(),
+        description="Devices, decoded history and raw uplinks stored in InfluxDB. "
+        "Errors are RFC 9457 problem details (`application/problem+json`) naming the parameter "
+        "at fault. Send `Authorization: Bearer <key>` (keys from TELEMETRY_API_KEYS) to `/v1` "
+        "and `/metrics`; `/healthz` and `/readyz` are open. Pages: pass the `next` of a page as "
+        "`cursor`, with the same other parameters.",
+        lifespan=_lifespan(settings, catalogue),
+        # Served by api.routes.page from the package's own files, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
+    )
+    state = app.state
+    state.settings = settings
+    state.catalogue = catalogue
+    state.keys = keys
+    state.api_keys = keys.read if keys else None  # the read keys, as before roles
+    state.publisher = Publisher(settings)
+    state.downlinks = downlinks
+    state.background = set()  # tasks that must not be garbage-collected while running
+    state.auth_limiter = FailedAuthLimiter(settings.api_auth_failures_per_minute)
+    state.type_memo = TypeMemo()
+    state.loss_cache = LossCache()
+    state.metrics = ApiMetrics()
+    state.callback_metrics = CallbackMetrics(state.metrics.registry)
+    # One per process, as ingest has one per ingester: no two refused callbacks share a point.
+    state.reject_stamper = RejectStamper()
+    _install(app)
+    return app
+
+
+def _install(app: FastAPI) -> None:
+    """Error handlers, routers, the page, then the middleware (the last added is outermost)."""
+    problems.install(app)
+    app.add_exception_handler(Exception, _unexpected)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    page.install(app)
+    # Added last = outermost: metrics see every answer, 413s included.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+
+
+def _lifespan(
+    settings: Settings, catalogue: Catalogue
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What runs while the app serves: InfluxDB client, status poller, publisher, event bus."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,51 +151,7 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
                     for task in reversed(tasks):
                         await stop_task(task)
 
-    app = FastAPI(
-        title="Sigfox telemetry API",
-        version=_version(),
-        description="Devices, decoded history and raw uplinks stored in InfluxDB. "
-        "Errors are RFC 9457 problem details (`application/problem+json`) naming the parameter "
-        "at fault. Send `Authorization: Bearer <key>` (keys from TELEMETRY_API_KEYS) to `/v1` "
-        "and `/metrics`; `/healthz` and `/readyz` are open. Pages: pass the `next` of a page as "
-        "`cursor`, with the same other parameters.",
-        lifespan=lifespan,
-        # Served by api.routes.page from the package's own files, not from a CDN.
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.state.settings = settings
-    app.state.catalogue = catalogue
-    app.state.keys = keys
-    app.state.api_keys = keys.read if keys else None  # the read keys, as before roles
-    app.state.publisher = Publisher(settings)
-    app.state.downlinks = downlinks
-    app.state.background = set()  # tasks that must not be garbage-collected while running
-    app.state.auth_limiter = FailedAuthLimiter(settings.api_auth_failures_per_minute)
-    app.state.type_memo = TypeMemo()
-    app.state.loss_cache = LossCache()
-    app.state.metrics = ApiMetrics()
-    app.state.callback_metrics = CallbackMetrics(app.state.metrics.registry)
-    problems.install(app)
-    app.add_exception_handler(Exception, _unexpected)
-    routers = (
-        device_types,
-        devices,
-        snapshot,
-        history,
-        status,
-        health,
-        stream,
-        sigfox,
-        downlink_routes,
-    )
-    for module in routers:
-        app.include_router(module.router)
-    page.install(app)
-    # Added last = outermost: metrics see every answer, 413s included.
-    app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    return app
+    return lifespan
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

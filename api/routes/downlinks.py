@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request, Response
 
@@ -29,6 +30,8 @@ from catalogue.times import NS
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["downlinks"])
+
+T = TypeVar("T")
 
 EVENT_TIMEOUT = 2.0  # s for the event's PUBACK; it never holds an answer longer
 RETRY_AFTER_SECONDS = 5  # the downlink file was locked: another process held it for long
@@ -94,12 +97,20 @@ def store_unavailable(exc: StoreError) -> ApiError:
     )
 
 
+async def in_store(request: Request, call: Callable[[DownlinkStore], T]) -> T:
+    """`call(store)` in a thread (SQLite blocks); 503 when the store fails."""
+    try:
+        return await asyncio.to_thread(call, store_of(request))
+    except StoreError as exc:
+        raise store_unavailable(exc) from exc
+
+
+# The two routes that change the queue: admin keys only, and the same errors.
+_ADMIN_ROUTE: dict[str, Any] = {"dependencies": [AdminAuthDep], "responses": _ADMIN_ERRORS}
+
+
 @router.post(
-    "/devices/{device}/downlinks",
-    status_code=201,
-    response_model=DownlinkOut,
-    dependencies=[AdminAuthDep],
-    responses=_ADMIN_ERRORS,
+    "/devices/{device}/downlinks", status_code=201, response_model=DownlinkOut, **_ADMIN_ROUTE
 )
 async def queue_downlink(
     device: DeviceDep,
@@ -117,10 +128,7 @@ async def queue_downlink(
         type_name = downlink.type
     else:
         type_name = await device_type(reader, request.app.state.type_memo, device)
-    try:
-        item = await asyncio.to_thread(store_of(request).queue, device, downlink.data, type_name)
-    except StoreError as exc:
-        raise store_unavailable(exc) from exc
+    item = await in_store(request, lambda s: s.queue(device, downlink.data, type_name))
     log.info("downlink %s queued for %s", item.id, device)
     await announce(request, item)
     return out(item)
@@ -134,10 +142,7 @@ async def queue_downlink(
 )
 async def list_downlinks(device: DeviceDep, request: Request) -> Downlinks:
     """The device's downlinks, oldest first: queued, sent (with `sent`, `seq`) or cancelled."""
-    try:
-        items = await asyncio.to_thread(store_of(request).list, device)
-    except StoreError as exc:
-        raise store_unavailable(exc) from exc
+    items = await in_store(request, lambda s: s.list(device))
     return Downlinks(device=device, downlinks=[out(i) for i in items])
 
 
@@ -145,8 +150,7 @@ async def list_downlinks(device: DeviceDep, request: Request) -> Downlinks:
     "/devices/{device}/downlinks/{downlink_id}",
     status_code=204,
     response_class=Response,
-    dependencies=[AdminAuthDep],
-    responses=_ADMIN_ERRORS,
+    **_ADMIN_ROUTE,
 )
 async def cancel_downlink(
     device: DeviceDep,
@@ -154,10 +158,7 @@ async def cancel_downlink(
     request: Request,
 ) -> Response:
     """Cancel a queued downlink; one already sent or cancelled is a 409."""
-    try:
-        result = await asyncio.to_thread(store_of(request).cancel, device, downlink_id)
-    except StoreError as exc:
-        raise store_unavailable(exc) from exc
+    result = await in_store(request, lambda s: s.cancel(device, downlink_id))
     if result is None:
         raise not_found(f"no downlink {downlink_id[:64]!r} for device {device}", "downlink_id")
     if isinstance(result, str):

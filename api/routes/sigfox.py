@@ -6,10 +6,11 @@
 
 An accepted callback is answered only once the broker sent PUBACK for it on
 `<prefix>/<type>/<device>`; from there ingest merges, counts, decodes and stores it like any
-uplink. A refused one is written to `rejected` here, the same point ingest writes
-(`ingest.points.rejected_point`), since it never reaches the broker; this needs the API's
-InfluxDB account to have write access. Every answer comes within `ANSWER_BUDGET` (Sigfox
-waits 10 s and retries after 1, 2 and 4 minutes on a timeout or an error code).
+uplink. A refused one is written to `rejected` here, the same point ingest writes, stamped by
+the process's one `ingest.points.RejectStamper` (so two refused at one ns are two points),
+since it never reaches the broker; this needs the API's InfluxDB account to have write access.
+Every answer comes within `ANSWER_BUDGET` (Sigfox waits 10 s and retries after 1, 2 and 4
+minutes on a timeout or an error code).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from api.publisher import Publisher
 from api.routes.downlinks import announce, store_of
 from influx.errors import WriteError
 from influx.writer import InfluxWriter
-from ingest.points import rejected_point
-from ingest.validate import Accepted, validate
+from ingest.points import RejectStamper
+from ingest.validate import Accepted, Rejection, validate
 from sigfox.envelope import MAX_BODY_BYTES
 from sigfox.limits import DEVICE_ID_RE
 from sigfox.topics import uplink_topic
@@ -135,15 +136,8 @@ async def sigfox_callback(device_type: str, request: Request) -> Response:
     # empty when the body names no usable device (not the placeholder).
     kept_topic = topic if device else f"{settings.mqtt_topic_prefix}/{device_type}/"
     if cb is None:
-        await _keep(
-            request,
-            "too_large",
-            None,
-            kept_topic,
-            raw,
-            f"{len(raw)} bytes, limit {MAX_BODY_BYTES}",
-            deadline,
-        )
+        detail = f"{len(raw)} bytes, limit {MAX_BODY_BYTES}"
+        await _keep(request, "too_large", None, kept_topic, raw, detail, deadline)
         metrics.callbacks.labels("too_large").inc()
         return problem_response(
             413,
@@ -161,17 +155,7 @@ async def sigfox_callback(device_type: str, request: Request) -> Response:
     )
     if not isinstance(result, Accepted):
         await _keep(request, result.reason, device, kept_topic, cb.body, result.detail, deadline)
-        metrics.callbacks.labels("rejected").inc()
-        metrics.rejected.labels(result.reason).inc()
-        log.info("callback for %r refused: %s: %s", device_type[:64], result.reason, result.detail)
-        status = 413 if result.reason == "too_large" else 400
-        return problem_response(
-            status,
-            "rejected-uplink",
-            "Uplink refused",
-            f"{result.reason}: {result.detail}",
-            extra={"reason": result.reason},
-        )
+        return _refused(metrics, device_type, result)
     publisher: Publisher = app.state.publisher
     try:
         await publisher.publish(topic, cb.body, deadline - TAKE_RESERVE - loop.time())
@@ -185,6 +169,20 @@ async def sigfox_callback(device_type: str, request: Request) -> Response:
         metrics.callbacks.labels("accepted").inc()
         return Response(status_code=204)
     return await _bidir(request, result, metrics, deadline - loop.time())
+
+
+def _refused(metrics: CallbackMetrics, device_type: str, result: Rejection) -> Response:
+    """The answer to a callback the ladder refused (and that is now kept in `rejected`)."""
+    metrics.callbacks.labels("rejected").inc()
+    metrics.rejected.labels(result.reason).inc()
+    log.info("callback for %r refused: %s: %s", device_type[:64], result.reason, result.detail)
+    return problem_response(
+        413 if result.reason == "too_large" else 400,
+        "rejected-uplink",
+        "Uplink refused",
+        f"{result.reason}: {result.detail}",
+        extra={"reason": result.reason},
+    )
 
 
 async def _bidir(
@@ -239,7 +237,8 @@ async def _keep(  # noqa: PLR0917  # one record's fields
 ) -> None:
     """Write the refused callback to `rejected`; 503 when InfluxDB does not take it in time."""
     writer: InfluxWriter = request.app.state.influx_writer
-    _, line = rejected_point(reason, device, topic, body, detail, time.time_ns())
+    stamper: RejectStamper = request.app.state.reject_stamper
+    _, (_, line) = stamper.record(reason, device, topic, body, detail, time.time_ns())
     remaining = deadline - asyncio.get_running_loop().time()
     try:
         async with asyncio.timeout(remaining):
