@@ -6,6 +6,9 @@
 - `models`: every response body; `problems`: our errors and the one mapping to RFC 9457.
 - `params`: parsing of times, durations, fields and cursors; `paging`: keyset pages over time.
 - `middleware`: Prometheus metrics and the request body limit; `typememo`: a device's type.
+- `broker`: the one door to MQTT (aiomqtt), a reconnecting `Link`, used by `eventbus` (the
+  events subscription, its ring and fan-out to streams) and `publisher` (callback uplinks and
+  downlink events, each returned once the broker acked it).
 
 Statements are built only in `influx.query`, and only `influx.client` sends them.
 """
