@@ -32,10 +32,10 @@ import click
 from catalogue import Catalogue
 from catalogue.durations import HINT, parse_seconds
 from sigfox.limits import DAILY_UPLINKS
+from simulators.behaviour import DRAIN_UPLINKS, Draining
 from simulators.callbacks import CallbackSender, advanced_bodies, uplink_bodies
 from simulators.fleet import Device, bodies, build_fleet
 from simulators.localtime import DAY
-from simulators.models import DRAIN_UPLINKS, Draining
 from simulators.publisher import Publisher, PublisherError
 from simulators.runner import (
     Counts,
