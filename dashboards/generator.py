@@ -42,6 +42,11 @@ EVENT_TAGS = f"{TAG_KIND},{TAG_DEVICE}"  # an annotation's tags: the event's kin
 Sized = list[tuple[Json, int, int]]  # panels in grid order, each with its width and height
 
 
+def _per_device(title: str, query: str, unit: str, description: str) -> Json:
+    """A chart with one line per device."""
+    return timeseries(title, query, unit, alias=f"$tag_{TAG_DEVICE}", description=description)
+
+
 def fleet_dashboard(catalogue: Catalogue) -> Json:
     """Devices seen, uplink rate, rejects by reason, loss and RSSI per device, across all types."""
     grid = Grid()
@@ -100,19 +105,17 @@ def _fleet_activity(catalogue: Catalogue) -> Sized:
 
 def _fleet_radio() -> Sized:
     """How well devices are heard: loss and RSSI per device, each device's last uplink."""
-    lost = timeseries(
+    lost = _per_device(
         "Lost uplinks per device",
         queries.lost_query(UPLINK),
         "short",
-        alias=f"$tag_{TAG_DEVICE}",
-        description="Uplinks never heard, from gaps in each device's sequence numbers.",
+        "Uplinks never heard, from gaps in each device's sequence numbers.",
     )
-    rssi = timeseries(
+    rssi = _per_device(
         "RSSI per device",
         queries.mean_per_device(UPLINK, "rssi"),
         "dBm",
-        alias=f"$tag_{TAG_DEVICE}",
-        description="Signal strength at the best station that heard each uplink.",
+        "Signal strength at the best station that heard each uplink.",
     )
     devices = table(
         "Devices",
@@ -193,12 +196,11 @@ def _type_fields(dtype: DeviceType) -> Sized:
     for spec in dtype.fields.values():
         title = spec.description or spec.name
         unit_note = f" ({spec.unit})" if spec.unit else ""
-        chart = timeseries(
+        chart = _per_device(
             f"{title}{unit_note}",
             queries.mean_per_device(dtype.name, spec.name, DEVICES),
             grafana_unit(spec.unit),
-            alias=f"$tag_{TAG_DEVICE}",
-            description=f"Field `{spec.name}`, mean per interval.",
+            f"Field `{spec.name}`, mean per interval.",
         )
         sized.append((chart, 12, 8))
     return sized
@@ -207,26 +209,23 @@ def _type_fields(dtype: DeviceType) -> Sized:
 def _type_link(dtype: DeviceType) -> Sized:
     """The chosen devices' link quality: RSSI, stations per uplink, lost uplinks."""
     m = dtype.name
-    rssi = timeseries(
+    rssi = _per_device(
         "RSSI",
         queries.mean_per_device(m, "rssi", DEVICES),
         "dBm",
-        alias=f"$tag_{TAG_DEVICE}",
-        description="Signal strength at the best station.",
+        "Signal strength at the best station.",
     )
-    stations = timeseries(
+    stations = _per_device(
         "Stations per uplink",
         queries.mean_per_device(m, "stations", DEVICES),
         "short",
-        alias=f"$tag_{TAG_DEVICE}",
-        description="How many base stations heard each transmission.",
+        "How many base stations heard each transmission.",
     )
-    lost = timeseries(
+    lost = _per_device(
         "Lost uplinks",
         queries.lost_query(m, DEVICES),
         "short",
-        alias=f"$tag_{TAG_DEVICE}",
-        description="Uplinks never heard, from gaps in the sequence numbers.",
+        "Uplinks never heard, from gaps in the sequence numbers.",
     )
     return [(rssi, 8, 8), (stations, 8, 8), (lost, 8, 8)]
 
