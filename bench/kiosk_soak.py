@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402  # after the path set-up
 
-from telemetry.dev import telemetry_argv  # noqa: E402
+from telemetry.dev.stack import telemetry_argv  # noqa: E402
 from telemetry.servers import free_port  # noqa: E402
 
 CHROMIUM_ARGS = [

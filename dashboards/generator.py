@@ -1,10 +1,7 @@
 """Builds the Grafana dashboards (JSON) and provisioning files (YAML) from the device catalogue.
 
-Every query is InfluxQL in raw mode, so the same dashboards read InfluxDB 1.x natively, 2.x
-through the bucket's DBRP mapping and 3.x through its v1 API. Queries use only Grafana's macros
-`$timeFilter`, `$__interval`, `$__interval_ms` and the dashboard variable `$device`, and stay
-within InfluxQL 1.6 (subqueries, `difference`, arithmetic on selectors). The storage layout they
-read is `influx/schema.py`.
+The dashboards are panels (dashboards/panels.py) over queries (dashboards/queries.py), laid out
+here: the fleet overview across all types, then one dashboard per device type.
 
 Output (paths relative to the output folder)::
 
@@ -14,477 +11,223 @@ Output (paths relative to the output folder)::
     provisioning/dashboards/telemetry.yml     the file provider that loads dashboards/
 """
 
-# ruff: noqa: S608  # InfluxQL built from catalogue names checked at load (no quote can occur) and
-# always double-quoted; no user input here, and Grafana's macros must stay literal.
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from catalogue import Catalogue, DeviceType
+from dashboards import queries
+from dashboards.panels import (
+    DATASOURCE_UID,
+    Grid,
+    Json,
+    annotation,
+    dashboard,
+    device_variable,
+    stat,
+    stat_many,
+    table,
+    timeseries,
+)
+from dashboards.queries import DEVICES
 from dashboards.units import grafana_unit
-from influx.schema import EVENT, REJECTED, TAG_DEVICE, TAG_KIND, TAG_REASON, TAG_TYPE, UPLINK
-from sigfox.limits import SEQ_MODULO
+from influx.schema import REJECTED, TAG_DEVICE, TAG_KIND, TAG_REASON, TAG_TYPE, UPLINK
 
-# A fixed uid, so dashboards and the provisioned data source find each other in any Grafana.
-DATASOURCE_UID = "telemetry-influxdb"
-DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
-# The dashboard JSON model version of Grafana 10/11; older Grafana migrates it on load.
-SCHEMA_VERSION = 39
 # Where the compose file mounts `dashboards/` inside the Grafana container.
 CONTAINER_DASHBOARDS = "/var/lib/grafana/dashboards"
-GRID_WIDTH = 24  # Grafana's grid is 24 columns wide
 UID_PREFIX = "telemetry-"
+EVENT_TAGS = f"{TAG_KIND},{TAG_DEVICE}"  # an annotation's tags: the event's kind and device
 
-Json = dict[str, Any]
-
-# Uplinks lost between two consecutive arrivals of a device: the step of `seq` less one, taken
-# modulo the 12-bit counter so that the wrap from 4095 to 0 counts as one step (sigfox.sequence).
-LOST_EXPR = f'(difference("seq") + {SEQ_MODULO - 1}) % {SEQ_MODULO}'
+Sized = list[tuple[Json, int, int]]  # panels in grid order, each with its width and height
 
 
-def lost_query(measurement: str, device_filter: str = "") -> str:
-    """Lost uplinks per device and interval, from gaps in `seq` (loss is derived, not stored)."""
-    where = f"{device_filter} AND $timeFilter" if device_filter else "$timeFilter"
-    return (
-        f'SELECT sum("lost") FROM (SELECT {LOST_EXPR} AS "lost" FROM "{measurement}" '
-        f'WHERE {where} GROUP BY "{TAG_DEVICE}") '
-        f'WHERE $timeFilter GROUP BY time($__interval), "{TAG_DEVICE}" fill(none)'
-    )
-
-
-def last_states(type_filter: str = "") -> str:
-    """Each device's last recorded state (the `event` points the ingester writes on changes)."""
-    extra = f" AND {type_filter}" if type_filter else ""
-    return (
-        f'SELECT last("state") AS "state", "previous", "detail" FROM "{EVENT}" '
-        f'WHERE "{TAG_KIND}" = \'state\'{extra} GROUP BY "{TAG_DEVICE}", "{TAG_TYPE}"'
-    )
-
-
-def active_alarms(type_filter: str = "") -> str:
-    """The alarms whose last event is `raised`, per device and kind."""
-    extra = f" AND {type_filter}" if type_filter else ""
-    return (
-        f'SELECT "state", "detail" FROM (SELECT last("state") AS "state", last("detail") AS '
-        f'"detail" FROM "{EVENT}" WHERE "{TAG_KIND}" <> \'state\'{extra} '
-        f'GROUP BY "{TAG_DEVICE}", "{TAG_KIND}", "{TAG_TYPE}") WHERE "state" = \'raised\' '
-        f'GROUP BY "{TAG_DEVICE}", "{TAG_KIND}", "{TAG_TYPE}"'
-    )
-
-
-def devices_in_state(state: str) -> str:
-    """Per type, the devices whose last recorded state is `state`."""
-    return (
-        f'SELECT count("state") FROM ({last_states()}) '
-        f'WHERE "state" = \'{state}\' GROUP BY "{TAG_TYPE}"'
-    )
-
-
-def devices_online(dtype: DeviceType) -> str:
-    """A type's devices heard within two intervals: online by DESIGN section 10's rule."""
-    return (
-        f'SELECT count("last") FROM (SELECT last("seq") FROM "{UPLINK}" '
-        f"WHERE \"{TAG_TYPE}\" = '{dtype.name}' AND time > now() - "
-        f'{round(dtype.status.late_after)}s GROUP BY "{TAG_DEVICE}")'
-    )
-
-
-def _annotation(name: str, query: str, colour: str) -> Json:
-    """Grafana's InfluxDB annotation: one mark per `event` point, its detail as the text."""
-    return {
-        "name": name,
-        "datasource": DATASOURCE,
-        "enable": True,
-        "iconColor": colour,
-        "query": query,
-        "titleColumn": "state",
-        "textColumn": "detail",
-        "tagsColumn": f"{TAG_KIND},{TAG_DEVICE}",
-    }
-
-
-class _Grid:
-    """Places panels left to right, wrapping onto new rows, and numbers them."""
-
-    def __init__(self) -> None:
-        self.x = 0
-        self.y = 0
-        self.row_height = 0
-        self.next_id = 1
-
-    def place(self, panel: Json, width: int, height: int) -> Json:
-        if self.x + width > GRID_WIDTH:
-            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
-        panel["id"] = self.next_id
-        panel["gridPos"] = {"h": height, "w": width, "x": self.x, "y": self.y}
-        self.next_id += 1
-        self.x += width
-        self.row_height = max(self.row_height, height)
-        return panel
-
-
-def _target(query: str, *, alias: str = "", fmt: str = "time_series") -> Json:
-    target: Json = {
-        "refId": "A",
-        "datasource": DATASOURCE,
-        "rawQuery": True,
-        "query": query,
-        "resultFormat": fmt,
-    }
-    if alias:
-        target["alias"] = alias
-    return target
-
-
-def _timeseries(title: str, query: str, unit: str, *, alias: str, description: str = "") -> Json:
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "fieldConfig": {
-            "defaults": {
-                "unit": unit,
-                "custom": {"drawStyle": "line", "lineWidth": 1, "spanNulls": True},
-            },
-            "overrides": [],
-        },
-        "options": {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "none"},
-        },
-        "targets": [_target(query, alias=alias)],
-    }
-
-
-def _stat(title: str, query: str, *, alias: str = "", description: str = "") -> Json:
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "fieldConfig": {"defaults": {"unit": "none"}, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "graphMode": "none",
-            "textMode": "auto",
-        },
-        "targets": [_target(query, alias=alias)],
-    }
-
-
-def _stat_many(title: str, targets: list[tuple[str, str]], *, description: str = "") -> Json:
-    """A stat panel with several queries (query, alias), each its own refId."""
-    panel = _stat(title, targets[0][0], alias=targets[0][1], description=description)
-    panel["targets"] = [
-        _target(q, alias=alias) | {"refId": chr(ord("A") + i)}
-        for i, (q, alias) in enumerate(targets)
-    ]
-    return panel
-
-
-def _table(title: str, query: str, *, description: str = "") -> Json:
-    return {
-        "type": "table",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "fieldConfig": {"defaults": {}, "overrides": []},
-        "options": {"showHeader": True},
-        "targets": [_target(query, fmt="table")],
-    }
-
-
-def _dashboard(
-    uid: str,
-    title: str,
-    description: str,
-    panels: list[Json],
-    variables: list[Json],
-    *,
-    annotations: list[Json] | None = None,
-) -> Json:
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["telemetry", "sigfox"],
-        "timezone": "browser",
-        "editable": True,
-        "schemaVersion": SCHEMA_VERSION,
-        "version": 1,
-        "refresh": "1m",
-        "time": {"from": "now-2d", "to": "now"},
-        "annotations": {"list": annotations or []},
-        "templating": {"list": variables},
-        "panels": panels,
-    }
+def _per_device(title: str, query: str, unit: str, description: str) -> Json:
+    """A chart with one line per device."""
+    return timeseries(title, query, unit, alias=f"$tag_{TAG_DEVICE}", description=description)
 
 
 def fleet_dashboard(catalogue: Catalogue) -> Json:
     """Devices seen, uplink rate, rejects by reason, loss and RSSI per device, across all types."""
-    grid = _Grid()
-    types = ", ".join(t.name for t in catalogue)
-    panels = [
-        grid.place(
-            _stat(
-                "Devices seen",
-                f'SELECT count("last") FROM (SELECT last("seq") FROM "{UPLINK}" '
-                f'WHERE $timeFilter GROUP BY "{TAG_DEVICE}", "{TAG_TYPE}") GROUP BY "{TAG_TYPE}"',
-                alias=f"$tag_{TAG_TYPE}",
-                description=f"Devices with an uplink in the time range, by type ({types}).",
-            ),
-            12,
-            5,
-        ),
-        grid.place(
-            _stat(
-                "Uplinks accepted",
-                f'SELECT count("seq") FROM "{UPLINK}" WHERE $timeFilter',
-                description="Messages stored in the time range (one per transmission).",
-            ),
-            6,
-            5,
-        ),
-        grid.place(
-            _stat(
-                "Uplinks rejected",
-                f'SELECT count("topic") FROM "{REJECTED}" WHERE $timeFilter',
-                description="Messages kept as rejected in the time range; see the reasons below.",
-            ),
-            6,
-            5,
-        ),
-        grid.place(
-            _timeseries(
-                "Uplinks per minute",
-                f'SELECT count("seq") * 60000.0 / $__interval_ms FROM "{UPLINK}" '
-                f'WHERE $timeFilter GROUP BY time($__interval), "{TAG_TYPE}" fill(0)',
-                "short",
-                alias=f"$tag_{TAG_TYPE}",
-                description="Accepted uplinks per minute, averaged per interval, by device type.",
-            ),
-            12,
-            8,
-        ),
-        grid.place(
-            _timeseries(
-                "Rejected uplinks by reason",
-                f'SELECT count("topic") FROM "{REJECTED}" '
-                f'WHERE $timeFilter GROUP BY time($__interval), "{TAG_REASON}" fill(none)',
-                "short",
-                alias=f"$tag_{TAG_REASON}",
-                description="Messages the ingester refused, per interval, by failed check.",
-            ),
-            12,
-            8,
-        ),
-        grid.place(
-            _timeseries(
-                "Lost uplinks per device",
-                lost_query(UPLINK),
-                "short",
-                alias=f"$tag_{TAG_DEVICE}",
-                description="Uplinks never heard, from gaps in each device's sequence numbers.",
-            ),
-            12,
-            8,
-        ),
-        grid.place(
-            _timeseries(
-                "RSSI per device",
-                f'SELECT mean("rssi") FROM "{UPLINK}" '
-                f'WHERE $timeFilter GROUP BY time($__interval), "{TAG_DEVICE}" fill(none)',
-                "dBm",
-                alias=f"$tag_{TAG_DEVICE}",
-                description="Signal strength at the best station that heard each uplink.",
-            ),
-            12,
-            8,
-        ),
-        grid.place(
-            _table(
-                "Devices",
-                f'SELECT last("seq") AS "seq", "rssi", "stations" FROM "{UPLINK}" '
-                f'WHERE $timeFilter GROUP BY "{TAG_DEVICE}", "{TAG_TYPE}"',
-                description="Each device's last uplink in the time range.",
-            ),
-            24,
-            10,
-        ),
-        grid.place(
-            _stat_many(
-                "Devices per state",
-                [(devices_online(t), f"{t.name} online") for t in catalogue]
-                + [
-                    (devices_in_state("late"), f"$tag_{TAG_TYPE} late"),
-                    (devices_in_state("offline"), f"$tag_{TAG_TYPE} offline"),
-                ],
-                description="Online: heard within two intervals of its type. Late and "
-                "offline: the state last recorded by the ingester (GET /v1/fleet has the "
-                "same counts).",
-            ),
-            12,
-            6,
-        ),
-        grid.place(
-            _table(
-                "Active alarms",
-                active_alarms(),
-                description="Alarms raised and not cleared yet (offline, battery_low); the "
-                "time is when each was raised.",
-            ),
-            12,
-            6,
-        ),
-    ]
-    return _dashboard(
+    grid = Grid()
+    panels = grid.place_all(_fleet_activity(catalogue) + _fleet_radio() + _fleet_status(catalogue))
+    return dashboard(
         f"{UID_PREFIX}fleet",
         "Telemetry: fleet overview",
         "Every device type: activity, rejects, loss, radio quality, status and alarms.",
         panels,
         [],
-        annotations=[
-            _annotation(
-                "Alarms",
-                f'SELECT "state", "detail", "{TAG_KIND}", "{TAG_DEVICE}" FROM "{EVENT}" '
-                f"WHERE \"{TAG_KIND}\" <> 'state' AND $timeFilter",
-                "red",
-            )
-        ],
+        annotations=[annotation("Alarms", queries.alarm_events(), "red", tags=EVENT_TAGS)],
     )
 
 
-def _device_variable(dtype: DeviceType) -> Json:
-    query = f'SHOW TAG VALUES FROM "{dtype.name}" WITH KEY = "{TAG_DEVICE}"'
-    return {
-        "name": "device",
-        "label": "Device",
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": query,
-        "definition": query,
-        "refresh": 2,  # on time range change: devices that appear later are listed
-        "includeAll": True,
-        "multi": True,
-        "sort": 1,
-        "current": {},
-        "options": [],
-        "hide": 0,
-    }
+def _fleet_activity(catalogue: Catalogue) -> Sized:
+    """What arrived: devices seen, uplinks accepted and rejected, their rates."""
+    types = ", ".join(t.name for t in catalogue)
+    seen = stat(
+        "Devices seen",
+        queries.devices_seen(),
+        alias=f"$tag_{TAG_TYPE}",
+        description=f"Devices with an uplink in the time range, by type ({types}).",
+    )
+    accepted = stat(
+        "Uplinks accepted",
+        queries.count_in_range(UPLINK, "seq"),
+        description="Messages stored in the time range (one per transmission).",
+    )
+    rejected = stat(
+        "Uplinks rejected",
+        queries.count_in_range(REJECTED, "topic"),
+        description="Messages kept as rejected in the time range; see the reasons below.",
+    )
+    per_minute = timeseries(
+        "Uplinks per minute",
+        queries.uplinks_per_minute(),
+        "short",
+        alias=f"$tag_{TAG_TYPE}",
+        description="Accepted uplinks per minute, averaged per interval, by device type.",
+    )
+    by_reason = timeseries(
+        "Rejected uplinks by reason",
+        queries.rejected_by_reason(),
+        "short",
+        alias=f"$tag_{TAG_REASON}",
+        description="Messages the ingester refused, per interval, by failed check.",
+    )
+    return [
+        (seen, 12, 5),
+        (accepted, 6, 5),
+        (rejected, 6, 5),
+        (per_minute, 12, 8),
+        (by_reason, 12, 8),
+    ]
+
+
+def _fleet_radio() -> Sized:
+    """How well devices are heard: loss and RSSI per device, each device's last uplink."""
+    lost = _per_device(
+        "Lost uplinks per device",
+        queries.lost_query(UPLINK),
+        "short",
+        "Uplinks never heard, from gaps in each device's sequence numbers.",
+    )
+    rssi = _per_device(
+        "RSSI per device",
+        queries.mean_per_device(UPLINK, "rssi"),
+        "dBm",
+        "Signal strength at the best station that heard each uplink.",
+    )
+    devices = table(
+        "Devices",
+        queries.last_uplinks(),
+        description="Each device's last uplink in the time range.",
+    )
+    return [(lost, 12, 8), (rssi, 12, 8), (devices, 24, 10)]
+
+
+def _fleet_status(catalogue: Catalogue) -> Sized:
+    """Devices per state (DESIGN section 10) and the alarms still raised."""
+    per_state = stat_many(
+        "Devices per state",
+        [(queries.devices_online(t), f"{t.name} online") for t in catalogue]
+        + [
+            (queries.devices_in_state("late"), f"$tag_{TAG_TYPE} late"),
+            (queries.devices_in_state("offline"), f"$tag_{TAG_TYPE} offline"),
+        ],
+        description="Online: heard within two intervals of its type. Late and "
+        "offline: the state last recorded by the ingester (GET /v1/fleet has the "
+        "same counts).",
+    )
+    alarms = table(
+        "Active alarms",
+        queries.active_alarms(),
+        description="Alarms raised and not cleared yet (offline, battery_low); the "
+        "time is when each was raised.",
+    )
+    return [(per_state, 12, 6), (alarms, 12, 6)]
 
 
 def type_dashboard(dtype: DeviceType) -> Json:
     """One panel per catalogue field in its unit, then link quality, for the chosen devices."""
-    grid = _Grid()
-    # Grafana renders a multi-value or "All" variable inside a regex as (A|B|...), escaped.
-    devices = f'"{TAG_DEVICE}" =~ /^$device$/'
-    m = dtype.name
-    of_type = f"\"{TAG_TYPE}\" = '{m}' AND {devices}"
-    panels = [
-        grid.place(
-            _table(
-                "State",
-                last_states(of_type),
-                description=f"Each device's last recorded change of state: late past "
-                f"{dtype.status.interval:g} s x 2, offline past {dtype.status.offline_after:g} s; "
-                "a device never listed has been online since it was first heard.",
-            ),
-            12,
-            6,
-        ),
-        grid.place(
-            _table(
-                "Active alarms",
-                active_alarms(of_type),
-                description="Alarms raised and not cleared yet: offline, battery_low.",
-            ),
-            12,
-            6,
-        ),
-        grid.place(
-            _table(
-                "Latest values",
-                f'SELECT last(*) FROM "{m}" WHERE {devices} AND $timeFilter '
-                f'GROUP BY "{TAG_DEVICE}"',
-                description="Each device's last stored value of every field in the time range.",
-            ),
-            24,
-            6,
-        ),
-    ]
-    for spec in dtype.fields.values():
-        title = spec.description or spec.name
-        unit_note = f" ({spec.unit})" if spec.unit else ""
-        panels.append(
-            grid.place(
-                _timeseries(
-                    f"{title}{unit_note}",
-                    f'SELECT mean("{spec.name}") FROM "{m}" WHERE {devices} AND $timeFilter '
-                    f'GROUP BY time($__interval), "{TAG_DEVICE}" fill(none)',
-                    grafana_unit(spec.unit),
-                    alias=f"$tag_{TAG_DEVICE}",
-                    description=f"Field `{spec.name}`, mean per interval.",
-                ),
-                12,
-                8,
-            )
-        )
-    panels += [
-        grid.place(
-            _timeseries(
-                "RSSI",
-                f'SELECT mean("rssi") FROM "{m}" WHERE {devices} AND $timeFilter '
-                f'GROUP BY time($__interval), "{TAG_DEVICE}" fill(none)',
-                "dBm",
-                alias=f"$tag_{TAG_DEVICE}",
-                description="Signal strength at the best station.",
-            ),
-            8,
-            8,
-        ),
-        grid.place(
-            _timeseries(
-                "Stations per uplink",
-                f'SELECT mean("stations") FROM "{m}" WHERE {devices} AND $timeFilter '
-                f'GROUP BY time($__interval), "{TAG_DEVICE}" fill(none)',
-                "short",
-                alias=f"$tag_{TAG_DEVICE}",
-                description="How many base stations heard each transmission.",
-            ),
-            8,
-            8,
-        ),
-        grid.place(
-            _timeseries(
-                "Lost uplinks",
-                lost_query(m, devices),
-                "short",
-                alias=f"$tag_{TAG_DEVICE}",
-                description="Uplinks never heard, from gaps in the sequence numbers.",
-            ),
-            8,
-            8,
-        ),
-    ]
-    return _dashboard(
-        f"{UID_PREFIX}{m}",
-        f"Telemetry: {m}",
+    grid = Grid()
+    panels = grid.place_all(_type_status(dtype) + _type_fields(dtype) + _type_link(dtype))
+    return dashboard(
+        f"{UID_PREFIX}{dtype.name}",
+        f"Telemetry: {dtype.name}",
         dtype.description,
         panels,
-        [_device_variable(dtype)],
+        [device_variable(queries.device_values(dtype))],
         annotations=[
-            _annotation(
+            annotation(
                 "Status changes",
-                f'SELECT "state", "detail", "{TAG_KIND}", "{TAG_DEVICE}" FROM "{EVENT}" '
-                f"WHERE {of_type} AND $timeFilter",
+                queries.events(queries.of_type(dtype)),
                 "orange",
+                tags=EVENT_TAGS,
             )
         ],
     )
+
+
+def _type_status(dtype: DeviceType) -> Sized:
+    """The chosen devices' state, raised alarms and latest values."""
+    state = table(
+        "State",
+        queries.last_states(queries.of_type(dtype)),
+        description=f"Each device's last recorded change of state: late past "
+        f"{dtype.status.interval:g} s x 2, offline past {dtype.status.offline_after:g} s; "
+        "a device never listed has been online since it was first heard.",
+    )
+    alarms = table(
+        "Active alarms",
+        queries.active_alarms(queries.of_type(dtype)),
+        description="Alarms raised and not cleared yet: offline, battery_low.",
+    )
+    latest = table(
+        "Latest values",
+        queries.latest_values(dtype.name, DEVICES),
+        description="Each device's last stored value of every field in the time range.",
+    )
+    return [(state, 12, 6), (alarms, 12, 6), (latest, 24, 6)]
+
+
+def _type_fields(dtype: DeviceType) -> Sized:
+    """One chart per catalogue field, in the field's unit."""
+    sized: Sized = []
+    for spec in dtype.fields.values():
+        title = spec.description or spec.name
+        unit_note = f" ({spec.unit})" if spec.unit else ""
+        chart = _per_device(
+            f"{title}{unit_note}",
+            queries.mean_per_device(dtype.name, spec.name, DEVICES),
+            grafana_unit(spec.unit),
+            f"Field `{spec.name}`, mean per interval.",
+        )
+        sized.append((chart, 12, 8))
+    return sized
+
+
+def _type_link(dtype: DeviceType) -> Sized:
+    """The chosen devices' link quality: RSSI, stations per uplink, lost uplinks."""
+    m = dtype.name
+    rssi = _per_device(
+        "RSSI",
+        queries.mean_per_device(m, "rssi", DEVICES),
+        "dBm",
+        "Signal strength at the best station.",
+    )
+    stations = _per_device(
+        "Stations per uplink",
+        queries.mean_per_device(m, "stations", DEVICES),
+        "short",
+        "How many base stations heard each transmission.",
+    )
+    lost = _per_device(
+        "Lost uplinks",
+        queries.lost_query(m, DEVICES),
+        "short",
+        "Uplinks never heard, from gaps in the sequence numbers.",
+    )
+    return [(rssi, 8, 8), (stations, 8, 8), (lost, 8, 8)]
 
 
 DATASOURCE_YAML = f"""\

@@ -17,76 +17,36 @@ At the end, one line on stderr: uplinks published, messages (station copies) ack
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
 import click
 
-from catalogue import Catalogue
-from catalogue.durations import HINT, parse_seconds
-from sigfox.limits import DAILY_UPLINKS
-from simulators.callbacks import CallbackSender, advanced_bodies, uplink_bodies
-from simulators.fleet import Device, bodies, build_fleet
-from simulators.localtime import DAY
-from simulators.models import DRAIN_UPLINKS, Draining
-from simulators.publisher import Publisher, PublisherError
-from simulators.runner import (
-    Counts,
-    Runner,
-    WallClock,
-    capped_speeds,
-    devices_for_rate,
-    misbehaving,
-)
-from telemetry.errors import StartupError
-from telemetry.runtime import clean_errors, start
-from telemetry.settings import MqttEndpoint
+from simulators.behaviour import DRAIN_UPLINKS
+from simulators.callbacks import CallbackSender
+from simulators.launch import Flags, fleet_for, misbehave, open_sink, shape_for
+from simulators.publisher import PublisherError
+from simulators.report import note, progress_bar, report
+from simulators.runner import Runner, WallClock
+from telemetry.options import Duration, devices_option, seed_option, speed_option
+from telemetry.runtime import clean_errors, start, stop_on_signals
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last PUBACKs before reporting
 
 
-class Duration(click.ParamType[float]):
-    """`90`, `30s`, `10m`, `2h`, `7d` -> seconds."""
-
-    name = "duration"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        seconds = parse_seconds(value)
-        if seconds is None:
-            self.fail(f"{value!r} is not {HINT}", param, ctx)
-        return seconds
-
-
 @click.command("simulate")
-@click.option(
-    "--devices",
-    type=click.IntRange(1, 100_000),
-    default=2,
-    show_default=True,
-    help="Devices of each type.",
-)
+@devices_option(most=100_000, default=2, help="Devices of each type.")
 @click.option(
     "--types",
     "types_",
     default=None,
     help="Comma list of device types (default: every type in the catalogue).",
 )
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=1.0),
+@speed_option(
     default=1.0,
-    show_default=True,
     help="Run rhythms and uplinks N times faster (capped so a device sends at most once a second).",
 )
 @click.option(
@@ -115,9 +75,7 @@ class Duration(click.ParamType[float]):
     show_default=True,
     help="Share of transmissions no base station hears.",
 )
-@click.option(
-    "--seed", type=int, default=1, show_default=True, help="Same seed, same devices and values."
-)
+@seed_option(help="Same seed, same devices and values.")
 @click.option(
     "--silent",
     type=click.IntRange(min=0),
@@ -167,27 +125,7 @@ class Duration(click.ParamType[float]):
     help="Also write the final counts to this file as JSON.",
 )
 @clean_errors
-def simulate(
-    *,
-    devices: int,
-    types_: str | None,
-    speed: float,
-    duration: float | None,
-    backfill: float | None,
-    backfill_only: bool,
-    rate: float | None,
-    loss: float,
-    seed: int,
-    silent: int,
-    silent_after: float,
-    low_battery: int,
-    mqtt_url: str | None,
-    broker_wait: float,
-    callback_url: str | None,
-    callback_key: str | None,
-    advanced: bool,
-    report_json: Path | None,
-) -> None:
+def simulate(**flags: Any) -> None:
     """Simulate Sigfox devices publishing uplinks over MQTT at QoS 1.
 
     Every type of the catalogue is simulated (types added as files too), each device with
@@ -209,200 +147,40 @@ def simulate(
     some were never acknowledged.
     """
     began = time.time()
-    settings, catalogue = start(mqtt_url=mqtt_url)
-    names = _check(
-        catalogue,
-        types_,
-        speed=speed,
-        rate=rate,
-        backfill=backfill,
-        backfill_only=backfill_only,
-        devices=devices,
-        misbehaving=silent + low_battery,
-    )
-    if rate is not None and devices * len(names) < devices_for_rate(rate):
-        devices = math.ceil(devices_for_rate(rate) / len(names))
-        note(
-            f"--rate {rate:g} needs {devices} devices of each type (one uplink per device "
-            "every 2 s at most); using that"
-        )
-    fleet = build_fleet(catalogue, names, devices, seed, loss)
-    _note_fast_types(fleet)
-    if rate is None:
-        for type_name, cap in capped_speeds(fleet, speed).items():
-            note(
-                f"speed {speed:g} capped at {cap} for {type_name}: a device never sends twice "
-                "within one second"
-            )
-
-    publisher = _sink(settings.mqtt, broker_wait, callback_url, callback_key, advanced=advanced)
+    parsed = Flags(**flags)
+    settings, catalogue = start(mqtt_url=parsed.mqtt_url)
+    fleet = fleet_for(catalogue, parsed)
+    publisher = open_sink(settings.mqtt, parsed)
     stop = threading.Event()
-    _stop_on_signals(stop)
-    shape = bodies
-    if callback_url is not None:
-        shape = advanced_bodies if advanced else uplink_bodies
-    runner = Runner(fleet, settings.mqtt_topic_prefix, publisher, WallClock(), stop, shape)
-    until = began + duration if duration is not None else None
+    stop_on_signals(stop)
+    runner = Runner(
+        fleet, settings.mqtt_topic_prefix, publisher, WallClock(), stop, shape_for(parsed)
+    )
     try:
-        t0 = time.time()
-        if backfill is not None:
-            progress = _progress_bar if sys.stderr.isatty() else None
-            t0 = runner.backfill(t0 - backfill, progress)
-            if progress is not None:
-                sys.stderr.write("\n")  # end the progress line, finished or interrupted
-        _misbehave(runner, t0, silent=silent, silent_after=silent_after, low_battery=low_battery)
-        if not (backfill_only or stop.is_set() or (until is not None and time.time() >= until)):
-            if rate is not None:
-                runner.load(t0, rate, until)
-            else:
-                runner.live(t0, speed, until)
+        _publish(runner, parsed, began)
     except PublisherError as exc:
         note(str(exc))
         stop.set()
     complete = publisher.drain(DRAIN_TIMEOUT)
     publisher.close()
-    report(runner.counts, publisher, report_json)
+    report(runner.counts, publisher, parsed.report_json)
     if not complete or (isinstance(publisher, CallbackSender) and publisher.failed):
         sys.exit(1)
 
 
-def _note_fast_types(fleet: list[Device]) -> None:
-    """Say so when a type's catalogue interval makes its devices exceed Sigfox's allowance."""
-    seen: set[str] = set()
-    for d in fleet:
-        period = d.schedule.mean_gap
-        if d.dtype.name not in seen and period < DAY / DAILY_UPLINKS:
-            seen.add(d.dtype.name)
-            note(
-                f"{d.dtype.name} reports every {period:g} s to match its catalogue interval: "
-                f"more than Sigfox's {DAILY_UPLINKS} uplinks a day"
-            )
-
-
-def _misbehave(
-    runner: Runner, t0: float, *, silent: int, silent_after: float, low_battery: int
-) -> None:
-    """Pick the `--silent` and `--low-battery` devices and make them misbehave from `t0` on."""
-    quiet, draining = misbehaving(runner.fleet, silent, low_battery)
-    if quiet:
-        runner.silent = frozenset(d.device_id for d in quiet)
-        runner.silent_at = t0 + silent_after
-        ids = ", ".join(f"{d.dtype.name} {d.device_id}" for d in quiet)
-        note(f"going silent after {silent_after:g} s: {ids}")
-    if draining:
-        index = {id(d): i for i, d in enumerate(runner.fleet)}
-        for d in draining:
-            spec = d.dtype.fields[d.dtype.status.battery_field or ""]
-            model = Draining(d.model, spec, t0, DRAIN_UPLINKS * d.schedule.mean_gap)
-            runner.fleet[index[id(d)]] = dataclasses.replace(d, model=model)
-        note(
-            "draining the battery: " + ", ".join(f"{d.dtype.name} {d.device_id}" for d in draining)
-        )
-
-
-def _sink(
-    mqtt: MqttEndpoint,
-    broker_wait: float,
-    callback_url: str | None,
-    callback_key: str | None,
-    *,
-    advanced: bool,
-) -> Publisher | CallbackSender:
-    """The MQTT publisher, connected; or, with --callback-url, the HTTP callback sender."""
-    if callback_url is None:
-        if callback_key is not None or advanced:
-            raise StartupError("--callback-key and --advanced go with --callback-url")
-        publisher = Publisher(mqtt)
-        try:
-            publisher.connect(broker_wait)
-        except PublisherError as exc:
-            raise StartupError(str(exc)) from None
-        return publisher
-    if not callback_key:
-        raise StartupError("--callback-url needs --callback-key (a TELEMETRY_CALLBACK_KEYS key)")
-    if not callback_url.startswith(("http://", "https://")):
-        raise StartupError(
-            f"--callback-url must be an http:// or https:// URL, got {callback_url!r}"
-        )
-    return CallbackSender(callback_url, callback_key)
-
-
-def _check(
-    catalogue: Catalogue,
-    types_: str | None,
-    *,
-    speed: float,
-    rate: float | None,
-    backfill: float | None,
-    backfill_only: bool,
-    devices: int = 1,
-    misbehaving: int = 0,
-) -> list[str]:
-    """The device types to simulate, after checking that the flags go together."""
-    if rate is not None and speed != 1.0:
-        raise StartupError("--rate (load mode) and --speed cannot be used together")
-    if backfill_only and backfill is None:
-        raise StartupError("--backfill-only needs --backfill")
-
-    known = [t.name for t in catalogue]
-    names = [t.strip() for t in types_.split(",") if t.strip()] if types_ else known
-    unknown = [n for n in names if n not in catalogue]
-    if unknown or not names:
-        bad = unknown[0] if unknown else types_
-        raise StartupError(f"unknown device type {bad!r}; known: {', '.join(known)}")
-    names = list(dict.fromkeys(names))
-    if misbehaving > devices * len(names) and rate is None:
-        raise StartupError(
-            f"--silent and --low-battery ask for {misbehaving} devices; the fleet has "
-            f"{devices * len(names)} (raise --devices)"
-        )
-    return names
-
-
-def note(message: str) -> None:
-    click.echo(f"telemetry simulate: {message}", err=True)
-
-
-def report(counts: Counts, publisher: Publisher | CallbackSender, path: Path | None) -> None:
-    """One line for people, and optionally a JSON file for scripts."""
-    if isinstance(publisher, CallbackSender):
-        note(
-            f"sent {counts.uplinks} uplinks as {publisher.published} callbacks; "
-            f"{publisher.acked} answered 2xx, {publisher.failed} refused or given up, "
-            f"{publisher.retried} retries, {publisher.downlinks} downlinks received; "
-            f"{counts.lost} of {counts.transmissions} transmissions lost on the radio"
-        )
+def _publish(runner: Runner, flags: Flags, began: float) -> None:
+    """The backfill if asked, then live or load mode until `--duration`, a signal or the end."""
+    until = began + flags.duration if flags.duration is not None else None
+    t0 = time.time()
+    if flags.backfill is not None:
+        progress = progress_bar if sys.stderr.isatty() else None
+        t0 = runner.backfill(t0 - flags.backfill, progress)
+        if progress is not None:
+            sys.stderr.write("\n")  # end the progress line, finished or interrupted
+    misbehave(runner, t0, flags)
+    if flags.backfill_only or runner.stop.is_set() or (until is not None and time.time() >= until):
+        return
+    if flags.rate is not None:
+        runner.load(t0, flags.rate, until)
     else:
-        note(
-            f"published {counts.uplinks} uplinks as {publisher.published} messages (one per "
-            f"station); the broker acknowledged {publisher.acked}; {counts.lost} of "
-            f"{counts.transmissions} transmissions lost on the radio"
-        )
-    if path is not None:
-        data = {
-            "uplinks": counts.uplinks,
-            "messages": publisher.published,
-            "acknowledged": publisher.acked,
-            "transmissions": counts.transmissions,
-            "lost": counts.lost,
-            "per_type": counts.per_type,
-        }
-        if isinstance(publisher, CallbackSender):
-            data |= {"failed": publisher.failed, "downlinks": publisher.downlinks}
-        path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def _progress_bar(done: int, total: int) -> None:
-    width = 30
-    frac = min(1.0, done / total) if total else 1.0
-    bar = "#" * int(frac * width)
-    sys.stderr.write(f"\rbackfill [{bar:<{width}}] {frac:4.0%} {done}/{total} uplinks")
-    sys.stderr.flush()
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+        runner.live(t0, flags.speed, until)

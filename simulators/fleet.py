@@ -1,4 +1,4 @@
-"""The simulated fleet: device ids, and what one transmission of a device puts on the air.
+"""The simulated fleet: device ids, each device's model, and what one transmission puts on the air.
 
 `transmit(device, k)` is pure: slot `k` of a device always has the same time, values, payload,
 sequence number and receiving stations; `bodies()` turns it into Sigfox callback bodies, one per
@@ -8,13 +8,16 @@ station that heard it (DESIGN section 1).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from catalogue import Catalogue, DeviceType
 from catalogue.codec import Value
 from sigfox.limits import SEQ_MODULO
-from simulators.models import Model, model_for
+from simulators.behaviour import Generic, Model
+from simulators.home import PlantSensor, WeatherStation
 from simulators.noise import key_of, mix, unit
+from simulators.people import Scale, Wristband
 from simulators.radio import Radio, Reception, radio_for, seq_number
 from simulators.schedule import Schedule, schedule_for
 
@@ -55,6 +58,25 @@ def device_id(seed: int, type_name: str, index: int, taken: set[str]) -> str:
         if candidate not in taken:
             return candidate
         attempt += 1
+
+
+# The built-in types' own models, each for the fields it was written for: a catalogue file that
+# changes a built-in type's fields gets the generic model instead.
+_DEDICATED: dict[str, tuple[tuple[str, ...], Callable[[DeviceType, int], Model]]] = {
+    "wristband": (("heart_rate", "steps", "calories", "sleep_phase", "battery"), Wristband),
+    "scale": (("weight", "body_fat", "bmi", "battery"), Scale),
+    "weather_station": (("temperature", "humidity", "co2", "pressure", "battery"), WeatherStation),
+    "plant_sensor": (("soil_moisture", "light", "temperature", "battery"), PlantSensor),
+}
+
+
+def model_for(dtype: DeviceType, seed: int, device_id: str) -> Model:
+    """The dedicated model for a built-in type, else the generic one."""
+    key = key_of(seed, "model", dtype.name, device_id)
+    dedicated = _DEDICATED.get(dtype.name)
+    if dedicated is not None and set(dtype.fields) == set(dedicated[0]):
+        return dedicated[1](dtype, key)
+    return Generic(dtype, key)
 
 
 def build_fleet(

@@ -4,7 +4,9 @@
   `settings` (TELEMETRY_* and flags), `process` (a child process with its log), `backoff`
   (the one retry delay);
 - `servers`: local Mosquitto and InfluxDB for `telemetry dev`, tests and benchmarks;
-- `runtime`: what each subcommand does at start (settings, catalogue, logging, clean errors);
+- `runtime`: what each subcommand does at start (settings, catalogue, logging, clean errors,
+  signals that stop a threaded command);
+- `options`: the command-line options `telemetry simulate` and `telemetry dev` share;
 - the roof, imported by nothing: `cli` (the console script, subcommands loaded by name) and
-  `dev` (the whole stack on one machine).
+  the `dev` package (the whole stack on one machine: `plan`, `stack`, `command`).
 """

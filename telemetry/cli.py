@@ -12,7 +12,7 @@ SUBCOMMANDS = {
     "ingest": "ingest.command:ingest",
     "api": "api.command:api",
     "simulate": "simulators.command:simulate",
-    "dev": "telemetry.dev:dev",
+    "dev": "telemetry.dev.command:dev",
     "dashboards": "dashboards.command:dashboards",
     "redecode": "ingest.redecode:redecode",
 }

@@ -4,8 +4,8 @@
 parent, which stops its children in order), appends its stdout and stderr to a log file, and on
 Linux asks the kernel to SIGTERM it when the parent dies, even by SIGKILL, so that nothing
 outlives a killed `telemetry dev` or test run. How to stop it is the subclass's choice:
-telemetry/servers.py signals the server itself (tests also pause and resume it), telemetry/dev.py
-signals the whole process group of a `telemetry <command>` child.
+telemetry/servers.py signals the server itself (tests also pause and resume it),
+telemetry/dev/stack.py signals the whole process group of a `telemetry <command>` child.
 """
 
 from __future__ import annotations

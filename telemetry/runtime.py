@@ -1,12 +1,19 @@
-"""What every subcommand does at start: settings from env and flags, logging, clean failures."""
+"""What every subcommand does at start: settings from env and flags, logging, clean failures.
+
+Also the stop event of the threaded commands (`telemetry simulate`, `telemetry dev`): SIGINT and
+SIGTERM set it and the command winds down in its own order.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from types import FrameType
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -54,3 +61,19 @@ def setup_logging(level: str) -> None:
     )
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def stop_on_signals(stop: threading.Event) -> dict[int, Handler]:
+    """SIGINT and SIGTERM set `stop`; the handlers they had, to put back when done."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[int, Handler] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, handler)
+    return previous

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from catalogue import load_catalogue
-from telemetry.dev import telemetry_argv
+from telemetry.dev.stack import telemetry_argv
 from telemetry.errors import ServerError
 from telemetry.servers import find_binary, free_port
 from tests.support.ingest import wait_for

@@ -12,9 +12,9 @@ from api.problems import ApiError
 from catalogue.durations import parse_influxql_ns, parse_seconds
 from catalogue.times import NS, TimeTextError, parse_time_ns
 from ingest.redecode import parse_time as redecode_time
-from simulators.command import Duration
-from telemetry.dev import _backfill_days
+from telemetry.dev.plan import backfill_days
 from telemetry.errors import StartupError
+from telemetry.options import Duration
 
 
 @pytest.mark.parametrize(
@@ -41,9 +41,9 @@ def test_seconds_refusals_are_each_callers_own_error(text: str) -> None:
 
 
 def test_dev_backfill_uses_the_same_parser(tmp_path: Path) -> None:
-    assert _backfill_days(tmp_path, "2d", no_simulate=False) == 2.0
+    assert backfill_days(tmp_path, "2d", no_simulate=False) == 2.0
     with pytest.raises(StartupError, match=r"--backfill: '1w' is not a duration such as"):
-        _backfill_days(tmp_path, "1w", no_simulate=False)
+        backfill_days(tmp_path, "1w", no_simulate=False)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ INFLUXQL = re.compile(
 # Text that looks like InfluxQL but is not sent by us to InfluxDB:
 NOT_OURS = {
     "api/downlinks.py": "SQLite statements for the downlink queue, not InfluxQL",
-    "dashboards/generator.py": "Grafana panel queries: Grafana sends them, with its $timeFilter",
+    "dashboards/queries.py": "Grafana panel queries: Grafana sends them, with its $timeFilter",
 }
 
 

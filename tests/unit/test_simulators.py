@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from catalogue import load_catalogue
-from simulators.command import Duration, simulate
+from simulators.bounds import quantize
+from simulators.command import simulate
 from simulators.fleet import bodies, build_fleet, transmit
-from simulators.models import quantize
 from simulators.radio import radio_for, seq_number
 from simulators.runner import Runner, capped_speeds
 from simulators.schedule import speed_cap
+from telemetry.options import Duration
 
 CATALOGUE = load_catalogue()
 BUILTIN = ["wristband", "scale", "weather_station", "plant_sensor"]

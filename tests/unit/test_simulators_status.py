@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from catalogue import load_catalogue
+from simulators.behaviour import DRAIN_UPLINKS, Draining
 from simulators.command import simulate
 from simulators.fleet import build_fleet, transmit
-from simulators.models import DRAIN_UPLINKS, Draining
 from simulators.runner import Runner, misbehaving
 from tests.unit.test_simulators import BUILTIN, T0, FakeClock, Recorder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from telemetry.dev import Child
+from telemetry.dev.stack import Child
 from telemetry.process import LoggedProcess
 from telemetry.servers import Influxd, Mosquitto
 
