@@ -24,9 +24,10 @@ from ingest.batcher import Batch, Batcher
 from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
-from ingest.mqtt import AckToken, Incoming, MqttSource
+from ingest.mqtt import MqttSource
 from ingest.points import RejectStamper
 from ingest.processor import Processed, Processor
+from ingest.received import AckToken, Incoming
 from ingest.sink import Sink, Storer
 from ingest.spool import Spool, SpoolBusy
 from ingest.watcher import Emit, StatusWatcher, log_emit

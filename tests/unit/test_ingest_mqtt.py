@@ -47,7 +47,7 @@ def test_aiomqtt_version_is_the_one_checked() -> None:
 
 
 def test_paho_keepalive_state_read_by_the_link_watchdog() -> None:
-    # ingest/mqtt.py's `_watch_link` reads these and calls `_send_pingreq`; paho's own check
+    # ingest/mqttshim.py's `watch_link` reads these and calls `_send_pingreq`; paho's own check
     # must still close a link whose ping goes unanswered (see `Client._check_keepalive`).
     inner = paho.Client(CallbackAPIVersion.VERSION2)
     assert isinstance(inner._last_bytes_received, float)
@@ -62,7 +62,7 @@ def test_paho_keepalive_state_read_by_the_link_watchdog() -> None:
 
 @pytest.mark.asyncio
 async def test_block_reading_relies_on_these_paho_internals() -> None:
-    # ingest/mqtt.py, when the socket opens, replaces aiomqtt's reader callback with its own
+    # ingest/mqttshim.py, when the socket opens, replaces aiomqtt's reader callback with its own
     # `_BlockReader`: it reads through paho's `_sock_recv`, hands non-PUBLISH packets to
     # `_packet_handle` with `_in_packet` set up as `_packet_read` does, and acks through
     # `_packet_queue`.
