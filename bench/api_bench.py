@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from catalogue import DeviceType, load_catalogue  # noqa: E402  # after the path set-up
 from influx import query as q  # noqa: E402
+from influx.statement import Query  # noqa: E402
 from telemetry.servers import Influxd, free_port  # noqa: E402
 
 NS = 1_000_000_000
@@ -161,14 +162,14 @@ def main() -> None:
         print(f"updated {ROOT / 'BENCHMARKS.md'} (section ## API)")
 
 
-Scenario = tuple[str, str, dict[str, str], list[q.Query]]
+Scenario = tuple[str, str, dict[str, str], list[Query]]
 
 
 def scenarios(wrist: DeviceType, now: int, end: int, last_time_ns: int) -> list[Scenario]:
     fields = tuple(wrist.fields)
     day_start, month_start, year_start = now - DAY, end - 30 * DAY, end - 365 * DAY
 
-    def hist(device: str, start: int, stop: int, every: int | None) -> q.Query:
+    def hist(device: str, start: int, stop: int, every: int | None) -> Query:
         return q.history(
             wrist,
             device,
@@ -214,7 +215,7 @@ def scenarios(wrist: DeviceType, now: int, end: int, last_time_ns: int) -> list[
     ]
 
 
-def influx_call(client: httpx.Client, query: q.Query) -> None:
+def influx_call(client: httpx.Client, query: Query) -> None:
     r = client.post(
         "/query",
         data={"db": DATABASE, "q": query.text, "epoch": "ns", "params": json.dumps(query.params)},
@@ -255,7 +256,7 @@ def run(
                 r = api.get(path, params=params)
                 r.raise_for_status()
 
-            def call_db(queries: list[q.Query] = queries) -> None:
+            def call_db(queries: list[Query] = queries) -> None:
                 # concurrently, as the API sends them
                 if len(queries) == 1:
                     influx_call(db, queries[0])

@@ -1,6 +1,6 @@
 """The one door to InfluxDB over HTTP: `/query`, `/ping`, `/write` and creating the database.
 
-`InfluxClient` runs `influx.query.Query` objects (the only place InfluxQL text is built) on one
+`InfluxClient` runs `influx.statement.Query` objects (built only in `influx.query`) on one
 database through an `httpx.AsyncClient` the caller owns, and writes through
 `influx.writer.InfluxWriter` (the write path and its outcome table). Its errors are the tree in
 influx/errors.py. Callers decide what an error means for them (see there).
@@ -17,7 +17,7 @@ import httpx
 
 from influx import query as q
 from influx.errors import InfluxQueryError, InfluxUnavailable
-from influx.query import Query
+from influx.statement import Query
 from influx.writer import InfluxWriter, Refused
 
 log = logging.getLogger(__name__)

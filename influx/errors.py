@@ -13,7 +13,7 @@ Errors::
 
 Lines InfluxDB refuses for their content are not errors but values (`influx.writer.Refused`).
 Outside the tree on purpose, as programming errors found before any request:
-`influx.query.QueryBuildError` and `influx.lineprotocol.LineProtocolError` (both ValueError).
+`influx.statement.QueryBuildError` and `influx.lineprotocol.LineProtocolError` (both ValueError).
 What an answer means for a caller stays with the caller: ingest reads a 401/403 on a read as
 "a write-only account" (ingest/lookup.py), the API as "unavailable".
 """

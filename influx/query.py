@@ -1,26 +1,31 @@
-"""Every InfluxQL statement the API runs, built here from checked identifiers and bound values.
+"""Every InfluxQL statement the backend runs: fixed templates, filled through `influx.statement`.
 
-Safety rules (RELIABILITY.md, fact 7: naive concatenation leaked every device and dropped a
-database on 1.6.7):
-
-- Identifiers (measurements, fields) come only from the catalogue, never from the request:
-  callers pass a `DeviceType` and field names already checked against it; `ident()` refuses
-  anything else and double-quotes what it accepts.
-- Values (device id, times, durations) travel as bound parameters (`params=` JSON to /query),
-  and are also checked and escaped so that `Query.inline()` renders a safe literal statement
-  for servers that ignore bound parameters (InfluxDB 3's v1 API, influxdb#24805).
-- Statements are fixed templates: no request text can add a `;` or another clause.
+The statements are grouped by who runs them: the API's reads, then ingest, `telemetry redecode`
+and the local servers, then the live page's fleet snapshot. Identifiers and values pass the
+checks of `influx.statement` (its docstring has the safety rules, RELIABILITY.md fact 7); this
+is the only module that holds InfluxQL text (tests/unit/test_influx_door.py).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Literal
 
 from catalogue import DeviceType
 from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_TYPE, UPLINK
-from sigfox.limits import STORED_DEVICE_ID_RE
+from influx.statement import (
+    ParamValue,
+    Query,
+    QueryBuildError,
+    check_fields,
+    database_name,
+    device_value,
+    ident,
+    limit_value,
+    nanoseconds,
+    order_keyword,
+    seconds,
+    string_literal,
+)
 
 Aggregate = Literal["mean", "min", "max", "sum", "count", "first", "last", "median"]
 AGGREGATES: tuple[Aggregate, ...] = (
@@ -35,67 +40,7 @@ AGGREGATES: tuple[Aggregate, ...] = (
 )
 Order = Literal["asc", "desc"]
 
-_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MESSAGE_FIELDS = ("seq", "data", "stations", "station", "rssi", "snr")
-
-ParamValue = str | int | float | dict[str, int]
-
-
-class QueryBuildError(ValueError):
-    """A value that must never reach InfluxQL (a programming error upstream, or an attack)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """One or more fixed InfluxQL statements plus their bound parameters."""
-
-    text: str
-    params: dict[str, ParamValue] = field(default_factory=dict)
-
-    def inline(self) -> str:
-        """The statement with every `$name` replaced by its escaped literal."""
-
-        def literal(match: re.Match[str]) -> str:
-            value = self.params[match.group(1)]
-            if isinstance(value, dict):
-                return f"{value['duration']}ns"
-            if isinstance(value, str):
-                return string_literal(value)
-            return repr(value)
-
-        return re.sub(r"\$([A-Za-z_][A-Za-z0-9_]*)", literal, self.text)
-
-
-def string_literal(value: str) -> str:
-    """A single-quoted InfluxQL string; control characters are refused, not escaped."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise QueryBuildError("control character in a string value")
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def ident(name: str) -> str:
-    """A double-quoted identifier; only plain names (catalogue names, our fixed names) pass."""
-    if not _IDENT_RE.match(name):
-        raise QueryBuildError(f"not a plain identifier: {name!r}")
-    return f'"{name}"'
-
-
-def device_value(device: str) -> str:
-    if not STORED_DEVICE_ID_RE.match(device):
-        raise QueryBuildError(f"not a device id: {device!r}")
-    return device
-
-
-def _check_fields(dtype: DeviceType, fields: tuple[str, ...]) -> None:
-    for name in fields:
-        if name not in dtype.fields:
-            raise QueryBuildError(f"{name!r} is not a field of {dtype.name}")
-
-
-def _ns(value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise QueryBuildError("times are integer nanoseconds")
-    return value
 
 
 def devices(type_name: str | None, known_types: list[str]) -> Query:
@@ -117,7 +62,7 @@ def devices(type_name: str | None, known_types: list[str]) -> Query:
 def _since(start_ns: int | None) -> tuple[str, dict[str, ParamValue]]:
     if start_ns is None:
         return "", {}
-    return " WHERE time > $start", {"start": _ns(start_ns)}
+    return " WHERE time > $start", {"start": nanoseconds(start_ns)}
 
 
 def newest_uplinks(start_ns: int | None = None) -> Query:
@@ -132,7 +77,7 @@ def newest_uplinks(start_ns: int | None = None) -> Query:
 
 def latest_values(dtype: DeviceType, field_name: str, start_ns: int | None = None) -> Query:
     """Per device of a type, the newest value of one field (the battery) and its time."""
-    _check_fields(dtype, (field_name,))
+    check_fields(dtype, (field_name,))
     where, params = _since(start_ns)
     return Query(
         f"SELECT last({ident(field_name)}) AS {ident(field_name)} FROM {ident(dtype.name)}"
@@ -154,7 +99,7 @@ def first_uplink_after(device: str, start_ns: int) -> Query:
     return Query(
         f'SELECT first("seq") FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device '
         "AND time > $start",
-        {"device": device_value(device), "start": _ns(start_ns)},
+        {"device": device_value(device), "start": nanoseconds(start_ns)},
     )
 
 
@@ -188,7 +133,7 @@ def seq_since(device: str, start_ns: int) -> Query:
     return Query(
         f'SELECT "seq" FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device '
         "AND time >= $start ORDER BY time ASC",
-        {"device": device_value(device), "start": _ns(start_ns)},
+        {"device": device_value(device), "start": nanoseconds(start_ns)},
     )
 
 
@@ -215,13 +160,13 @@ def history(
     agg: Aggregate = "mean",
 ) -> Query:
     """Raw points, or one `agg` per `every` bucket (empty buckets left out), in [start, end)."""
-    _check_fields(dtype, fields)
+    check_fields(dtype, fields)
     if not fields:
         raise QueryBuildError("no fields")
     params: dict[str, ParamValue] = {
         "device": device_value(device),
-        "start": _ns(start_ns),
-        "end": _ns(end_ns),
+        "start": nanoseconds(start_ns),
+        "end": nanoseconds(end_ns),
     }
     if every_ns is None:
         cols = ", ".join(ident(f) for f in fields)
@@ -230,13 +175,13 @@ def history(
         if agg not in AGGREGATES:
             raise QueryBuildError(f"unknown aggregate {agg!r}")
         cols = ", ".join(f"{agg}({ident(f)}) AS {ident(f)}" for f in fields)
-        params["every"] = {"duration": _ns(every_ns)}
+        params["every"] = {"duration": nanoseconds(every_ns)}
         # fill(none): buckets with no data are left out, never invented.
         group = " GROUP BY time($every) fill(none)"
     return Query(
         f"SELECT {cols} FROM {ident(dtype.name)} WHERE {ident(TAG_DEVICE)} = $device "
         f"AND time >= $start AND time < $end{group} "
-        f"ORDER BY time {_order(order)} LIMIT {_limit(limit)}",
+        f"ORDER BY time {order_keyword(order)} LIMIT {limit_value(limit)}",
         params,
     )
 
@@ -246,34 +191,19 @@ def messages(device: str, start_ns: int, end_ns: int, order: Order, limit: int) 
     cols = ", ".join(ident(f) for f in MESSAGE_FIELDS)
     return Query(
         f"SELECT {cols} FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device "
-        f"AND time >= $start AND time < $end ORDER BY time {_order(order)} LIMIT {_limit(limit)}",
-        {"device": device_value(device), "start": _ns(start_ns), "end": _ns(end_ns)},
+        f"AND time >= $start AND time < $end "
+        f"ORDER BY time {order_keyword(order)} LIMIT {limit_value(limit)}",
+        {
+            "device": device_value(device),
+            "start": nanoseconds(start_ns),
+            "end": nanoseconds(end_ns),
+        },
     )
-
-
-def _order(order: str) -> str:
-    if order not in ("asc", "desc"):
-        raise QueryBuildError(f"bad order {order!r}")
-    return order.upper()
-
-
-def _limit(limit: int) -> int:
-    # LIMIT is written into the text (InfluxQL takes no parameter there): an int, bounded.
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_001:
-        raise QueryBuildError(f"bad limit {limit!r}")
-    return limit
 
 
 # --- ingest, `telemetry redecode` and the local servers -------------------------------------
 
 STORED_COPY_FIELDS = ("station_ids", "station", "rssi", "snr")
-_DATABASE_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}\Z")  # TELEMETRY_INFLUX_DATABASE's pattern
-
-
-def _seconds(value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise QueryBuildError("times are integer seconds")
-    return value
 
 
 def stored_copies(ranges: dict[str, tuple[int, int]]) -> Query:
@@ -282,7 +212,7 @@ def stored_copies(ranges: dict[str, tuple[int, int]]) -> Query:
     return Query(
         ";".join(
             f"SELECT {cols} FROM {UPLINK} WHERE {TAG_DEVICE} = {string_literal(device_value(d))} "
-            f"AND time >= {_seconds(lo)}s AND time <= {_seconds(hi)}s"
+            f"AND time >= {seconds(lo)}s AND time <= {seconds(hi)}s"
             for d, (lo, hi) in ranges.items()
         )
     )
@@ -304,16 +234,14 @@ def raw_uplinks(device: str, after_s: int, end_s: int, limit: int, *, inclusive:
     op = ">=" if inclusive else ">"
     return Query(
         f"SELECT * FROM {ident(UPLINK)} WHERE {ident(TAG_DEVICE)} = $device "
-        f"AND time {op} {_seconds(after_s)}s AND time < {_seconds(end_s)}s "
-        f"ORDER BY time ASC LIMIT {_limit(limit)}",
+        f"AND time {op} {seconds(after_s)}s AND time < {seconds(end_s)}s "
+        f"ORDER BY time ASC LIMIT {limit_value(limit)}",
         {"device": device_value(device)},
     )
 
 
 def create_database(name: str) -> Query:
-    if not _DATABASE_RE.match(name):
-        raise QueryBuildError(f"not a database name: {name!r}")
-    return Query(f'CREATE DATABASE "{name}"')
+    return Query(f'CREATE DATABASE "{database_name(name)}"')
 
 
 def create_admin_user(user: str, password: str) -> Query:
@@ -350,7 +278,11 @@ def snapshot_links(start_ns: int, end_ns: int, every_ns: int) -> Query:
         'last("seq") AS "last_seq" '
         f"FROM {ident(UPLINK)} WHERE time >= $start AND time < $end "
         f"GROUP BY time($every), {ident(TAG_DEVICE)} fill(none)",
-        {"start": _ns(start_ns), "end": _ns(end_ns), "every": {"duration": _ns(every_ns)}},
+        {
+            "start": nanoseconds(start_ns),
+            "end": nanoseconds(end_ns),
+            "every": {"duration": nanoseconds(every_ns)},
+        },
     )
 
 
@@ -367,12 +299,16 @@ def snapshot_series(
     dtype: DeviceType, fields: tuple[str, ...], start_ns: int, end_ns: int, every_ns: int
 ) -> Query:
     """The mean of each numeric field per bucket of [start, end), for every device of a type."""
-    _check_fields(dtype, fields)
+    check_fields(dtype, fields)
     if not fields:
         raise QueryBuildError("no fields")
     cols = ", ".join(f"mean({ident(f)}) AS {ident(f)}" for f in fields)
     return Query(
         f"SELECT {cols} FROM {ident(dtype.name)} WHERE time >= $start AND time < $end "
         f"GROUP BY time($every), {ident(TAG_DEVICE)} fill(none)",
-        {"start": _ns(start_ns), "end": _ns(end_ns), "every": {"duration": _ns(every_ns)}},
+        {
+            "start": nanoseconds(start_ns),
+            "end": nanoseconds(end_ns),
+            "every": {"duration": nanoseconds(every_ns)},
+        },
     )

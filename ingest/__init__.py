@@ -5,13 +5,16 @@ The flow, one stage per module, each joined to the next by a bounded queue (serv
     receive ─list[Incoming]─► process ─Processed─► batch ─Batch─► store ─acks─► ack
     mqtt.py                   processor.py         batcher.py     sink.py       mqtt.py
     (MqttSource,              (Processor:          (Batcher)      (Storer, Sink ─► InfluxDB
-     frames.py)                validate.py,                        or spool.py)
-                               gaps.py, ratelimit.py,
+     mqttshim.py,              validate.py,                        or spool.py)
+     frames.py,
+     received.py)              gaps.py, ratelimit.py,
                                merge.py + lookup.py,
                                points.py)
 
-- receive: `mqtt.py` reads the broker (packets split by `frames.py`); `ack` is its `MqttSource.ack`,
-  called by the `Storer` once a batch is in InfluxDB or fsynced in the spool.
+- receive: `mqtt.py` keeps the broker session and hands on `Incoming` records (`received.py`);
+  `mqttshim.py` holds every private aiomqtt/paho name it needs (block reading, packets split by
+  `frames.py`, manual acks); `ack` is its `MqttSource.ack`, called by the `Storer` once a batch
+  is in InfluxDB or fsynced in the spool.
 - process: `processor.py` validates (`validate.py`), counts gaps (`gaps.py`), rate-limits
   (`ratelimit.py`), merges copies (`merge.py`, which says when the stored point is read through
   `lookup.py`) and encodes points and reject records (`points.py`).

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from ingest.mqtt import AckToken
 from ingest.points import PointKey
 from ingest.processor import Processed
+from ingest.received import AckToken
 
 
 @dataclass(slots=True)

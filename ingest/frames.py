@@ -3,7 +3,7 @@
 Why not paho's reader: it reads one packet per call with three or four `recv` calls (command
 byte, each length byte, the rest), and builds an `MQTTMessage` with its own
 `threading.Condition` for each PUBLISH. Measured here, that was about 30% of the ingester's time.
-`ingest.mqtt` reads the socket in large blocks, splits them here, keeps the PUBLISH packets and
+`ingest.mqttshim` reads the socket in large blocks, splits them here, keeps the PUBLISH packets and
 hands every other packet (CONNACK, SUBACK, PINGRESP, ...) back to paho's own handlers.
 
 Pure: no I/O, no paho.

@@ -22,9 +22,9 @@ from ingest.events import rejected_event, up_event
 from ingest.gaps import GapCounter
 from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger
 from ingest.metrics import Metrics
-from ingest.mqtt import AckToken, Incoming
 from ingest.points import PointKey, RejectStamper, accepted_points
 from ingest.ratelimit import RateLimiter
+from ingest.received import AckToken, Incoming
 from ingest.validate import Accepted, Rejection, validate
 from telemetry.settings import Settings
 

@@ -25,8 +25,8 @@ from influx.client import InfluxClient
 from influx.connection import async_client
 from influx.errors import ReaderError, WriteError
 from influx.lineprotocol import FieldValue, encode_point
-from influx.query import Query
 from influx.schema import TAG_DEVICE, TAG_TYPE, UPLINK
+from influx.statement import Query
 from influx.writer import BACKOFF_CAP
 from sigfox.limits import DEVICE_ID
 from telemetry.backoff import backoff

@@ -3,6 +3,9 @@
 Shutdown (first SIGTERM/SIGINT): stop reading from the broker, let the stages drain, store or
 spool what was read under `ingest_shutdown_timeout`, ack it, disconnect. A second signal exits
 at once (the broker redelivers whatever was not acked).
+
+`run` reads top to bottom as the lifecycle: `_wire` builds the stages and the queues between
+them, `_start_flow` starts process, batch and store, `_drain` is the ordered shutdown.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
@@ -24,9 +28,10 @@ from ingest.batcher import Batch, Batcher
 from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.metrics import Metrics
-from ingest.mqtt import AckToken, Incoming, MqttSource
+from ingest.mqtt import MqttSource
 from ingest.points import RejectStamper
 from ingest.processor import Processed, Processor
+from ingest.received import AckToken, Incoming
 from ingest.sink import Sink, Storer
 from ingest.spool import Spool, SpoolBusy
 from ingest.watcher import Emit, StatusWatcher, log_emit
@@ -110,7 +115,100 @@ def _status_watcher(
     )
 
 
-async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bottom
+@dataclass(slots=True)
+class _Wired:
+    """The stages of one run, wired to each other, and the bounded queues between them."""
+
+    source: Source
+    sink: Sink
+    processor: Processor
+    storer: Storer
+    events: EventPublisher | None
+    inbox: asyncio.Queue[list[Incoming] | None]
+    processed: asyncio.Queue[Processed | None]
+    batches: asyncio.Queue[Batch | None]
+
+
+async def _wire(
+    settings: Settings,
+    catalogue: Catalogue,
+    http: httpx.AsyncClient,
+    *,
+    spool: Spool,
+    metrics: Metrics,
+    make_source: MakeSource,
+) -> _Wired:
+    """Receive, process, batch and store, each handed what it shares with the others."""
+    stamper = RejectStamper()  # one per ingester: no two of its rejects share a point
+    sink = Sink(
+        InfluxWriter(http, settings.influx_database),
+        spool,
+        metrics,
+        create_database=lambda: ensure_database(http, settings.influx_database),
+        stamper=stamper,
+    )
+    inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
+    processed: asyncio.Queue[Processed | None] = asyncio.Queue(INBOX_CHUNKS)
+    batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
+    source = make_source(settings, inbox, metrics.received.inc)
+    # Spooled batches are not in InfluxDB yet: their times are unknown, stay conservative.
+    newest = await newest_stored_time(http, settings.influx_database) if spool.empty else None
+    processor = Processor(
+        settings,
+        catalogue,
+        metrics,
+        StoredLookup(http, settings.influx_database),
+        known_after=newest,
+        stamper=stamper,
+    )
+    # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
+    events = EventPublisher(settings, metrics) if settings.ingest_events else None
+    storer = Storer(sink, source.ack, metrics, events.emit_many if events else None)
+    if events is not None:
+        sink.on_refused = events.on_write_refused
+    return _Wired(source, sink, processor, storer, events, inbox, processed, batches)
+
+
+def _start_flow(
+    tg: asyncio.TaskGroup, settings: Settings, wired: _Wired
+) -> list[asyncio.Task[None]]:
+    """Process, batch and store as tasks of `tg`: what shutdown waits for, in flow order."""
+    batcher = Batcher(settings.ingest_batch_size, settings.ingest_flush_interval)
+    return [
+        tg.create_task(wired.processor.run(wired.inbox, wired.processed)),
+        tg.create_task(batcher.run(wired.processed, wired.batches)),
+        tg.create_task(wired.storer.run(wired.batches)),
+    ]
+
+
+async def _drain(settings: Settings, wired: _Wired, stages: list[asyncio.Task[None]]) -> None:
+    """Stop intake, let the stages store what was read, then disconnect, by the deadline."""
+    log.info("stopping: no new messages, storing what was read")
+    wired.source.stop_intake()
+    loop = asyncio.get_running_loop()
+    budget = settings.ingest_shutdown_timeout
+    end = loop.time() + budget
+    # The sink stops retrying InfluxDB at 70 % of the budget and the stages get until
+    # 85 %; the rest is for the last acks and the disconnect, so that the process is
+    # gone by the deadline (measured before: 6.1 s for a 5 s budget).
+    wired.sink.deadline = end - 0.3 * budget
+    try:
+        async with asyncio.timeout(0.85 * budget):
+            await wired.inbox.put(None)
+            await asyncio.gather(*stages)
+    except TimeoutError:
+        log.error(  # noqa: TRY400  # expected, no traceback
+            "shutdown deadline passed; unacked messages stay with the broker"
+        )
+        for task in stages:
+            task.cancel()
+    if wired.events is not None:  # the last batches' events, from what is left
+        await wired.events.close(max(0.0, min(1.0, end - loop.time() - 0.1 * budget)))
+    wired.source.barrier_timeout = max(0.05, end - loop.time())
+    wired.source.close()
+
+
+async def run(
     settings: Settings,
     catalogue: Catalogue,
     stop: asyncio.Event,
@@ -134,80 +232,26 @@ async def run(  # noqa: PLR0915  # the lifecycle, in order, reads best top to bo
     # The spool's folder lock is held until the ingester has stopped.
     async with contextlib.aclosing(spool), async_client(settings) as http:
         await ensure_database(http, settings.influx_database)
-        stamper = RejectStamper()  # one per ingester: no two of its rejects share a point
-        sink = Sink(
-            InfluxWriter(http, settings.influx_database),
-            spool,
-            metrics,
-            create_database=lambda: ensure_database(http, settings.influx_database),
-            stamper=stamper,
+        wired = await _wire(
+            settings, catalogue, http, spool=spool, metrics=metrics, make_source=make_source
         )
-        inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
-        processed: asyncio.Queue[Processed | None] = asyncio.Queue(INBOX_CHUNKS)
-        batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
-        source = make_source(settings, inbox, metrics.received.inc)
-        # Spooled batches are not in InfluxDB yet: their times are unknown, stay conservative.
-        newest = await newest_stored_time(http, settings.influx_database) if spool.empty else None
-        processor = Processor(
-            settings,
-            catalogue,
-            metrics,
-            StoredLookup(http, settings.influx_database),
-            known_after=newest,
-            stamper=stamper,
-        )
-        # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
-        events = EventPublisher(settings, metrics) if settings.ingest_events else None
-        storer = Storer(sink, source.ack, metrics, events.emit_many if events else None)
-        if events is not None:
-            sink.on_refused = events.on_write_refused
-        metrics.watch_oldest(source.oldest_unacked)
+        metrics.watch_oldest(wired.source.oldest_unacked)
         if tune_gc:
             _tune_gc()
         try:
             async with asyncio.TaskGroup() as tg:
-                mqtt_task = tg.create_task(source.run())
-                replay_task = tg.create_task(sink.replay())
+                mqtt_task = tg.create_task(wired.source.run())
+                replay_task = tg.create_task(wired.sink.replay())
                 # Status events go out with the others; with events off, as DEBUG log lines.
-                watch_emit = events.emit if events is not None else emit
+                watch_emit = wired.events.emit if wired.events is not None else emit
                 watch_task = tg.create_task(
                     _status_watcher(settings, catalogue, http, metrics, watch_emit).run(stop)
                 )
-                if events is not None:
-                    tg.create_task(events.run())
-                stages = [
-                    tg.create_task(processor.run(inbox, processed)),
-                    tg.create_task(
-                        Batcher(settings.ingest_batch_size, settings.ingest_flush_interval).run(
-                            processed, batches
-                        )
-                    ),
-                    tg.create_task(storer.run(batches)),
-                ]
+                if wired.events is not None:
+                    tg.create_task(wired.events.run())
+                stages = _start_flow(tg, settings, wired)
                 await stop.wait()
-                log.info("stopping: no new messages, storing what was read")
-                source.stop_intake()
-                loop = asyncio.get_running_loop()
-                budget = settings.ingest_shutdown_timeout
-                end = loop.time() + budget
-                # The sink stops retrying InfluxDB at 70 % of the budget and the stages get until
-                # 85 %; the rest is for the last acks and the disconnect, so that the process is
-                # gone by the deadline (measured before: 6.1 s for a 5 s budget).
-                sink.deadline = end - 0.3 * budget
-                try:
-                    async with asyncio.timeout(0.85 * budget):
-                        await inbox.put(None)
-                        await asyncio.gather(*stages)
-                except TimeoutError:
-                    log.error(  # noqa: TRY400  # expected, no traceback
-                        "shutdown deadline passed; unacked messages stay with the broker"
-                    )
-                    for task in stages:
-                        task.cancel()
-                if events is not None:  # the last batches' events, from what is left
-                    await events.close(max(0.0, min(1.0, end - loop.time() - 0.1 * budget)))
-                source.barrier_timeout = max(0.05, end - loop.time())
-                source.close()
+                await _drain(settings, wired, stages)
                 replay_task.cancel()
                 watch_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

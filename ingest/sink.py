@@ -31,8 +31,8 @@ from influx.lineprotocol import LineProtocolError
 from influx.writer import BACKOFF_CAP, InfluxWriter, Refused
 from ingest.batcher import Batch
 from ingest.metrics import Metrics
-from ingest.mqtt import AckToken
 from ingest.points import RejectStamper
+from ingest.received import AckToken
 from ingest.spool import Spool
 from telemetry.backoff import backoff
 

@@ -28,7 +28,7 @@ from typing import NamedTuple
 from pydantic import ValidationError
 
 from catalogue import Catalogue, CodecError, DeviceType
-from catalogue.loader import Decoded
+from catalogue.devicetype import Decoded
 from sigfox.envelope import MAX_BODY_BYTES, Uplink, absent_nulls
 from sigfox.topics import parse_uplink_topic
 

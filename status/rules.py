@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from catalogue.loader import StatusSpec
+from catalogue.devicetype import StatusSpec
 from catalogue.times import NS
 
 State = Literal["online", "late", "offline"]

@@ -25,6 +25,7 @@ from api.params import (
     resolve_window,
 )
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter
+from catalogue import DeviceType
 from influx import query as q
 from influx.query import MESSAGE_FIELDS, Aggregate, Order
 
@@ -50,6 +51,18 @@ End = Annotated[
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page")]
 OrderParam = Annotated[Order, Query(description="Time order")]
 Cursor = Annotated[str | None, Query(description="The `next` of the previous page", max_length=512)]
+Fields = Annotated[
+    str | None,
+    Query(description="Comma list of the type's fields (default: all)", max_length=2048),
+]
+Every = Annotated[
+    str | None,
+    Query(description="Bucket width, e.g. 30s, 5m, 1h, 1d (absent: raw points)", max_length=32),
+]
+Agg = Annotated[
+    Aggregate | None, Query(description="Aggregate per bucket (default mean); needs `every`")
+]
+Accept = Annotated[str | None, Header(include_in_schema=False)]
 
 _CSV_DOC = {
     "description": "Rows as JSON, or as CSV with a header row for `Accept: text/csv` "
@@ -76,21 +89,13 @@ async def history(
     request: Request,
     start: Start = None,
     end: End = None,
-    fields: Annotated[
-        str | None,
-        Query(description="Comma list of the type's fields (default: all)", max_length=2048),
-    ] = None,
-    every: Annotated[
-        str | None,
-        Query(description="Bucket width, e.g. 30s, 5m, 1h, 1d (absent: raw points)", max_length=32),
-    ] = None,
-    agg: Annotated[
-        Aggregate | None, Query(description="Aggregate per bucket (default mean); needs `every`")
-    ] = None,
+    fields: Fields = None,
+    every: Every = None,
+    agg: Agg = None,
     limit: Limit = 1000,
     order: OrderParam = "asc",
     cursor: Cursor = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    accept: Accept = None,
 ) -> Response:
     """Decoded values over [start, end): raw points, or one aggregate per `every` bucket."""
     every_ns = parse_duration(every) if every is not None else None
@@ -102,13 +107,7 @@ async def history(
     if type_name not in catalogue:
         raise bad_parameter("device", f"device type {type_name!r} is not in the catalogue")
     dtype = catalogue[type_name]
-    names = parse_fields(fields, dtype)
-    if every_ns is not None and aggregate in NUMERIC_AGGREGATES:
-        text = [n for n in names if dtype.fields[n].storage in ("string", "boolean")]
-        if text:
-            raise bad_parameter(
-                "agg", f"{aggregate} needs numbers; {text[0]} is not (use count, first or last)"
-            )
+    names = _fields(fields, dtype, every_ns, aggregate)
     fp = fingerprint("history", device, names, every_ns, aggregate, order, start, end)
     window = _window(asked, cursor, fp)
     query = q.history(
@@ -129,20 +128,46 @@ async def history(
     )
     if _wants_csv(accept):
         return _csv(["time", *names], kept, next_cursor)
-    # count is an integer whatever the field; other aggregates of a float field are floats
-    floats = (
-        ()
-        if every_ns is not None and aggregate == "count"
-        else tuple(n for n in names if dtype.fields[n].storage == "float")
-    )
-    body: dict[str, Any] = {
+    counted = every_ns is not None and aggregate == "count"
+    return JSONResponse(_history_body(device, dtype, names, kept, next_cursor, counted=counted))
+
+
+def _fields(
+    asked: str | None, dtype: DeviceType, every_ns: int | None, aggregate: Aggregate
+) -> tuple[str, ...]:
+    """The fields asked for, each one the aggregate can take."""
+    names = parse_fields(asked, dtype)
+    if every_ns is not None and aggregate in NUMERIC_AGGREGATES:
+        text = [n for n in names if dtype.fields[n].storage in ("string", "boolean")]
+        if text:
+            raise bad_parameter(
+                "agg", f"{aggregate} needs numbers; {text[0]} is not (use count, first or last)"
+            )
+    return names
+
+
+def _history_body(
+    device: str,
+    dtype: DeviceType,
+    names: tuple[str, ...],
+    kept: list[dict[str, Any]],
+    next_cursor: str | None,
+    *,
+    counted: bool,
+) -> dict[str, Any]:
+    """The JSON page of `history`.
+
+    A count per bucket (`counted`) is an integer whatever the field; other values of a float
+    field are floats.
+    """
+    floats = () if counted else tuple(n for n in names if dtype.fields[n].storage == "float")
+    return {
         "device": device,
         "type": dtype.name,
         "fields": {n: {"unit": dtype.fields[n].unit} for n in names},
         "points": [point_row(r, floats) for r in kept],
         "next": next_cursor,
     }
-    return JSONResponse(body)
 
 
 @router.get(
@@ -160,7 +185,7 @@ async def messages(
     limit: Limit = 1000,
     order: OrderParam = "asc",
     cursor: Cursor = None,
-    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    accept: Accept = None,
 ) -> Response:
     """Raw uplinks as stored (copies merged): time, seq, payload hex, stations, best station."""
     asked = resolve_window(start, end, time.time_ns())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -29,6 +30,7 @@ from api.problems import COMMON_ERRORS
 from catalogue import DeviceType
 from catalogue.times import NS
 from influx import query as q
+from influx import statement
 from influx.client import Series
 from sigfox.sequence import forward_distance, is_newer, lost_between
 
@@ -47,6 +49,10 @@ LINK_EVERY_NS = 6 * 3600 * NS
 SeriesMode = Literal["all", "first", "none"]
 # Means are rounded to this many decimals: every catalogue scale is 0.01 or coarser.
 DECIMALS = 2
+
+Numeric = dict[str, tuple[str, ...]]  # per type name, the fields that get a series
+Latest = dict[str, dict[str, Any]]  # per device, its newest decoded point
+Curves = dict[str, dict[str, list[float | None]]]  # per device and field, the bucket means
 
 
 @router.get("/snapshot", response_model=Snapshot, responses=COMMON_ERRORS)
@@ -70,16 +76,55 @@ async def snapshot(
     start_ns = end_ns - BUCKETS * EVERY_NS
     types = list(catalogue)
     numeric = {t.name: _numeric_fields(t, series) for t in types}
+    queries = _queries(types, numeric, start_ns, end_ns)
+    answers = iter(await asyncio.gather(*(reader.query(query) for query in queries)))
+    (last_uplinks,) = next(answers)
+    (links,) = next(answers)
+    latest, curves = _per_type(answers, types, numeric, start_ns)
+    devices = _devices(
+        last_uplinks,
+        link_rows={_device(s): s.values for s in links},
+        latest=latest,
+        curves=curves,
+        numeric=numeric,
+        statuses=_statuses(request),
+    )
+    return Snapshot(
+        time=format_time(now_ns // NS * NS),
+        start=format_time(start_ns),
+        every=f"{EVERY_NS // (3600 * NS)}h",
+        buckets=BUCKETS,
+        types=[
+            SnapshotType(
+                name=t.name,
+                description=t.description,
+                fields={n: FieldInfo(unit=f.unit) for n, f in t.fields.items()},
+                series_fields=list(numeric[t.name]),
+            )
+            for t in types
+        ],
+        devices=devices,
+    )
+
+
+def _queries(
+    types: list[DeviceType], numeric: Numeric, start_ns: int, end_ns: int
+) -> list[statement.Query]:
+    """Two statements on `uplink`, then per type its latest points and (if any) its series."""
     queries = [q.snapshot_last_uplinks(), q.snapshot_links(start_ns, end_ns, LINK_EVERY_NS)]
     for t in types:
         queries.append(q.snapshot_latest(t))
         if numeric[t.name]:
             queries.append(q.snapshot_series(t, numeric[t.name], start_ns, end_ns, EVERY_NS))
-    answers = iter(await asyncio.gather(*(reader.query(query) for query in queries)))
-    (last_uplinks,) = next(answers)
-    (links,) = next(answers)
-    latest: dict[str, dict[str, Any]] = {}
-    curves: dict[str, dict[str, list[float | None]]] = {}
+    return queries
+
+
+def _per_type(
+    answers: Iterator[list[list[Series]]], types: list[DeviceType], numeric: Numeric, start_ns: int
+) -> tuple[Latest, Curves]:
+    """Each device's latest point and series, from the answers in `_queries`' order."""
+    latest: Latest = {}
+    curves: Curves = {}
     for t in types:
         (rows,) = next(answers)
         floats = tuple(n for n, spec in t.fields.items() if spec.storage == "float")
@@ -90,8 +135,19 @@ async def snapshot(
             (buckets,) = next(answers)
             for s in buckets:
                 curves[_device(s)] = _series(s, numeric[t.name], start_ns)
-    link_rows = {_device(s): s.values for s in links}
-    statuses = _statuses(request)
+    return latest, curves
+
+
+def _devices(
+    last_uplinks: list[Series],
+    *,
+    link_rows: dict[str, list[list[Any]]],
+    latest: Latest,
+    curves: Curves,
+    numeric: Numeric,
+    statuses: dict[str, DeviceStatus] | None,
+) -> list[SnapshotDevice]:
+    """One entry per device with a stored message, by type then id."""
     devices = []
     for s in last_uplinks:
         if not s.values:
@@ -112,22 +168,7 @@ async def snapshot(
             )
         )
     devices.sort(key=lambda d: (d.type, d.device))
-    return Snapshot(
-        time=format_time(now_ns // NS * NS),
-        start=format_time(start_ns),
-        every=f"{EVERY_NS // (3600 * NS)}h",
-        buckets=BUCKETS,
-        types=[
-            SnapshotType(
-                name=t.name,
-                description=t.description,
-                fields={n: FieldInfo(unit=f.unit) for n, f in t.fields.items()},
-                series_fields=list(numeric[t.name]),
-            )
-            for t in types
-        ],
-        devices=devices,
-    )
+    return devices
 
 
 def _numeric_fields(dtype: DeviceType, mode: SeriesMode = "all") -> tuple[str, ...]:

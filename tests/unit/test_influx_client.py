@@ -22,7 +22,7 @@ from influx.errors import (
     ReaderError,
     WriteError,
 )
-from influx.query import QueryBuildError
+from influx.statement import Query, QueryBuildError
 from ingest.lookup import StoredLookup, newest_stored_time
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -75,7 +75,7 @@ def test_the_moved_statements_keep_their_text() -> None:
     ],
 )
 def test_the_moved_statements_refuse_what_must_not_reach_influxql(
-    build: Callable[[], q.Query],
+    build: Callable[[], Query],
 ) -> None:
     with pytest.raises(QueryBuildError):
         build()

@@ -1,15 +1,17 @@
 """Canary for the private aiomqtt API that manual acks rely on (empicano/aiomqtt#345).
 
 If an aiomqtt upgrade renames `Client._client` (the paho client) or `Client._queue`, these fail
-before any message could be acked too early. `tests/integration/test_ingest_mqtt.py` checks
-the behaviour against a real broker.
+before any message could be acked too early; and only `ingest/mqttshim.py` may reach them.
+`tests/integration/test_ingest_mqtt.py` checks the behaviour against a real broker.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
 import time
+from pathlib import Path
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -18,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from ingest import mqttshim
 from ingest.mqtt import MqttSource, _refused
 from telemetry.errors import StartupError
 from telemetry.settings import Settings
@@ -47,7 +50,7 @@ def test_aiomqtt_version_is_the_one_checked() -> None:
 
 
 def test_paho_keepalive_state_read_by_the_link_watchdog() -> None:
-    # ingest/mqtt.py's `_watch_link` reads these and calls `_send_pingreq`; paho's own check
+    # ingest/mqttshim.py's `watch_link` reads these and calls `_send_pingreq`; paho's own check
     # must still close a link whose ping goes unanswered (see `Client._check_keepalive`).
     inner = paho.Client(CallbackAPIVersion.VERSION2)
     assert isinstance(inner._last_bytes_received, float)
@@ -62,7 +65,7 @@ def test_paho_keepalive_state_read_by_the_link_watchdog() -> None:
 
 @pytest.mark.asyncio
 async def test_block_reading_relies_on_these_paho_internals() -> None:
-    # ingest/mqtt.py, when the socket opens, replaces aiomqtt's reader callback with its own
+    # ingest/mqttshim.py, when the socket opens, replaces aiomqtt's reader callback with its own
     # `_BlockReader`: it reads through paho's `_sock_recv`, hands non-PUBLISH packets to
     # `_packet_handle` with `_in_packet` set up as `_packet_read` does, and acks through
     # `_packet_queue`.
@@ -122,3 +125,48 @@ def test_a_refused_subscription_stops_at_start_and_is_retried_later() -> None:
     source._check_granted([granted[1]])
     with pytest.raises(aiomqtt.MqttError, match="refused the subscription"):
         source._check_granted([refused[0]])
+
+
+# The 14 private aiomqtt/paho names of ingest/mqttshim.py's docstring.
+PRIVATE_NAMES = {
+    "_client",
+    "_disconnected",
+    "_in_packet",
+    "_sock",
+    "_sock_recv",
+    "_sock_close",
+    "_packet_read",
+    "_packet_handle",
+    "_packet_queue",
+    "_loop_rc_handle",
+    "_last_bytes_received",
+    "_ping_t",
+    "_send_pingreq",
+    "_InPacket",
+}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _private_uses(path: Path) -> set[str]:
+    """The private names read on another object than `self` (a class's own `_client` is not
+    aiomqtt's)."""
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr in PRIVATE_NAMES
+        and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+    }
+
+
+def test_the_private_names_are_reached_only_from_the_shim() -> None:
+    shim = Path(mqttshim.__file__)
+    assert _private_uses(shim) == PRIVATE_NAMES  # each one named is used, and no other
+    assert all(f"{name}`" in (mqttshim.__doc__ or "") for name in PRIVATE_NAMES)  # listed there
+    elsewhere = sorted(
+        f"{path.relative_to(ROOT)}: {sorted(names)}"
+        for package in ("ingest", "api", "influx", "catalogue", "sigfox", "status", "telemetry")
+        for path in (ROOT / package).rglob("*.py")
+        if path != shim and (names := _private_uses(path))
+    )
+    assert elsewhere == []

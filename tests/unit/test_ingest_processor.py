@@ -14,9 +14,9 @@ from catalogue import load_catalogue
 from ingest.batcher import Batch
 from ingest.merge import Copy, Key, Merger
 from ingest.metrics import Metrics
-from ingest.mqtt import Incoming
 from ingest.points import RejectStamper
 from ingest.processor import HELD, Processor
+from ingest.received import Incoming
 from ingest.validate import Rejection
 from telemetry.settings import Settings
 

@@ -32,8 +32,8 @@ from catalogue import Catalogue, load_catalogue
 from influx.schema import REJECT_REASONS
 from ingest.batcher import Batch
 from ingest.metrics import Metrics
-from ingest.mqtt import Incoming
 from ingest.processor import Processor
+from ingest.received import Incoming
 from telemetry.settings import Settings
 
 CASES_DIR = Path(__file__).parent.parent / "cases" / "uplinks"

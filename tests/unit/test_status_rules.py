@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalogue.loader import StatusSpec
+from catalogue.devicetype import StatusSpec
 from catalogue.times import NS
 from status.rules import (
     Change,
