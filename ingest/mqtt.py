@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -35,6 +34,7 @@ import aiomqtt
 from ingest import mqttshim
 from ingest.received import AckToken, Incoming
 from sigfox.topics import subscription
+from telemetry.backoff import backoff
 from telemetry.errors import StartupError
 from telemetry.settings import Settings
 
@@ -43,8 +43,6 @@ __all__ = ["AckToken", "Incoming", "MqttSource"]
 
 log = logging.getLogger(__name__)
 
-RECONNECT_BASE = 0.5  # s, first retry after a lost connection (full jitter)
-RECONNECT_CAP = 30.0  # s, a broker down for long is retried twice a minute
 BARRIER_TIMEOUT = 5.0  # s, for the SUBACK that confirms our last acks at shutdown
 # Messages handed downstream at once: one queue hop per chunk, not per message. At most half a
 # batch (a message gives up to 2 points), so a batch stays under about twice the batch size.
@@ -139,7 +137,7 @@ class MqttSource:
                 self.connected.clear()
             if self._closed.is_set():
                 break
-            delay = random.uniform(0, min(RECONNECT_CAP, RECONNECT_BASE * 2**attempt))  # noqa: S311
+            delay = backoff(attempt)  # 0.5 s first, 30 s at most: telemetry/backoff.py
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), delay)
