@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from telemetry.errors import ServerError
 from telemetry.servers import Influxd, Mosquitto, find_binary
+from tests.support.ingest import Ingester, StartIngester
 
 S = TypeVar("S", Mosquitto, Influxd)  # the servers a test may start of its own
 
@@ -88,6 +89,36 @@ def database(influxd: Influxd) -> Iterator[str]:
 def topic_prefix() -> str:
     """A unique uplink prefix, so tests sharing the broker never see each other's messages."""
     return f"uplink-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def start_ingester(tmp_path: Path) -> Iterator[StartIngester]:
+    """Start ingesters in folders of the test's own (`ing`, `ing1`, ...), subscribed on return.
+
+    Every one still running at the end is killed, whatever happened, so a failing test never
+    leaves a process holding the broker session or the port.
+    """
+    started: list[Ingester] = []
+
+    def start(
+        *, mqtt_url: str, influx_url: str, database: str, prefix: str, **settings: object
+    ) -> Ingester:
+        ing = Ingester(
+            tmp_path / (f"ing{len(started)}" if started else "ing"),
+            mqtt_url=mqtt_url,
+            influx_url=influx_url,
+            database=database,
+            prefix=prefix,
+            **settings,  # type: ignore[arg-type]
+        )
+        started.append(ing)
+        ing.start()
+        return ing
+
+    yield start
+    for ing in started:
+        if ing.proc is not None and ing.proc.poll() is None:
+            ing.kill()
 
 
 @pytest_asyncio.fixture

@@ -23,10 +23,10 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Route
 
 from catalogue import Catalogue, DeviceType, load_catalogue
 from telemetry.servers import Influxd, Mosquitto
-from tests.integration.conftest import start_ingester  # noqa: F401  # the one ingester fixture
 from tests.support.apiclient import API_KEY, AUTH
 from tests.support.apiprocess import ApiProcess
-from tests.support.ingest import Ingester, Publisher, StartIngester, wait_for
+from tests.support.ingest import Ingester, Publisher, StartIngester
+from tests.support.poll import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -19,7 +19,8 @@ from catalogue import load_catalogue
 from influx.schema import EVENT
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.influx import select, write_lines
-from tests.support.ingest import TELEMETRY, Ingester, Publisher, wait_for
+from tests.support.ingest import TELEMETRY, Ingester, Publisher
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,9 @@ from tests.support.ingest import (
     StartIngester,
     decode_weather,
     decode_wristband,
-    wait_for,
     wristband_payload,
 )
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

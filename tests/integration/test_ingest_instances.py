@@ -17,9 +17,9 @@ from tests.support.ingest import (
     StartIngester,
     count_points,
     ingest_metric,
-    wait_for,
     wristband_uplinks,
 )
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -29,9 +29,9 @@ from tests.support.ingest import (
     StartIngester,
     decode_wristband,
     ingest_metric,
-    wait_for,
     wristband_payload,
 )
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,8 @@ from simulators.fleet import build_fleet
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import ADMIN_KEY, CALLBACK_KEY, READ_KEY, ApiProcess
 from tests.support.influx import select
-from tests.support.ingest import TELEMETRY, StartIngester, wait_for, wristband_payload
+from tests.support.ingest import TELEMETRY, StartIngester, wristband_payload
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

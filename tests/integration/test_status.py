@@ -18,7 +18,8 @@ import pytest
 
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.influx import select
-from tests.support.ingest import Ingester, Publisher, StartIngester, wait_for
+from tests.support.ingest import Ingester, Publisher, StartIngester
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,8 @@ import pytest
 from telemetry.servers import Influxd, Mosquitto, free_port
 from tests.support.apiprocess import StreamReader
 from tests.support.influx import select
-from tests.support.ingest import TELEMETRY, StartIngester, wait_for
+from tests.support.ingest import TELEMETRY, StartIngester
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,13 +17,8 @@ import pytest
 
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import AUTH, READ_KEY, ApiProcess, Sse, StreamReader
-from tests.support.ingest import (
-    Publisher,
-    StartIngester,
-    decode_wristband,
-    wait_for,
-    wristband_payload,
-)
+from tests.support.ingest import Publisher, StartIngester, decode_wristband, wristband_payload
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,8 @@ import pytest
 
 from telemetry.servers import Influxd, free_port
 from tests.support.influx import write_lines
-from tests.support.ledger import wait_for, weather_payload
+from tests.support.ledger import weather_payload
+from tests.support.poll import wait_for
 
 TELEMETRY = Path(sys.executable).parent / "telemetry"
 KEY = "reliability-test-key-0123456789"

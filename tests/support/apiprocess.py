@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 
 from telemetry.servers import free_port
-from tests.support.ingest import TELEMETRY, wait_for
+from tests.support.ingest import TELEMETRY
+from tests.support.poll import wait_for
 
 READ_KEY = "read-key-0123456789"
 CALLBACK_KEY = "callback-key-0123456789"
