@@ -14,7 +14,8 @@ import pytest_asyncio
 
 from telemetry.errors import ServerError
 from telemetry.servers import Influxd, Mosquitto, find_binary
-from tests.support.ingest import Ingester, StartIngester
+from tests.support.ingest import Ingester, Publisher, StartIngester
+from tests.support.pipeline import Pipeline
 
 S = TypeVar("S", Mosquitto, Influxd)  # the servers a test may start of its own
 
@@ -119,6 +120,27 @@ def start_ingester(tmp_path: Path) -> Iterator[StartIngester]:
     for ing in started:
         if ing.proc is not None and ing.proc.poll() is None:
             ing.kill()
+
+
+@pytest.fixture
+def pipeline(  # noqa: PLR0917  # fixtures
+    start_ingester: StartIngester,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
+    """The test's path through the session servers (tests/support/pipeline.py); its API
+    processes are killed at the end, then its ingesters (`start_ingester`)."""
+    with Publisher(mosquitto.host, mosquitto.port) as publisher:
+        p = Pipeline(
+            start_ingester, publisher, mosquitto, influxd, database, topic_prefix, tmp_path
+        )
+        try:
+            yield p
+        finally:
+            p.close()
 
 
 @pytest_asyncio.fixture

@@ -11,8 +11,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +18,14 @@ import pytest
 
 from catalogue import load_catalogue
 from catalogue.codec import Value
-from telemetry.servers import Influxd, Mosquitto
-from tests.support.influx import select
 from tests.support.ingest import (
     TELEMETRY,
     Ingester,
-    Publisher,
-    StartIngester,
     decode_wristband,
     ingest_metric,
     wristband_payload,
 )
+from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
@@ -60,29 +55,11 @@ def write_types(folder: Path) -> Path:
     return folder
 
 
-@dataclass
-class Stack:
-    """This test's path through the session servers, and a publisher."""
+class Stack(Pipeline):
+    """This test's path through the session servers; its ingesters export metrics."""
 
-    start_ingester: StartIngester
-    publisher: Publisher
-    influxd: Influxd
-    mosquitto: Mosquitto
-    database: str
-    prefix: str
-
-    def start(self, **settings: Any) -> Ingester:
-        return self.start_ingester(
-            mqtt_url=self.mosquitto.url,
-            influx_url=self.influxd.url,
-            database=self.database,
-            prefix=self.prefix,
-            metrics=True,
-            **settings,
-        )
-
-    def rows(self, q: str) -> list[dict[str, Any]]:
-        return select(self.influxd, self.database, q)
+    def start(self, *, mqtt_url: str | None = None, **settings: Any) -> Ingester:
+        return super().start(mqtt_url=mqtt_url, metrics=True, **settings)
 
     def send(self, ing: Ingester, kind: str, device: str, *bodies: dict[str, Any]) -> None:
         """Publish `bodies` and wait until this ingester has stored and acked each of them."""
@@ -103,15 +80,8 @@ def acked(ing: Ingester) -> float:
 
 
 @pytest.fixture
-def stack(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> Iterator[Stack]:
-    with Publisher(mosquitto.host, mosquitto.port) as publisher:
-        yield Stack(start_ingester, publisher, influxd, mosquitto, database, topic_prefix)
+def stack(pipeline: Pipeline) -> Stack:
+    return Stack.like(pipeline)
 
 
 def uplink(device: str, t: int, seq: int, data: str, **extra: object) -> dict[str, Any]:

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telemetry.servers import Influxd, Mosquitto
 from tests.support.influx import select
-from tests.support.ingest import Ingester, Publisher, StartIngester
+from tests.support.ingest import Ingester
+from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
@@ -27,21 +25,9 @@ TYPES = Path(__file__).parent.parent / "support" / "status_types"
 LATE_S, OFFLINE_S = 4, 6  # two intervals of 2 s; offline_after
 
 
-@dataclass
-class Stack:
-    start_ingester: StartIngester
-    publisher: Publisher
-    influxd: Influxd
-    mosquitto: Mosquitto
-    database: str
-    prefix: str
-
+class Stack(Pipeline):
     def ingester(self, **settings: Any) -> Ingester:
-        return self.start_ingester(
-            mqtt_url=self.mosquitto.url,
-            influx_url=self.influxd.url,
-            database=self.database,
-            prefix=self.prefix,
+        return self.start(
             catalogue_dir=TYPES,
             status_poll_seconds=1,  # the beacon's 2 s interval needs a faster look
             **settings,
@@ -55,11 +41,7 @@ class Stack:
 
     def events(self, device: str) -> list[tuple[str, str, str, int]]:
         """(kind, state, previous, time in s) of the device's `event` points, oldest first."""
-        rows = select(
-            self.influxd,
-            self.database,
-            f"SELECT * FROM event WHERE device = '{device}'",  # noqa: S608  # test's own id
-        )
+        rows = self.rows(f"SELECT * FROM event WHERE device = '{device}'")  # noqa: S608  # own id
         rows.sort(key=lambda r: (_ns(r["time"]), r["kind"] != "state"))
         return [(r["kind"], r["state"], r["previous"], _ns(r["time"]) // 10**9) for r in rows]
 
@@ -72,15 +54,8 @@ class Stack:
 
 
 @pytest.fixture
-def stack(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> Iterator[Stack]:
-    with Publisher("127.0.0.1", mosquitto.port) as pub:
-        yield Stack(start_ingester, pub, influxd, mosquitto, database, topic_prefix)
+def stack(pipeline: Pipeline) -> Stack:
+    return Stack.like(pipeline)
 
 
 def labelled(ing: Ingester, sample: str) -> float:
