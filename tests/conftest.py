@@ -29,24 +29,24 @@ def _require(binary: str) -> None:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """One broker for the session; tests isolate themselves with a unique topic prefix."""
-    _require("mosquitto")
-    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+def _session_server(cls: type[S], tmp_path_factory: pytest.TempPathFactory) -> Iterator[S]:
+    _require(cls.name)
+    server = cls(tmp_path_factory.mktemp(cls.name))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One broker for the session; tests isolate themselves with a unique topic prefix."""
+    yield from _session_server(Mosquitto, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     """One InfluxDB for the session; tests isolate themselves with a database of their own."""
-    _require("influxd")
-    server = Influxd(tmp_path_factory.mktemp("influxd"))
-    server.start()
-    yield server
-    server.stop()
+    yield from _session_server(Influxd, tmp_path_factory)
 
 
 def _own_servers(cls: type[S], tmp_path: Path) -> Iterator[Callable[..., S]]:

@@ -13,9 +13,9 @@ import secrets
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from simulators.fleet import build_fleet
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import ADMIN_KEY, CALLBACK_KEY, READ_KEY, ApiProcess
 from tests.support.influx import select
-from tests.support.ingest import TELEMETRY, StartIngester, wristband_payload
+from tests.support.ingest import TELEMETRY, wristband_payload
+from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
@@ -66,12 +67,12 @@ def uplink(device: str, seq: int, t: int, **extra: str) -> dict[str, str]:
     } | extra
 
 
-@dataclass
-class Stack:
-    api: ApiProcess
-    influxd: Influxd
-    database: str
-    prefix: str
+class Stack(Pipeline):
+    """The pipeline with an ingester and an API process taking Sigfox's callbacks."""
+
+    @property
+    def api(self) -> ApiProcess:
+        return self.apis[0]
 
     def post(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.post(
@@ -82,49 +83,22 @@ class Stack:
         )
 
     def decoded(self, device: str) -> list[dict[str, Any]]:
-        return select(
-            self.influxd,
-            self.database,
-            f"SELECT * FROM wristband WHERE device = '{device}'",  # noqa: S608
-        )
+        return self.rows(f"SELECT * FROM wristband WHERE device = '{device}'")  # noqa: S608
 
     def raw(self, device: str) -> list[dict[str, Any]]:
-        return select(
-            self.influxd,
-            self.database,
-            f"SELECT * FROM uplink WHERE device = '{device}'",  # noqa: S608
-        )
+        return self.rows(f"SELECT * FROM uplink WHERE device = '{device}'")  # noqa: S608
 
     def rejected(self, reason: str) -> list[dict[str, Any]]:
-        return select(
-            self.influxd,
-            self.database,
-            f"SELECT * FROM rejected WHERE reason = '{reason}'",  # noqa: S608
-        )
+        return self.rows(f"SELECT * FROM rejected WHERE reason = '{reason}'")  # noqa: S608
 
 
 @pytest.fixture
-def stack(  # noqa: PLR0917  # pytest fixtures
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-    tmp_path: Path,
-) -> Iterator[Stack]:
-    start_ingester(
-        mqtt_url=mosquitto.url, influx_url=influxd.url, database=database, prefix=topic_prefix
-    )
-    api = ApiProcess(
-        tmp_path / "api",
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        influx_database=database,
-        mqtt_topic_prefix=topic_prefix,
-    )
-    api.start()
-    yield Stack(api, influxd, database, topic_prefix)
-    api.kill()
+def stack(pipeline: Pipeline) -> Stack:
+    """The API process is killed at the end, then the ingester (the `pipeline` fixture)."""
+    s = Stack.like(pipeline)
+    s.start()
+    s.make_api().start()
+    return s
 
 
 def stored(stack: Stack, device: str, n: int = 1) -> list[dict[str, Any]]:
@@ -356,7 +330,7 @@ class EventWatch:
         self.client.on_subscribe = lambda *a: ready.append(True)
         self.client.connect(host, int(port))
         self.client.loop_start()
-        self.client.subscribe(f"events/wristband/{device}/downlink", qos=1)
+        self.client.subscribe(f"{stack.events_prefix}/wristband/{device}/downlink", qos=1)
         wait_for(lambda: ready, what="subscribed")
 
     def seen(self) -> list[dict[str, Any]]:
@@ -367,27 +341,13 @@ class EventWatch:
         self.client.disconnect()
 
 
-def test_broker_down_answers_503_quickly_then_2xx_once_back(  # noqa: PLR0917  # fixtures
-    make_mosquitto: Callable[..., Mosquitto],
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-    tmp_path: Path,
+def test_broker_down_answers_503_quickly_then_2xx_once_back(
+    make_mosquitto: Callable[..., Mosquitto], pipeline: Pipeline
 ) -> None:
     broker = make_mosquitto()
-    start_ingester(
-        mqtt_url=broker.url, influx_url=influxd.url, database=database, prefix=topic_prefix
-    )
-    api = ApiProcess(
-        tmp_path / "api",
-        mqtt_url=broker.url,
-        influx_url=influxd.url,
-        influx_database=database,
-        mqtt_topic_prefix=topic_prefix,
-    )
-    api.start()
-    stack = Stack(api, influxd, database, topic_prefix)
+    stack = Stack.like(pipeline)
+    stack.start(mqtt_url=broker.url)
+    api = stack.make_api(mqtt_url=broker.url).start()
     try:
         device, t = new_device(), int(time.time()) - 20
         broker.stop()
@@ -563,21 +523,13 @@ def test_simulate_over_callbacks_stores_every_uplink(
 def test_a_hung_broker_or_influxdb_is_a_503_within_the_budget(
     make_mosquitto: Callable[..., Mosquitto],
     make_influxd: Callable[..., Influxd],
-    topic_prefix: str,
-    tmp_path: Path,
+    pipeline: Pipeline,
 ) -> None:
     """Paused (SIGSTOP) servers never answer: the API gives up in time instead of hanging."""
     broker, influx = make_mosquitto(), make_influxd()
     influx.create_database("hung")
-    api = ApiProcess(
-        tmp_path / "api",
-        mqtt_url=broker.url,
-        influx_url=influx.url,
-        influx_database="hung",
-        mqtt_topic_prefix=topic_prefix,
-    )
-    api.start()
-    stack = Stack(api, influx, "hung", topic_prefix)
+    stack = replace(Stack.like(pipeline), influxd=influx, database="hung")
+    api = stack.make_api(mqtt_url=broker.url).start()
     try:
         t = int(time.time()) - 10
         broker.pause()

@@ -7,7 +7,6 @@ The `beacon` test type (tests/support/status_types) has a 2 s interval and goes 
 from __future__ import annotations
 
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.influx import select
-from tests.support.ingest import Ingester
+from tests.support.ingest import Ingester, ingest_metric
 from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_for
 
@@ -58,15 +57,6 @@ def stack(pipeline: Pipeline) -> Stack:
     return Stack.like(pipeline)
 
 
-def labelled(ing: Ingester, sample: str) -> float:
-    """One labelled sample of the ingester's `/metrics` (NaN when absent)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{ing.metrics_port}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(sample + " "):
-                return float(line.split()[1])
-    return float("nan")
-
-
 def _ns(rfc3339: str) -> int:
     """Nanoseconds: a return may be stored 1 ns after the crossing it ends."""
     whole, _, frac = rfc3339.removesuffix("Z").partition(".")
@@ -104,7 +94,7 @@ def test_a_low_battery_raises_an_alarm_and_a_charged_one_clears_it(stack: Stack)
     events = stack.wait_events("B0002", 1, timeout=20)
     assert events[0] == ("battery_low", "raised", "cleared", t0)
     alarms = 'telemetry_ingest_active_alarms{kind="battery_low"}'
-    wait_for(lambda: labelled(ing, alarms) == 1.0, what="the battery alarm gauge at 1")
+    wait_for(lambda: ingest_metric(ing, alarms) == 1.0, what="the battery alarm gauge at 1")
     stack.uplink("B0002", t0 + 1, 3, battery=100)
     events = stack.wait_events("B0002", 2, timeout=20)
     assert events[1] == ("battery_low", "cleared", "raised", t0 + 1)

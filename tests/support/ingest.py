@@ -201,7 +201,8 @@ class Publisher:
 
 
 def ingest_metric(ing: Ingester, name: str) -> float:
-    """One unlabelled sample from the ingester's `/metrics`; NaN while it is not exported."""
+    """One sample from the ingester's `/metrics` (a name, or a name with its labels as the
+    exposition writes them); NaN while it is not exported."""
     with urllib.request.urlopen(f"http://127.0.0.1:{ing.metrics_port}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
             if line.startswith(name + " "):

@@ -29,24 +29,35 @@ class Pipeline:
     workdir: Path
     # The test's own events, so that tests sharing the broker never see each other's.
     events_prefix: str = field(default_factory=lambda: f"ev-{uuid.uuid4().hex[:8]}")
-    apis: list[ApiProcess] = field(default_factory=list)
+    ingesters: list[Ingester] = field(default_factory=list)  # started by `start`
+    apis: list[ApiProcess] = field(default_factory=list)  # made by `make_api`
 
     @classmethod
     def like(cls, other: Pipeline) -> Self:
         """This subclass over the same servers, processes and prefixes as `other`."""
         return cls(**{f.name: getattr(other, f.name) for f in fields(Pipeline)})
 
-    def start(self, *, mqtt_url: str | None = None, **settings: Any) -> Ingester:
-        """An ingester of this test (on another broker with `mqtt_url`), ready on return."""
-        return self.start_ingester(
+    def start(
+        self,
+        *,
+        mqtt_url: str | None = None,
+        influx_url: str | None = None,
+        database: str | None = None,
+        **settings: Any,
+    ) -> Ingester:
+        """An ingester of this test, ready on return; another broker, InfluxDB or database
+        than the pipeline's where a test gives one."""
+        ing = self.start_ingester(
             mqtt_url=mqtt_url or self.mosquitto.url,
-            influx_url=self.influxd.url,
-            database=self.database,
+            influx_url=influx_url or self.influxd.url,
+            database=database or self.database,
             prefix=self.prefix,
             **({"mqtt_events_prefix": self.events_prefix} | settings),
         )
+        self.ingesters.append(ing)
+        return ing
 
-    def api(self, **settings: object) -> ApiProcess:
+    def make_api(self, **settings: object) -> ApiProcess:
         """An API process of this test, not started, on the same broker, database and prefixes;
         killed at the end of the test if it still runs."""
         api = ApiProcess(
