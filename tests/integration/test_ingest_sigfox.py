@@ -8,7 +8,6 @@ documented examples), or computed with plain bit arithmetic; never by the projec
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -18,8 +17,8 @@ import pytest
 
 from catalogue import load_catalogue
 from catalogue.codec import Value
+from tests.support.cli import TELEMETRY, telemetry_env
 from tests.support.ingest import (
-    TELEMETRY,
     Ingester,
     decode_wristband,
     ingest_metric,
@@ -114,11 +113,9 @@ def test_simulated_bit_fields_are_stored_as_a_plain_decoder_reads_them(
     # DESIGN 2 says, which this test reads with shifts and masks of its own
     folder = write_types(tmp_path / "types")
     ing = stack.start(catalogue_dir=folder)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")} | {
-        "TELEMETRY_MQTT_URL": stack.mosquitto.url,
-        "TELEMETRY_MQTT_TOPIC_PREFIX": stack.prefix,
-        "TELEMETRY_CATALOGUE_DIR": str(folder),
-    }
+    env = telemetry_env(
+        mqtt_url=stack.mosquitto.url, mqtt_topic_prefix=stack.prefix, catalogue_dir=folder
+    )
     report_path = tmp_path / "report.json"
     args = ["--types", "kccs,nibbles", "--devices", "2", "--loss", "0", "--seed", "3"]
     args += ["--backfill", "6h", "--backfill-only", "--report-json", str(report_path)]

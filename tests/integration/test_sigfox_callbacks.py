@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 import subprocess
 import time
@@ -28,8 +27,9 @@ from catalogue import load_catalogue
 from simulators.fleet import build_fleet
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import ADMIN_KEY, CALLBACK_KEY, READ_KEY, ApiProcess
+from tests.support.cli import TELEMETRY, telemetry_env
 from tests.support.influx import select
-from tests.support.ingest import TELEMETRY, wristband_payload
+from tests.support.ingest import wristband_payload
 from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_for
 
@@ -481,7 +481,7 @@ def test_simulate_over_callbacks_stores_every_uplink(
     args = ["--types", "wristband", "--devices", "2", "--loss", "0", "--backfill", "1d"]
     args += ["--backfill-only", "--callback-url", f"{stack.api.url}/v1/sigfox"]
     args += ["--callback-key", CALLBACK_KEY, "--report-json", str(report)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
+    env = telemetry_env()
     proc = subprocess.run(
         [TELEMETRY, "simulate", *args + (["--advanced"] if advanced else [])],
         env=env,

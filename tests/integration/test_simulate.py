@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -27,10 +25,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from telemetry.servers import Mosquitto, find_binary, free_port
+from tests.support.cli import TELEMETRY, telemetry_env
 
 pytestmark = pytest.mark.integration
 
-TELEMETRY = Path(sys.executable).parent / "telemetry"
 DAY = 86400
 
 # DESIGN section 2: struct format, field names, scales, valid ranges after scaling.
@@ -151,8 +149,7 @@ def subscriber(mosquitto: Mosquitto, topic_prefix: str) -> Iterator[Subscriber]:
 
 def _env(broker_url: str, prefix: str) -> dict[str, str]:
     """Our settings only: a TELEMETRY_* variable of the caller's shell must not leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
-    return env | {"TELEMETRY_MQTT_URL": broker_url, "TELEMETRY_MQTT_TOPIC_PREFIX": prefix}
+    return telemetry_env(mqtt_url=broker_url, mqtt_topic_prefix=prefix)
 
 
 def simulate(

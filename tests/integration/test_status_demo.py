@@ -10,7 +10,6 @@ interval), so late, offline and a drained battery take seconds rather than hours
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import signal
 import subprocess
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support.apiprocess import StreamReader
-from tests.support.ingest import TELEMETRY
+from tests.support.cli import TELEMETRY, telemetry_env
 from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_for
 
@@ -30,11 +29,6 @@ pytestmark = pytest.mark.integration
 
 TYPES = Path(__file__).parent.parent / "support" / "status_types"
 KEY = "demo-key-0123456789"
-
-
-def _env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
-    return env | {f"TELEMETRY_{k.upper()}": v for k, v in values.items()}
 
 
 @pytest.fixture
@@ -66,10 +60,8 @@ def _run_demo(
 ) -> None:
     pipeline.start(catalogue_dir=TYPES, status_poll_seconds=1)
     tmp_path = pipeline.workdir
-    env = _env(
-        mqtt_url=pipeline.mosquitto.url,
-        mqtt_topic_prefix=pipeline.prefix,
-        catalogue_dir=str(TYPES),
+    env = telemetry_env(
+        mqtt_url=pipeline.mosquitto.url, mqtt_topic_prefix=pipeline.prefix, catalogue_dir=TYPES
     )
     args = ["--types", "beacon", "--devices", "5", "--loss", "0", "--duration", "120s"]
     args += ["--silent", "2", "--silent-after", "3s", "--low-battery", "1"]

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import struct
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -21,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from influx.writer import BACKOFF_CAP
 from telemetry.servers import Influxd, free_port
+from tests.support.cli import TELEMETRY, telemetry_env
 from tests.support.influx import select
 from tests.support.ledger import scrape_metrics
 from tests.support.poll import wait_for
@@ -28,7 +27,6 @@ from tests.support.poll import wait_for
 # How long a test waits for storing to resume after InfluxDB is back: longer than any pause
 # between two replay attempts, so that a test never gives up while the ingester sleeps.
 RECOVERY = 2 * BACKOFF_CAP
-TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
 
 
 # What an integration test wants by default: a stored point soon after it is published (a flush
@@ -64,16 +62,16 @@ class Ingester:
         workdir.mkdir(parents=True, exist_ok=True)
         self.metrics_port = free_port() if metrics or ready == "serving" else 0
         self.ready: Ready = ready
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")} | {
-            "TELEMETRY_MQTT_URL": mqtt_url,
-            "TELEMETRY_INFLUX_URL": influx_url,
-            "TELEMETRY_INFLUX_DATABASE": database,
-            "TELEMETRY_MQTT_TOPIC_PREFIX": prefix,
-            "TELEMETRY_MQTT_CLIENT_ID": client_id or f"ingest-{uuid.uuid4().hex[:8]}",
-            "TELEMETRY_INGEST_SPOOL_DIR": str(workdir / "spool"),
-            "TELEMETRY_INGEST_METRICS_PORT": str(self.metrics_port),
+        own = {
+            "mqtt_url": mqtt_url,
+            "influx_url": influx_url,
+            "influx_database": database,
+            "mqtt_topic_prefix": prefix,
+            "mqtt_client_id": client_id or f"ingest-{uuid.uuid4().hex[:8]}",
+            "ingest_spool_dir": workdir / "spool",
+            "ingest_metrics_port": self.metrics_port,
         }
-        self.env |= {f"TELEMETRY_{k.upper()}": str(v) for k, v in {**defaults, **settings}.items()}
+        self.env = telemetry_env(**(own | dict(defaults) | settings))
         self.log_path = workdir / "ingest.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
