@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from telemetry.servers import Influxd
-from tests.support.cli import TELEMETRY, telemetry_env
+from tests.support.cli import run_telemetry, telemetry_env
 from tests.support.influx import select, write_lines
 from tests.support.ingest import decode_wristband, wristband_payload
 
@@ -18,14 +18,7 @@ T0 = 1_716_000_000
 
 def redecode(influxd: Influxd, database: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = telemetry_env(influx_url=influxd.url, influx_database=database)
-    return subprocess.run(
-        [TELEMETRY, "redecode", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_telemetry("redecode", *args, env=env, timeout=60)
 
 
 def test_redecode_rewrites_from_raw_and_is_idempotent(influxd: Influxd, database: str) -> None:

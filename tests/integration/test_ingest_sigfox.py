@@ -8,7 +8,6 @@ documented examples), or computed with plain bit arithmetic; never by the projec
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from catalogue import load_catalogue
 from catalogue.codec import Value
-from tests.support.cli import TELEMETRY, telemetry_env
+from tests.support.cli import run_telemetry, telemetry_env
 from tests.support.ingest import (
     Ingester,
     decode_wristband,
@@ -119,14 +118,7 @@ def test_simulated_bit_fields_are_stored_as_a_plain_decoder_reads_them(
     report_path = tmp_path / "report.json"
     args = ["--types", "kccs,nibbles", "--devices", "2", "--loss", "0", "--seed", "3"]
     args += ["--backfill", "6h", "--backfill-only", "--report-json", str(report_path)]
-    done = subprocess.run(
-        [TELEMETRY, "simulate", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_telemetry("simulate", *args, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(report_path.read_text())
     wait_for(

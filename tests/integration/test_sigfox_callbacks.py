@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from catalogue import load_catalogue
 from simulators.fleet import build_fleet
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import ADMIN_KEY, CALLBACK_KEY, READ_KEY, ApiProcess
-from tests.support.cli import TELEMETRY, telemetry_env
+from tests.support.cli import run_telemetry, telemetry_env
 from tests.support.influx import select
 from tests.support.ingest import wristband_payload
 from tests.support.pipeline import Pipeline
@@ -482,13 +481,8 @@ def test_simulate_over_callbacks_stores_every_uplink(
     args += ["--backfill-only", "--callback-url", f"{stack.api.url}/v1/sigfox"]
     args += ["--callback-key", CALLBACK_KEY, "--report-json", str(report)]
     env = telemetry_env()
-    proc = subprocess.run(
-        [TELEMETRY, "simulate", *args + (["--advanced"] if advanced else [])],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
+    proc = run_telemetry(
+        "simulate", *args + (["--advanced"] if advanced else []), env=env, timeout=110
     )
     assert proc.returncode == 0, proc.stderr
     counts = json.loads(report.read_text())

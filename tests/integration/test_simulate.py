@@ -25,7 +25,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from telemetry.servers import Mosquitto, find_binary, free_port
-from tests.support.cli import TELEMETRY, telemetry_env
+from tests.support.cli import TELEMETRY, run_telemetry, telemetry_env
 
 pytestmark = pytest.mark.integration
 
@@ -159,14 +159,7 @@ def simulate(
     if catalogue_dir is not None:
         env["TELEMETRY_CATALOGUE_DIR"] = str(catalogue_dir)
     report = tmp_path / "report.json"
-    proc = subprocess.run(
-        [str(TELEMETRY), "simulate", *args, "--report-json", str(report)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    proc = run_telemetry("simulate", *args, "--report-json", str(report), env=env, timeout=90)
     assert proc.returncode == 0, proc.stderr
     return proc, json.loads(report.read_text())
 
@@ -302,9 +295,7 @@ def test_a_type_added_as_a_file_is_simulated(
 
 
 def test_help_lists_the_flags() -> None:
-    proc = subprocess.run(
-        [str(TELEMETRY), "simulate", "--help"], capture_output=True, text=True, check=False
-    )
+    proc = run_telemetry("simulate", "--help")
     assert proc.returncode == 0
     for flag in ("--devices", "--types", "--speed", "--duration", "--backfill", "--rate"):
         assert flag in proc.stdout
@@ -321,13 +312,7 @@ def test_help_lists_the_flags() -> None:
     ],
 )
 def test_a_bad_or_unreachable_broker_is_one_line(url: str, expect: str) -> None:
-    proc = subprocess.run(
-        [str(TELEMETRY), "simulate", "--mqtt-url", url, "--broker-wait", "0.5"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run_telemetry("simulate", "--mqtt-url", url, "--broker-wait", "0.5", timeout=30)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -394,13 +379,7 @@ def test_wrong_credentials_are_one_line(
     )
     broker = make_mosquitto(password_file=passwd)
     url = f"mqtt://sim:wrong@{broker.host}:{broker.port}"
-    proc = subprocess.run(
-        [str(TELEMETRY), "simulate", "--mqtt-url", url, "--broker-wait", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run_telemetry("simulate", "--mqtt-url", url, "--broker-wait", "0", timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"telemetry: the MQTT broker at {broker.host}:{broker.port} refused us: Not authorized"

@@ -1,10 +1,18 @@
-"""The `telemetry` command as tests run it: its path, and an environment of our settings only."""
+"""The programs tests run: the `telemetry` command (its path, an environment of our settings
+only, one run to its end) and the server binaries a test cannot do without."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+
+import pytest
+
+from telemetry.errors import ServerError
+from telemetry.servers import find_binary
 
 TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
 
@@ -14,3 +22,28 @@ def telemetry_env(**settings: object) -> dict[str, str]:
     into a test), and `settings` as `TELEMETRY_<NAME>`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
     return env | {f"TELEMETRY_{k.upper()}": str(v) for k, v in settings.items()}
+
+
+def run_telemetry(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`telemetry <args>` to its end (`telemetry_env()` unless given another environment), its
+    output captured as text; the caller checks the exit code."""
+    return subprocess.run(
+        [TELEMETRY, *args],
+        env=telemetry_env() if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def require_binary(binary: str) -> None:
+    """Skip the test when `binary` is not installed; in CI (`CI` set) fail it instead."""
+    try:
+        find_binary(binary)
+    except ServerError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc), pytrace=False)
+        pytest.skip(str(exc))
