@@ -10,7 +10,6 @@ import base64
 import json
 import secrets
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -18,15 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from catalogue import load_catalogue
 from simulators.fleet import build_fleet
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import ADMIN_KEY, CALLBACK_KEY, READ_KEY, ApiProcess
 from tests.support.cli import run_telemetry, telemetry_env
+from tests.support.events import EventSubscriber
 from tests.support.influx import select
 from tests.support.ingest import wristband_payload
 from tests.support.pipeline import Pipeline
@@ -280,7 +278,9 @@ def test_unknown_type_not_json_and_too_large(stack: Stack) -> None:
 def test_bidir_with_and_without_a_queued_downlink(stack: Stack) -> None:
     device, t = new_device(), int(time.time()) - 100
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    events = EventWatch(stack, device)
+    # `<topic>/#` matches the topic itself: this device's downlink events only
+    downlinks = f"{stack.events_prefix}/wristband/{device}/downlink"
+    events = EventSubscriber(stack.mosquitto.host, stack.mosquitto.port, downlinks)
     # No downlink queued: 204 for a BIDIR callback.
     assert stack.post(uplink(device, 1, t, ack="true")).status_code == 204
     stored(stack, device)  # the device is known now: no `type` needed to queue
@@ -308,36 +308,12 @@ def test_bidir_with_and_without_a_queued_downlink(stack: Stack) -> None:
         (first["id"], "sent"),
         (second["id"], "sent"),
     ]
-    got = wait_for(lambda: len(e := events.seen()) >= 4 and e, what="downlink events")
+    got = [m.body for m in events.until(4)]
+    assert events.messages.empty()
     assert [(e["id"], e["status"]) for e in got] == want
     assert got[2]["seq"] == 3
     assert set(got[0]) == {"id", "device", "type", "data", "status", "time"}
     events.close()
-
-
-class EventWatch:
-    """A subscriber to one device's downlink events."""
-
-    def __init__(self, stack: Stack, device: str) -> None:
-        self.events: list[dict[str, Any]] = []
-        ready: list[bool] = []
-        host, port = stack.api.env["TELEMETRY_MQTT_URL"].removeprefix("mqtt://").split(":")
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"ev-{uuid.uuid4().hex[:8]}"
-        )
-        self.client.on_message = lambda c, u, m: self.events.append(json.loads(m.payload))
-        self.client.on_subscribe = lambda *a: ready.append(True)
-        self.client.connect(host, int(port))
-        self.client.loop_start()
-        self.client.subscribe(f"{stack.events_prefix}/wristband/{device}/downlink", qos=1)
-        wait_for(lambda: ready, what="subscribed")
-
-    def seen(self) -> list[dict[str, Any]]:
-        return list(self.events)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def test_broker_down_answers_503_quickly_then_2xx_once_back(
