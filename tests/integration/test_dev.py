@@ -18,8 +18,8 @@ import pytest
 
 from catalogue import load_catalogue
 from telemetry.dev import telemetry_argv
-from telemetry.servers import free_port
-from tests.support.cli import require_binary
+from telemetry.errors import ServerError
+from telemetry.servers import find_binary, free_port
 from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,12 @@ def processes_using(data_dir: Path) -> list[int]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     for binary in ("mosquitto", "influxd"):
-        require_binary(binary)
+        try:
+            find_binary(binary)
+        except ServerError as exc:
+            if os.environ.get("CI"):
+                pytest.fail(str(exc), pytrace=False)
+            pytest.skip(str(exc))
     folder = tmp_path / "dev"
     yield folder
     for pid in processes_using(folder):  # only after a failure: never leave servers behind
