@@ -1,5 +1,5 @@
-"""The programs tests run: the `telemetry` command (its path, an environment of our settings
-only, one run to its end) and the server binaries a test cannot do without."""
+"""The `telemetry` command as tests run it: its path, an environment of our settings only, and
+one run to its end."""
 
 from __future__ import annotations
 
@@ -8,11 +8,6 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-
-import pytest
-
-from telemetry.errors import ServerError
-from telemetry.servers import find_binary
 
 TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
 
@@ -37,13 +32,3 @@ def run_telemetry(
         timeout=timeout,
         check=False,
     )
-
-
-def require_binary(binary: str) -> None:
-    """Skip the test when `binary` is not installed; in CI (`CI` set) fail it instead."""
-    try:
-        find_binary(binary)
-    except ServerError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
