@@ -14,6 +14,8 @@ import pytest_asyncio
 
 from telemetry.errors import ServerError
 from telemetry.servers import Influxd, Mosquitto, find_binary
+from tests.support.ingest import Ingester, Publisher, StartIngester
+from tests.support.pipeline import Pipeline
 
 S = TypeVar("S", Mosquitto, Influxd)  # the servers a test may start of its own
 
@@ -27,24 +29,24 @@ def _require(binary: str) -> None:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """One broker for the session; tests isolate themselves with a unique topic prefix."""
-    _require("mosquitto")
-    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+def _session_server(cls: type[S], tmp_path_factory: pytest.TempPathFactory) -> Iterator[S]:
+    _require(cls.name)
+    server = cls(tmp_path_factory.mktemp(cls.name))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One broker for the session; tests isolate themselves with a unique topic prefix."""
+    yield from _session_server(Mosquitto, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     """One InfluxDB for the session; tests isolate themselves with a database of their own."""
-    _require("influxd")
-    server = Influxd(tmp_path_factory.mktemp("influxd"))
-    server.start()
-    yield server
-    server.stop()
+    yield from _session_server(Influxd, tmp_path_factory)
 
 
 def _own_servers(cls: type[S], tmp_path: Path) -> Iterator[Callable[..., S]]:
@@ -88,6 +90,57 @@ def database(influxd: Influxd) -> Iterator[str]:
 def topic_prefix() -> str:
     """A unique uplink prefix, so tests sharing the broker never see each other's messages."""
     return f"uplink-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def start_ingester(tmp_path: Path) -> Iterator[StartIngester]:
+    """Start ingesters in folders of the test's own (`ing`, `ing1`, ...), subscribed on return.
+
+    Every one still running at the end is killed, whatever happened, so a failing test never
+    leaves a process holding the broker session or the port.
+    """
+    started: list[Ingester] = []
+
+    def start(
+        *, mqtt_url: str, influx_url: str, database: str, prefix: str, **settings: object
+    ) -> Ingester:
+        ing = Ingester(
+            tmp_path / (f"ing{len(started)}" if started else "ing"),
+            mqtt_url=mqtt_url,
+            influx_url=influx_url,
+            database=database,
+            prefix=prefix,
+            **settings,  # type: ignore[arg-type]
+        )
+        started.append(ing)
+        ing.start()
+        return ing
+
+    yield start
+    for ing in started:
+        if ing.proc is not None and ing.proc.poll() is None:
+            ing.kill()
+
+
+@pytest.fixture
+def pipeline(  # noqa: PLR0917  # fixtures
+    start_ingester: StartIngester,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    database: str,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
+    """The test's path through the session servers (tests/support/pipeline.py); its API
+    processes are killed at the end, then its ingesters (`start_ingester`)."""
+    with Publisher(mosquitto.host, mosquitto.port) as publisher:
+        p = Pipeline(
+            start_ingester, publisher, mosquitto, influxd, database, topic_prefix, tmp_path
+        )
+        try:
+            yield p
+        finally:
+            p.close()
 
 
 @pytest_asyncio.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,11 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Route, sync_playwright
 
 from catalogue import Catalogue, DeviceType, load_catalogue
-from telemetry.servers import Influxd, Mosquitto
-from tests.integration.conftest import start_ingester  # noqa: F401  # the one ingester fixture
 from tests.support.apiclient import API_KEY, AUTH
 from tests.support.apiprocess import ApiProcess
-from tests.support.ingest import Ingester, Publisher, StartIngester, wait_for
+from tests.support.ingest import Ingester
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -110,14 +109,20 @@ def guarded(browser: Browser) -> Iterator[Guarded]:
 
 
 @dataclass
-class Stack:
-    api: ApiProcess
-    ingester: Ingester
-    mosquitto: Mosquitto
-    prefix: str
-    catalogue: Catalogue
-    fleet: dict[str, list[str]]  # type -> device ids
-    seqs: dict[str, int]  # device -> next seq
+class Stack(Pipeline):
+    """The pipeline with an ingester, an API process and a fleet of every built-in type."""
+
+    catalogue: Catalogue = field(default_factory=load_catalogue)
+    fleet: dict[str, list[str]] = field(default_factory=dict)  # type -> device ids
+    seqs: dict[str, int] = field(default_factory=dict)  # device -> next seq
+
+    @property
+    def api(self) -> ApiProcess:
+        return self.apis[0]
+
+    @property
+    def ingester(self) -> Ingester:
+        return self.ingesters[0]
 
     def page_url(self, key: str = API_KEY, query: str = "") -> str:
         return f"{self.api.url}/{query}#key={key}"
@@ -131,8 +136,7 @@ class Stack:
         copies = uplink_copies(
             self.catalogue[type_name], device, seq, when or int(time.time()), stations
         )
-        with Publisher(self.mosquitto.host, self.mosquitto.port) as pub:
-            pub.many([(f"{self.prefix}/{type_name}/{device}", body) for body in copies])
+        self.publisher.many([(f"{self.prefix}/{type_name}/{device}", body) for body in copies])
         return seq
 
     def snapshot(self) -> dict[str, Any]:
@@ -172,50 +176,22 @@ def uplink_copies(
 
 
 @pytest.fixture
-def stack(
-    request: pytest.FixtureRequest,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> Iterator[Stack]:
+def stack(pipeline: Pipeline) -> Iterator[Stack]:
     """ingest and api as processes, and DEVICES_PER_TYPE devices of each type with history."""
-    start: StartIngester = request.getfixturevalue("start_ingester")
-    tmp_path: Path = request.getfixturevalue("tmp_path")
-    events = f"events-{uuid.uuid4().hex[:10]}"  # this test's own events, on the shared broker
-    ingester = start(
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        database=database,
-        prefix=topic_prefix,
-        mqtt_events_prefix=events,
-    )
-    api = ApiProcess(
-        tmp_path / "api",
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        influx_database=database,
-        api_keys=API_KEY,
-        mqtt_topic_prefix=topic_prefix,
-        mqtt_events_prefix=events,
-    )
-    catalogue = load_catalogue()
-    fleet = {
+    s = Stack.like(pipeline)
+    s.start()
+    api = s.make_api(api_keys=API_KEY)
+    s.fleet = {
         t.name: [f"{0xB0000 + 16 * n + i:X}" for i in range(DEVICES_PER_TYPE)]
-        for n, t in enumerate(catalogue)
+        for n, t in enumerate(s.catalogue)
     }
-    s = Stack(api, ingester, mosquitto, topic_prefix, catalogue, fleet, {})
     now = int(time.time())
-    with Publisher(mosquitto.host, mosquitto.port) as pub:
-        for type_name, ids in fleet.items():
-            for device in ids:
-                for h in range(HISTORY, 0, -1):
-                    seq = s.seqs.get(device, 0)
-                    s.seqs[device] = seq + 1
-                    body = uplink_copies(catalogue[type_name], device, seq, now - h * 3600, 1)
-                    pub.many([(f"{topic_prefix}/{type_name}/{device}", b) for b in body])
+    for type_name, ids in s.fleet.items():
+        for device in ids:
+            for h in range(HISTORY, 0, -1):
+                s.publish(type_name, device, when=now - h * 3600)
     api.start(stream=True)
-    wanted = sum(len(ids) for ids in fleet.values())
+    wanted = sum(len(ids) for ids in s.fleet.values())
     wait_for(lambda: len(s.snapshot()["devices"]) == wanted, 60, "the fleet in the snapshot")
     try:
         yield s

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,17 +12,14 @@ import httpx
 import pytest
 
 from telemetry.servers import Influxd, free_port
+from tests.support.cli import telemetry_env
 
 pytestmark = pytest.mark.integration
 
 
 def test_api_command_serves_and_stops(influxd: Influxd, database: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")} | {
-        "TELEMETRY_INFLUX_URL": influxd.url,
-        "TELEMETRY_INFLUX_DATABASE": database,
-        "TELEMETRY_API_KEYS": "k-one,k-two",
-    }
+    env = telemetry_env(influx_url=influxd.url, influx_database=database, api_keys="k-one,k-two")
     proc = subprocess.Popen(
         [
             sys.executable,

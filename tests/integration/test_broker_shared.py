@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from telemetry.servers import Mosquitto
-from tests.support.ingest import wait_for
+from tests.support.poll import wait_for
 
 
 def _member(broker: Mosquitto, name: str, topic: str, got: list[int], *, ack: bool) -> mqtt.Client:

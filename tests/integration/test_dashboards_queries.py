@@ -18,8 +18,10 @@ import pytest
 from catalogue import load_catalogue
 from influx.schema import EVENT
 from telemetry.servers import Influxd, Mosquitto
+from tests.support.cli import TELEMETRY
 from tests.support.influx import select, write_lines
-from tests.support.ingest import TELEMETRY, Ingester, Publisher, wait_for
+from tests.support.ingest import Ingester, Publisher
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from catalogue import load_catalogue
 from telemetry.dev.stack import telemetry_argv
 from telemetry.errors import ServerError
 from telemetry.servers import find_binary, free_port
-from tests.support.ingest import wait_for
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

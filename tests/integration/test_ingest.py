@@ -6,68 +6,19 @@ from __future__ import annotations
 import random
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from telemetry.servers import Influxd, Mosquitto
-from tests.support.influx import select
 from tests.support.ingest import (
-    Ingester,
-    Publisher,
-    StartIngester,
     decode_weather,
     decode_wristband,
-    wait_for,
     wristband_payload,
 )
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Pipeline:
-    """One test's path through the session servers: its ingesters, a publisher, its database."""
-
-    start_ingester: StartIngester
-    publisher: Publisher
-    influxd: Influxd
-    mosquitto: Mosquitto
-    database: str
-    prefix: str
-
-    def start(self, **settings: Any) -> Ingester:
-        """An ingester of this test, subscribed on return."""
-        return self.start_ingester(
-            mqtt_url=self.mosquitto.url,
-            influx_url=self.influxd.url,
-            database=self.database,
-            prefix=self.prefix,
-            **settings,
-        )
-
-    def rows(self, q: str) -> list[dict[str, Any]]:
-        """Rows once two reads in a row agree: a point's fields become visible one by one."""
-        previous = select(self.influxd, self.database, q)
-        while True:
-            current = select(self.influxd, self.database, q)
-            if current == previous:
-                return current
-            previous = current
-
-
-@pytest.fixture
-def pipeline(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> Iterator[Pipeline]:
-    with Publisher(mosquitto.host, mosquitto.port) as publisher:
-        yield Pipeline(start_ingester, publisher, influxd, mosquitto, database, topic_prefix)
 
 
 def body(device: str, t: int, seq: int | str, data: str, **extra: object) -> dict[str, Any]:
@@ -86,18 +37,18 @@ def test_values_stored_exactly(pipeline: Pipeline) -> None:
     pipeline.publisher.publish(
         f"{pipeline.prefix}/weather_station/00FF", body("00FF", now - 5, "7", ws, rssi="-99")
     )
-    got = wait_for(lambda: pipeline.rows("SELECT * FROM wristband"), what="wristband point")
+    got = wait_for(lambda: pipeline.settled_rows("SELECT * FROM wristband"), what="wristband point")
     assert len(got) == 1
     point = got[0]
     assert point["device"] == "1A2B3C"
     assert point["time"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 10))
     assert {k: point[k] for k in decode_wristband(wb)} == decode_wristband(wb)
     assert (point["seq"], point["rssi"], point["snr"], point["stations"]) == (123, -118.5, 9.2, 1)
-    weather = wait_for(lambda: pipeline.rows("SELECT * FROM weather_station"))
+    weather = wait_for(lambda: pipeline.settled_rows("SELECT * FROM weather_station"))
     expected = decode_weather(ws)
     assert {k: weather[0][k] for k in expected} == pytest.approx(expected)
     assert weather[0]["seq"] == 7
-    uplinks = wait_for(lambda: len(r := pipeline.rows("SELECT * FROM uplink")) == 2 and r)
+    uplinks = wait_for(lambda: len(r := pipeline.settled_rows("SELECT * FROM uplink")) == 2 and r)
     by_dev = {r["device"]: r for r in uplinks}
     assert by_dev["1A2B3C"]["data"] == wb
     assert by_dev["1A2B3C"]["type"] == "wristband"
@@ -119,7 +70,7 @@ def test_copies_merge_into_one_point_with_best_station(pipeline: Pipeline) -> No
             topic, body("BEEF", t, 9, data, station=station, rssi=rssi, snr=5)
         )
     wait_for(
-        lambda: pipeline.rows("SELECT stations FROM uplink WHERE stations = 2"),
+        lambda: pipeline.settled_rows("SELECT stations FROM uplink WHERE stations = 2"),
         what="two copies merged",
     )
     late_station, late_rssi = copies[2]  # after the point was written
@@ -129,12 +80,12 @@ def test_copies_merge_into_one_point_with_best_station(pipeline: Pipeline) -> No
     pipeline.publisher.publish(
         topic, body("BEEF", t, 9, data, station=copies[0][0], rssi=copies[0][1])
     )
-    up = wait_for(lambda: pipeline.rows("SELECT * FROM uplink WHERE stations = 3"))
-    assert len(pipeline.rows("SELECT * FROM uplink")) == 1
+    up = wait_for(lambda: pipeline.settled_rows("SELECT * FROM uplink WHERE stations = 3"))
+    assert len(pipeline.settled_rows("SELECT * FROM uplink")) == 1
     assert up[0]["station"] == "00B2"
     assert up[0]["rssi"] == -101.5
     assert up[0]["station_ids"] == "00A1,00B2,00C3"
-    wb = wait_for(lambda: pipeline.rows("SELECT * FROM wristband WHERE stations = 3"))
+    wb = wait_for(lambda: pipeline.settled_rows("SELECT * FROM wristband WHERE stations = 3"))
     assert len(wb) == 1
     assert wb[0]["rssi"] == -101.5
 
@@ -155,7 +106,7 @@ def test_advanced_callback_duplicates_count_as_stations(pipeline: Pipeline) -> N
             duplicates=dups,
         ),
     )
-    up = wait_for(lambda: pipeline.rows("SELECT * FROM uplink"))
+    up = wait_for(lambda: pipeline.settled_rows("SELECT * FROM uplink"))
     assert (up[0]["stations"], up[0]["station"], up[0]["rssi"]) == (3, "0B01", -90.0), up
 
 
@@ -167,18 +118,18 @@ def test_redelivery_and_restart_never_lower_stations(pipeline: Pipeline) -> None
     first = body("C0FFEE", t, 4000, data, station="0001", rssi=-100)
     pipeline.publisher.many([(topic, first), (topic, first)])  # a redelivery: harmless
     pipeline.publisher.publish(topic, body("C0FFEE", t, 4000, data, station="0002", rssi=-95))
-    wait_for(lambda: pipeline.rows("SELECT * FROM uplink WHERE stations = 2"))
+    wait_for(lambda: pipeline.settled_rows("SELECT * FROM uplink WHERE stations = 2"))
     assert ing.stop() == 0
     ing.start()  # the cache is empty now: the stored point must be merged
     pipeline.publisher.publish(topic, body("C0FFEE", t, 4000, data, station="0003", rssi=-120))
-    up = wait_for(lambda: pipeline.rows("SELECT * FROM uplink WHERE stations = 3"))
+    up = wait_for(lambda: pipeline.settled_rows("SELECT * FROM uplink WHERE stations = 3"))
     assert up[0]["station"] == "0002"
     assert up[0]["station_ids"] == "0001,0002,0003"
-    assert len(pipeline.rows("SELECT * FROM wristband")) == 1
+    assert len(pipeline.settled_rows("SELECT * FROM wristband")) == 1
 
 
 def _rejects(pipeline: Pipeline) -> dict[str, dict[str, Any]]:
-    return {r["reason"]: r for r in pipeline.rows("SELECT * FROM rejected GROUP BY *")}
+    return {r["reason"]: r for r in pipeline.settled_rows("SELECT * FROM rejected GROUP BY *")}
 
 
 def test_every_reject_reason_is_kept_and_the_loop_goes_on(pipeline: Pipeline) -> None:
@@ -210,7 +161,7 @@ def test_every_reject_reason_is_kept_and_the_loop_goes_on(pipeline: Pipeline) ->
     )
     # Still working after all that.
     pipeline.publisher.publish(f"{p}/wristband/E", body("E", now, 1, good))
-    wait_for(lambda: pipeline.rows("SELECT * FROM wristband WHERE device = 'E'"))
+    wait_for(lambda: pipeline.settled_rows("SELECT * FROM wristband WHERE device = 'E'"))
     expected = set(cases) | {"rate_limited"}
     got = wait_for(lambda: (r := _rejects(pipeline)).keys() >= expected and r)
     for reason, (topic, sent) in cases.items():
@@ -222,8 +173,8 @@ def test_every_reject_reason_is_kept_and_the_loop_goes_on(pipeline: Pipeline) ->
     assert got["encoding"]["body"] == '{"device":"\\xff\\xfe"}'
     assert got["device_mismatch"]["device"] == "A"
     assert got["rate_limited"]["device"] == "D"
-    assert len(pipeline.rows("SELECT * FROM rejected WHERE reason = 'rate_limited'")) == 1
-    d = pipeline.rows("SELECT * FROM uplink WHERE device = 'D'")
+    assert len(pipeline.settled_rows("SELECT * FROM rejected WHERE reason = 'rate_limited'")) == 1
+    d = pipeline.settled_rows("SELECT * FROM uplink WHERE device = 'D'")
     assert [r["stations"] for r in d] == [1, 2]
 
 
@@ -243,12 +194,12 @@ def test_malicious_inputs_are_rejected_not_written(pipeline: Pipeline) -> None:
         ]
     )
     pipeline.publisher.publish(f"{p}/wristband/E", body("E", now, 1, good))
-    wait_for(lambda: pipeline.rows("SELECT * FROM wristband WHERE device = 'E'"))
+    wait_for(lambda: pipeline.settled_rows("SELECT * FROM wristband WHERE device = 'E'"))
     # (A newline in a topic never reaches us: Mosquitto disconnects such a publisher.)
-    got = wait_for(lambda: len(r := pipeline.rows("SELECT * FROM rejected")) == 5 and r)
+    got = wait_for(lambda: len(r := pipeline.settled_rows("SELECT * FROM rejected")) == 5 and r)
     assert sorted(r["reason"] for r in got) == ["envelope", "envelope", "json", "json", "too_large"]
-    assert pipeline.rows("SELECT * FROM wristband WHERE device = 'FFFF'") == []
-    assert len(pipeline.rows("SELECT * FROM wristband")) == 1
+    assert pipeline.settled_rows("SELECT * FROM wristband WHERE device = 'FFFF'") == []
+    assert len(pipeline.settled_rows("SELECT * FROM wristband")) == 1
     forged = next(r for r in got if r["reason"] == "envelope" and "FFFF" in r["body"])
     assert "\\n" in forged["body"]  # kept as the JSON escape, never as a raw newline
     nul = next(r for r in got if r["body"].startswith("\\x00"))
@@ -288,8 +239,8 @@ def test_metrics_endpoint_counts(pipeline: Pipeline) -> None:
     assert m["telemetry_ingest_out_of_range_total"] == 2
     assert m["telemetry_ingest_spool_batches"] == 0
     assert m["telemetry_ingest_write_seconds_count"] >= 1
-    oor = pipeline.rows("SELECT out_of_range FROM uplink WHERE seq = 14")
+    oor = pipeline.settled_rows("SELECT out_of_range FROM uplink WHERE seq = 14")
     assert oor[0]["out_of_range"] == 2
-    stored = pipeline.rows("SELECT * FROM wristband WHERE seq = 14")
+    stored = pipeline.settled_rows("SELECT * FROM wristband WHERE seq = 14")
     assert stored[0]["heart_rate"] is None
     assert stored[0]["sleep_phase"] is None

@@ -25,9 +25,9 @@ from tests.support.ingest import (
     StartIngester,
     count_points,
     decode_wristband,
-    wait_for,
     wristband_payload,
 )
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -5,24 +5,24 @@ from __future__ import annotations
 import queue
 import re
 import time
-import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telemetry.servers import Influxd, Mosquitto
+from telemetry.servers import Mosquitto
 from tests.support.events import EventSubscriber
 from tests.support.ingest import (
     Publisher,
-    StartIngester,
     count_points,
     decode_wristband,
     ingest_metric,
-    wait_for,
     wristband_payload,
 )
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,30 +37,16 @@ def _body(device: str, t: int, seq: int, data: str, **radio: object) -> dict[str
     return {"device": device, "time": t, "seqNumber": seq, "data": data} | radio
 
 
-def test_up_events_follow_the_stored_merge(
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-) -> None:
-    events = f"ev-{uuid.uuid4().hex[:8]}"
-    ing = start_ingester(
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        database=database,
-        prefix=topic_prefix,
-        mqtt_events_prefix=events,
-        metrics=True,
-    )
+def test_up_events_follow_the_stored_merge(pipeline: Pipeline) -> None:
+    events, topic_prefix = pipeline.events_prefix, pipeline.prefix
+    mosquitto, influxd, database = pipeline.mosquitto, pipeline.influxd, pipeline.database
+    ing = pipeline.start(metrics=True)
     t = int(time.time()) - 5
     data = wristband_payload(72, 1200, 300, 2, 80)
     values = decode_wristband(data)
     topic = f"{topic_prefix}/wristband/1A2B3C"
-    with (
-        EventSubscriber(mosquitto.host, mosquitto.port, events) as sub,
-        Publisher(mosquitto.host, mosquitto.port) as pub,
-    ):
+    pub = pipeline.publisher
+    with EventSubscriber(mosquitto.host, mosquitto.port, events) as sub:
         pub.publish(topic, _body("1a2b3c", t, 7, data, station="0A1B", rssi=-118.5, snr=9.2))
         first = sub.next()
         assert first.topic == f"{events}/wristband/1A2B3C/up"
@@ -113,25 +99,12 @@ def test_up_events_follow_the_stored_merge(
     assert ingest_metric(ing, "telemetry_ingest_events_dropped_total") == 0
 
 
-def test_rejects_are_events(
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-) -> None:
-    events = f"ev-{uuid.uuid4().hex[:8]}"
-    start_ingester(
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        database=database,
-        prefix=topic_prefix,
-        mqtt_events_prefix=events,
-    )
-    with (
-        EventSubscriber(mosquitto.host, mosquitto.port, events) as sub,
-        Publisher(mosquitto.host, mosquitto.port) as pub,
-    ):
+def test_rejects_are_events(pipeline: Pipeline) -> None:
+    events, topic_prefix = pipeline.events_prefix, pipeline.prefix
+    mosquitto, influxd, database = pipeline.mosquitto, pipeline.influxd, pipeline.database
+    pipeline.start()
+    pub = pipeline.publisher
+    with EventSubscriber(mosquitto.host, mosquitto.port, events) as sub:
         before = time.time()
         pub.publish(f"{topic_prefix}/wristband/1A2B3C", b"not json")
         got = sub.next()
@@ -155,28 +128,17 @@ def test_rejects_are_events(
     wait_for(lambda: count_points(influxd, database, "detail", "rejected") == 2)
 
 
-def test_broker_refusing_events_never_stops_storing(  # noqa: PLR0917  # fixtures
-    make_mosquitto: Any,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-    tmp_path: Path,
+def test_broker_refusing_events_never_stops_storing(
+    make_mosquitto: Callable[..., Mosquitto], pipeline: Pipeline, tmp_path: Path
 ) -> None:
     """An ACL without write access to the events: uplinks stored and acked, events counted."""
-    events = f"ev-{uuid.uuid4().hex[:8]}"
+    events, topic_prefix = pipeline.events_prefix, pipeline.prefix
+    influxd, database = pipeline.influxd, pipeline.database
     acl = tmp_path / "acl"
     # Anonymous clients (rules before any `user` line): uplinks read and written, events read.
     acl.write_text(f"topic readwrite {topic_prefix}/#\ntopic read {events}/#\n")
-    broker: Mosquitto = make_mosquitto(acl_file=acl)
-    ing = start_ingester(
-        mqtt_url=broker.url,
-        influx_url=influxd.url,
-        database=database,
-        prefix=topic_prefix,
-        mqtt_events_prefix=events,
-        metrics=True,
-    )
+    broker = make_mosquitto(acl_file=acl)
+    ing = pipeline.start(mqtt_url=broker.url, metrics=True)
     t = int(time.time()) - 20
     with Publisher(broker.host, broker.port) as pub:
         pub.many(
@@ -198,27 +160,12 @@ def test_broker_refusing_events_never_stops_storing(  # noqa: PLR0917  # fixture
     assert "refuses our events" in ing.log()
 
 
-def test_events_off(
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-) -> None:
-    events = f"ev-{uuid.uuid4().hex[:8]}"
-    ing = start_ingester(
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        database=database,
-        prefix=topic_prefix,
-        mqtt_events_prefix=events,
-        ingest_events="false",
-        metrics=True,
-    )
-    with (
-        EventSubscriber(mosquitto.host, mosquitto.port, events) as sub,
-        Publisher(mosquitto.host, mosquitto.port) as pub,
-    ):
+def test_events_off(pipeline: Pipeline) -> None:
+    events, topic_prefix = pipeline.events_prefix, pipeline.prefix
+    mosquitto, influxd, database = pipeline.mosquitto, pipeline.influxd, pipeline.database
+    ing = pipeline.start(ingest_events="false", metrics=True)
+    pub = pipeline.publisher
+    with EventSubscriber(mosquitto.host, mosquitto.port, events) as sub:
         pub.publish(
             f"{topic_prefix}/wristband/1A2B3C",
             _body("1A2B3C", int(time.time()) - 3, 1, wristband_payload(70, 1, 1, 0, 50)),

@@ -14,27 +14,22 @@ from tests.support.ingest import (
     RECOVERY,
     Ingester,
     Publisher,
-    StartIngester,
     count_points,
     ingest_metric,
-    wait_for,
     wristband_uplinks,
 )
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_broker_restart_reconnects_and_keeps_the_session(
-    start_ingester: StartIngester,
-    make_mosquitto: Callable[..., Mosquitto],
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
+    make_mosquitto: Callable[..., Mosquitto], pipeline: Pipeline
 ) -> None:
+    influxd, database, topic_prefix = pipeline.influxd, pipeline.database, pipeline.prefix
     broker = make_mosquitto()
-    ing = start_ingester(
-        mqtt_url=broker.url, influx_url=influxd.url, database=database, prefix=topic_prefix
-    )
+    ing = pipeline.start(mqtt_url=broker.url)
     broker.restart()  # SIGTERM: Mosquitto saves the session
     with Publisher(broker.host, broker.port) as pub:
         # queued for the session or delivered live
@@ -44,18 +39,10 @@ def test_broker_restart_reconnects_and_keeps_the_session(
     assert ing.stop() == 0
 
 
-def test_full_spool_stops_intake_and_loses_nothing(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    make_influxd: Callable[..., Influxd],
-    topic_prefix: str,
-) -> None:
-    influxd = make_influxd()
-    ing = start_ingester(
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        database="telemetry",
-        prefix=topic_prefix,
+def test_full_spool_stops_intake_and_loses_nothing(own_influx: Pipeline) -> None:
+    p = own_influx
+    influxd, topic_prefix = p.influxd, p.prefix
+    ing = p.start(
         metrics=True,
         influx_timeout=2,
         ingest_batch_size=4,  # two uplinks per batch
@@ -64,44 +51,33 @@ def test_full_spool_stops_intake_and_loses_nothing(
     wait_for(lambda: count_points(influxd, "telemetry") == 0, what="database created")
     influxd.stop()
     n = 60
-    with Publisher(mosquitto.host, mosquitto.port) as pub:
-        pub.many(wristband_uplinks(topic_prefix, n, "BB"))
-        wait_for(
-            lambda: (
-                ingest_metric(ing, "telemetry_ingest_spool_bytes") >= 1024
-                and ingest_metric(ing, "telemetry_ingest_acked_total") > 0
-            ),
-            what="spool full",
-        )
-        acked = ingest_metric(ing, "telemetry_ingest_acked_total")
-        assert acked < n  # back-pressure: the rest stays unacked with the broker
-        influxd.start()
-        wait_for(
-            lambda: count_points(influxd, "telemetry") == n, timeout=RECOVERY, what="all points"
-        )
-        wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == n, what="all acked")
+    p.publisher.many(wristband_uplinks(topic_prefix, n, "BB"))
+    wait_for(
+        lambda: (
+            ingest_metric(ing, "telemetry_ingest_spool_bytes") >= 1024
+            and ingest_metric(ing, "telemetry_ingest_acked_total") > 0
+        ),
+        what="spool full",
+    )
+    acked = ingest_metric(ing, "telemetry_ingest_acked_total")
+    assert acked < n  # back-pressure: the rest stays unacked with the broker
+    influxd.start()
+    wait_for(lambda: count_points(influxd, "telemetry") == n, timeout=RECOVERY, what="all points")
+    wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == n, what="all acked")
     assert ing.stop() == 0
 
 
 def test_a_copy_held_until_influx_can_be_read_shows_in_the_oldest_unacked_age(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    make_influxd: Callable[..., Influxd],
-    topic_prefix: str,
+    own_influx: Pipeline,
 ) -> None:
     # A late copy of a transmission stored before this ingester started must be merged with
     # what is stored: while InfluxDB cannot be read it waits, unacked. Nothing is being
     # written meanwhile, and the oldest-unacked gauge must still show its age.
-    influxd = make_influxd()
+    p = own_influx
+    influxd, topic_prefix = p.influxd, p.prefix
 
     def start() -> Ingester:
-        return start_ingester(
-            mqtt_url=mosquitto.url,
-            influx_url=influxd.url,
-            database="telemetry",
-            prefix=topic_prefix,
-            metrics=True,
-        )
+        return p.start(metrics=True)
 
     def merged() -> list[tuple[object, object]]:
         rows = select(influxd, "telemetry", "SELECT stations, station FROM uplink")
@@ -109,46 +85,38 @@ def test_a_copy_held_until_influx_can_be_read_shows_in_the_oldest_unacked_age(
 
     first = start()
     [(topic, body)] = wristband_uplinks(topic_prefix, 1, "CC")
-    with Publisher(mosquitto.host, mosquitto.port) as pub:
-        pub.publish(topic, body | {"station": "01", "rssi": -120.0})
-        wait_for(lambda: merged() == [(1, "01")], what="the first copy stored")
-        assert first.stop() == 0
-        ing = start()  # knows what was stored before it: a copy of that must be merged with it
-        assert ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") == 0
-        influxd.stop()
-        pub.publish(topic, body | {"station": "02", "rssi": -100.0})
-        wait_for(
-            lambda: ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") >= 2.0,
-            what="the held copy's age",
-        )
-        assert ingest_metric(ing, "telemetry_ingest_acked_total") == 0
-        influxd.start()
-        wait_for(lambda: merged() == [(2, "02")], timeout=RECOVERY, what="both copies merged")
-        wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 1, what="acked")
-        assert ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") == 0
+    p.publisher.publish(topic, body | {"station": "01", "rssi": -120.0})
+    wait_for(lambda: merged() == [(1, "01")], what="the first copy stored")
+    assert first.stop() == 0
+    ing = start()  # knows what was stored before it: a copy of that must be merged with it
+    assert ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") == 0
+    influxd.stop()
+    p.publisher.publish(topic, body | {"station": "02", "rssi": -100.0})
+    wait_for(
+        lambda: ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") >= 2.0,
+        what="the held copy's age",
+    )
+    assert ingest_metric(ing, "telemetry_ingest_acked_total") == 0
+    influxd.start()
+    wait_for(lambda: merged() == [(2, "02")], timeout=RECOVERY, what="both copies merged")
+    wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 1, what="acked")
+    assert ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") == 0
     assert ing.stop() == 0
 
 
-def test_refused_write_goes_to_rejected_and_the_rest_is_stored(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
+def test_refused_write_goes_to_rejected_and_the_rest_is_stored(pipeline: Pipeline) -> None:
+    p = pipeline
+    influxd, database, topic_prefix = p.influxd, p.database, p.prefix
     t0 = int(time.time()) - 100
     # An older decoder stored heart_rate as a float: the integer field now conflicts.
     write_lines(influxd, database, [f"wristband,device=0 heart_rate=1.5 {t0 - 1000}"])
-    ing = start_ingester(
-        mqtt_url=mosquitto.url, influx_url=influxd.url, database=database, prefix=topic_prefix
+    ing = p.start()
+    p.publisher.many(wristband_uplinks(topic_prefix, 3, "CC", t0))
+    wait_for(lambda: count_points(influxd, database) == 3, what="raw uplinks stored")
+    refused = wait_for(
+        lambda: len(r := select(influxd, database, "SELECT * FROM rejected")) == 3 and r,
+        what="three write_refused records",
     )
-    with Publisher(mosquitto.host, mosquitto.port) as pub:
-        pub.many(wristband_uplinks(topic_prefix, 3, "CC", t0))
-        wait_for(lambda: count_points(influxd, database) == 3, what="raw uplinks stored")
-        refused = wait_for(
-            lambda: len(r := select(influxd, database, "SELECT * FROM rejected")) == 3 and r,
-            what="three write_refused records",
-        )
     assert {r["reason"] for r in refused} == {"write_refused"}
     assert all("conflict" in r["detail"] for r in refused)
     assert all(r["body"].startswith("wristband,device=CC ") for r in refused)
@@ -156,16 +124,11 @@ def test_refused_write_goes_to_rejected_and_the_rest_is_stored(
 
 
 def test_no_right_to_create_the_database_is_one_clear_line(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    make_influxd: Callable[..., Influxd],
-    topic_prefix: str,
+    make_influxd: Callable[..., Influxd], pipeline: Pipeline
 ) -> None:
     influxd = make_influxd(auth=True)
     # keeps running (spooling) instead of crashing
-    ing = start_ingester(
-        mqtt_url=mosquitto.url, influx_url=influxd.url, database="telemetry", prefix=topic_prefix
-    )
+    ing = pipeline.start(influx_url=influxd.url, database="telemetry")
     lines = [line for line in ing.log().splitlines() if "cannot create database" in line]
     assert len(lines) == 1
     assert "CREATE DATABASE" in lines[0]
@@ -173,61 +136,43 @@ def test_no_right_to_create_the_database_is_one_clear_line(
     assert ing.stop() == 0
 
 
-def test_shared_subscription_splits_the_stream_without_loss(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> None:
+def test_shared_subscription_splits_the_stream_without_loss(pipeline: Pipeline) -> None:
+    p = pipeline
+    influxd, database, topic_prefix = p.influxd, p.database, p.prefix
     group = f"g{topic_prefix[-6:]}"
     ings = [
-        start_ingester(
-            mqtt_url=mosquitto.url,
-            influx_url=influxd.url,
-            database=database,
-            prefix=topic_prefix,
+        p.start(
             metrics=True,
             mqtt_share_group=group,
         )
         for _ in range(2)
     ]
-    with Publisher(mosquitto.host, mosquitto.port) as pub:
-        n = 40
-        pub.many(wristband_uplinks(topic_prefix, n, "DD"))
-        wait_for(lambda: count_points(influxd, database) == n, what="all points via the group")
-        received = [ingest_metric(ing, "telemetry_ingest_received_total") for ing in ings]
-        assert sum(received) == n  # each message went to exactly one member
+    n = 40
+    p.publisher.many(wristband_uplinks(topic_prefix, n, "DD"))
+    wait_for(lambda: count_points(influxd, database) == n, what="all points via the group")
+    received = [ingest_metric(ing, "telemetry_ingest_received_total") for ing in ings]
+    assert sum(received) == n  # each message went to exactly one member
     for ing in ings:
         assert ing.stop() == 0
 
 
 def test_influx_unreachable_at_start_spools_then_creates_the_database(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    make_influxd: Callable[..., Influxd],
-    topic_prefix: str,
+    make_influxd: Callable[..., Influxd], pipeline: Pipeline
 ) -> None:
-    port = free_port()
-    ing = start_ingester(
-        mqtt_url=mosquitto.url,
-        influx_url=f"http://127.0.0.1:{port}",
-        database="telemetry",
-        prefix=topic_prefix,
-        metrics=True,
-        influx_timeout=2,
+    p, port = pipeline, free_port()
+    ing = p.start(
+        influx_url=f"http://127.0.0.1:{port}", database="telemetry", metrics=True, influx_timeout=2
     )
     assert "InfluxDB unreachable at start" in ing.log()
-    with Publisher(mosquitto.host, mosquitto.port) as pub:
-        pub.many(wristband_uplinks(topic_prefix, 10, "EE"))
-        wait_for(
-            lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 10,
-            what="spooled, acked",
-        )
-        influxd = make_influxd(port=port)  # a new, empty server: the database must be created
-        wait_for(
-            lambda: count_points(influxd, "telemetry") == 10,
-            timeout=RECOVERY,
-            what="replayed points",
-        )
+    p.publisher.many(wristband_uplinks(p.prefix, 10, "EE"))
+    wait_for(
+        lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 10,
+        what="spooled, acked",
+    )
+    influxd = make_influxd(port=port)  # a new, empty server: the database must be created
+    wait_for(
+        lambda: count_points(influxd, "telemetry") == 10,
+        timeout=RECOVERY,
+        what="replayed points",
+    )
     assert ing.stop() == 0

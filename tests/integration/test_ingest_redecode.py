@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
 from telemetry.servers import Influxd
+from tests.support.cli import run_telemetry, telemetry_env
 from tests.support.influx import select, write_lines
-from tests.support.ingest import TELEMETRY, decode_wristband, wristband_payload
+from tests.support.ingest import decode_wristband, wristband_payload
 
 pytestmark = pytest.mark.integration
 
@@ -17,15 +17,8 @@ T0 = 1_716_000_000
 
 
 def redecode(influxd: Influxd, database: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"TELEMETRY_INFLUX_URL": influxd.url, "TELEMETRY_INFLUX_DATABASE": database}
-    return subprocess.run(
-        [TELEMETRY, "redecode", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = telemetry_env(influx_url=influxd.url, influx_database=database)
+    return run_telemetry("redecode", *args, env=env, timeout=60)
 
 
 def test_redecode_rewrites_from_raw_and_is_idempotent(influxd: Influxd, database: str) -> None:

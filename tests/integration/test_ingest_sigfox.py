@@ -8,11 +8,7 @@ documented examples), or computed with plain bit arithmetic; never by the projec
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +16,15 @@ import pytest
 
 from catalogue import load_catalogue
 from catalogue.codec import Value
-from telemetry.servers import Influxd, Mosquitto
-from tests.support.influx import select
+from tests.support.cli import run_telemetry, telemetry_env
 from tests.support.ingest import (
-    TELEMETRY,
     Ingester,
-    Publisher,
-    StartIngester,
     decode_wristband,
     ingest_metric,
-    wait_for,
     wristband_payload,
 )
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,29 +53,11 @@ def write_types(folder: Path) -> Path:
     return folder
 
 
-@dataclass
-class Stack:
-    """This test's path through the session servers, and a publisher."""
+class Stack(Pipeline):
+    """This test's path through the session servers; its ingesters export metrics."""
 
-    start_ingester: StartIngester
-    publisher: Publisher
-    influxd: Influxd
-    mosquitto: Mosquitto
-    database: str
-    prefix: str
-
-    def start(self, **settings: Any) -> Ingester:
-        return self.start_ingester(
-            mqtt_url=self.mosquitto.url,
-            influx_url=self.influxd.url,
-            database=self.database,
-            prefix=self.prefix,
-            metrics=True,
-            **settings,
-        )
-
-    def rows(self, q: str) -> list[dict[str, Any]]:
-        return select(self.influxd, self.database, q)
+    def start(self, *, mqtt_url: str | None = None, **settings: Any) -> Ingester:
+        return super().start(mqtt_url=mqtt_url, metrics=True, **settings)
 
     def send(self, ing: Ingester, kind: str, device: str, *bodies: dict[str, Any]) -> None:
         """Publish `bodies` and wait until this ingester has stored and acked each of them."""
@@ -103,15 +78,8 @@ def acked(ing: Ingester) -> float:
 
 
 @pytest.fixture
-def stack(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> Iterator[Stack]:
-    with Publisher(mosquitto.host, mosquitto.port) as publisher:
-        yield Stack(start_ingester, publisher, influxd, mosquitto, database, topic_prefix)
+def stack(pipeline: Pipeline) -> Stack:
+    return Stack.like(pipeline)
 
 
 def uplink(device: str, t: int, seq: int, data: str, **extra: object) -> dict[str, Any]:
@@ -144,22 +112,13 @@ def test_simulated_bit_fields_are_stored_as_a_plain_decoder_reads_them(
     # DESIGN 2 says, which this test reads with shifts and masks of its own
     folder = write_types(tmp_path / "types")
     ing = stack.start(catalogue_dir=folder)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")} | {
-        "TELEMETRY_MQTT_URL": stack.mosquitto.url,
-        "TELEMETRY_MQTT_TOPIC_PREFIX": stack.prefix,
-        "TELEMETRY_CATALOGUE_DIR": str(folder),
-    }
+    env = telemetry_env(
+        mqtt_url=stack.mosquitto.url, mqtt_topic_prefix=stack.prefix, catalogue_dir=folder
+    )
     report_path = tmp_path / "report.json"
     args = ["--types", "kccs,nibbles", "--devices", "2", "--loss", "0", "--seed", "3"]
     args += ["--backfill", "6h", "--backfill-only", "--report-json", str(report_path)]
-    done = subprocess.run(
-        [TELEMETRY, "simulate", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_telemetry("simulate", *args, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(report_path.read_text())
     wait_for(

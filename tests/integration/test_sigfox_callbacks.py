@@ -8,28 +8,27 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from catalogue import load_catalogue
 from simulators.fleet import build_fleet
 from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import ADMIN_KEY, CALLBACK_KEY, READ_KEY, ApiProcess
+from tests.support.cli import run_telemetry, telemetry_env
+from tests.support.events import EventSubscriber
 from tests.support.influx import select
-from tests.support.ingest import TELEMETRY, StartIngester, wait_for, wristband_payload
+from tests.support.ingest import wristband_payload
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -65,12 +64,12 @@ def uplink(device: str, seq: int, t: int, **extra: str) -> dict[str, str]:
     } | extra
 
 
-@dataclass
-class Stack:
-    api: ApiProcess
-    influxd: Influxd
-    database: str
-    prefix: str
+class Stack(Pipeline):
+    """The pipeline with an ingester and an API process taking Sigfox's callbacks."""
+
+    @property
+    def api(self) -> ApiProcess:
+        return self.apis[0]
 
     def post(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.post(
@@ -81,49 +80,22 @@ class Stack:
         )
 
     def decoded(self, device: str) -> list[dict[str, Any]]:
-        return select(
-            self.influxd,
-            self.database,
-            f"SELECT * FROM wristband WHERE device = '{device}'",  # noqa: S608
-        )
+        return self.rows(f"SELECT * FROM wristband WHERE device = '{device}'")  # noqa: S608
 
     def raw(self, device: str) -> list[dict[str, Any]]:
-        return select(
-            self.influxd,
-            self.database,
-            f"SELECT * FROM uplink WHERE device = '{device}'",  # noqa: S608
-        )
+        return self.rows(f"SELECT * FROM uplink WHERE device = '{device}'")  # noqa: S608
 
     def rejected(self, reason: str) -> list[dict[str, Any]]:
-        return select(
-            self.influxd,
-            self.database,
-            f"SELECT * FROM rejected WHERE reason = '{reason}'",  # noqa: S608
-        )
+        return self.rows(f"SELECT * FROM rejected WHERE reason = '{reason}'")  # noqa: S608
 
 
 @pytest.fixture
-def stack(  # noqa: PLR0917  # pytest fixtures
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-    tmp_path: Path,
-) -> Iterator[Stack]:
-    start_ingester(
-        mqtt_url=mosquitto.url, influx_url=influxd.url, database=database, prefix=topic_prefix
-    )
-    api = ApiProcess(
-        tmp_path / "api",
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        influx_database=database,
-        mqtt_topic_prefix=topic_prefix,
-    )
-    api.start()
-    yield Stack(api, influxd, database, topic_prefix)
-    api.kill()
+def stack(pipeline: Pipeline) -> Stack:
+    """The API process is killed at the end, then the ingester (the `pipeline` fixture)."""
+    s = Stack.like(pipeline)
+    s.start()
+    s.make_api().start()
+    return s
 
 
 def stored(stack: Stack, device: str, n: int = 1) -> list[dict[str, Any]]:
@@ -306,7 +278,9 @@ def test_unknown_type_not_json_and_too_large(stack: Stack) -> None:
 def test_bidir_with_and_without_a_queued_downlink(stack: Stack) -> None:
     device, t = new_device(), int(time.time()) - 100
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    events = EventWatch(stack, device)
+    # `<topic>/#` matches the topic itself: this device's downlink events only
+    downlinks = f"{stack.events_prefix}/wristband/{device}/downlink"
+    events = EventSubscriber(stack.mosquitto.host, stack.mosquitto.port, downlinks)
     # No downlink queued: 204 for a BIDIR callback.
     assert stack.post(uplink(device, 1, t, ack="true")).status_code == 204
     stored(stack, device)  # the device is known now: no `type` needed to queue
@@ -334,59 +308,21 @@ def test_bidir_with_and_without_a_queued_downlink(stack: Stack) -> None:
         (first["id"], "sent"),
         (second["id"], "sent"),
     ]
-    got = wait_for(lambda: len(e := events.seen()) >= 4 and e, what="downlink events")
+    got = [m.body for m in events.until(4)]
+    assert events.messages.empty()
     assert [(e["id"], e["status"]) for e in got] == want
     assert got[2]["seq"] == 3
     assert set(got[0]) == {"id", "device", "type", "data", "status", "time"}
     events.close()
 
 
-class EventWatch:
-    """A subscriber to one device's downlink events."""
-
-    def __init__(self, stack: Stack, device: str) -> None:
-        self.events: list[dict[str, Any]] = []
-        ready: list[bool] = []
-        host, port = stack.api.env["TELEMETRY_MQTT_URL"].removeprefix("mqtt://").split(":")
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"ev-{uuid.uuid4().hex[:8]}"
-        )
-        self.client.on_message = lambda c, u, m: self.events.append(json.loads(m.payload))
-        self.client.on_subscribe = lambda *a: ready.append(True)
-        self.client.connect(host, int(port))
-        self.client.loop_start()
-        self.client.subscribe(f"events/wristband/{device}/downlink", qos=1)
-        wait_for(lambda: ready, what="subscribed")
-
-    def seen(self) -> list[dict[str, Any]]:
-        return list(self.events)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def test_broker_down_answers_503_quickly_then_2xx_once_back(  # noqa: PLR0917  # fixtures
-    make_mosquitto: Callable[..., Mosquitto],
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-    tmp_path: Path,
+def test_broker_down_answers_503_quickly_then_2xx_once_back(
+    make_mosquitto: Callable[..., Mosquitto], pipeline: Pipeline
 ) -> None:
     broker = make_mosquitto()
-    start_ingester(
-        mqtt_url=broker.url, influx_url=influxd.url, database=database, prefix=topic_prefix
-    )
-    api = ApiProcess(
-        tmp_path / "api",
-        mqtt_url=broker.url,
-        influx_url=influxd.url,
-        influx_database=database,
-        mqtt_topic_prefix=topic_prefix,
-    )
-    api.start()
-    stack = Stack(api, influxd, database, topic_prefix)
+    stack = Stack.like(pipeline)
+    stack.start(mqtt_url=broker.url)
+    api = stack.make_api(mqtt_url=broker.url).start()
     try:
         device, t = new_device(), int(time.time()) - 20
         broker.stop()
@@ -520,14 +456,9 @@ def test_simulate_over_callbacks_stores_every_uplink(
     args = ["--types", "wristband", "--devices", "2", "--loss", "0", "--backfill", "1d"]
     args += ["--backfill-only", "--callback-url", f"{stack.api.url}/v1/sigfox"]
     args += ["--callback-key", CALLBACK_KEY, "--report-json", str(report)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
-    proc = subprocess.run(
-        [TELEMETRY, "simulate", *args + (["--advanced"] if advanced else [])],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
+    env = telemetry_env()
+    proc = run_telemetry(
+        "simulate", *args + (["--advanced"] if advanced else []), env=env, timeout=110
     )
     assert proc.returncode == 0, proc.stderr
     counts = json.loads(report.read_text())
@@ -562,21 +493,13 @@ def test_simulate_over_callbacks_stores_every_uplink(
 def test_a_hung_broker_or_influxdb_is_a_503_within_the_budget(
     make_mosquitto: Callable[..., Mosquitto],
     make_influxd: Callable[..., Influxd],
-    topic_prefix: str,
-    tmp_path: Path,
+    pipeline: Pipeline,
 ) -> None:
     """Paused (SIGSTOP) servers never answer: the API gives up in time instead of hanging."""
     broker, influx = make_mosquitto(), make_influxd()
     influx.create_database("hung")
-    api = ApiProcess(
-        tmp_path / "api",
-        mqtt_url=broker.url,
-        influx_url=influx.url,
-        influx_database="hung",
-        mqtt_topic_prefix=topic_prefix,
-    )
-    api.start()
-    stack = Stack(api, influx, "hung", topic_prefix)
+    stack = replace(Stack.like(pipeline), influxd=influx, database="hung")
+    api = stack.make_api(mqtt_url=broker.url).start()
     try:
         t = int(time.time()) - 10
         broker.pause()

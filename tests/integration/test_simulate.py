@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import signal
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -27,10 +25,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from telemetry.servers import Mosquitto, find_binary, free_port
+from tests.support.cli import TELEMETRY, run_telemetry, telemetry_env
 
 pytestmark = pytest.mark.integration
 
-TELEMETRY = Path(sys.executable).parent / "telemetry"
 DAY = 86400
 
 # DESIGN section 2: struct format, field names, scales, valid ranges after scaling.
@@ -151,8 +149,7 @@ def subscriber(mosquitto: Mosquitto, topic_prefix: str) -> Iterator[Subscriber]:
 
 def _env(broker_url: str, prefix: str) -> dict[str, str]:
     """Our settings only: a TELEMETRY_* variable of the caller's shell must not leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
-    return env | {"TELEMETRY_MQTT_URL": broker_url, "TELEMETRY_MQTT_TOPIC_PREFIX": prefix}
+    return telemetry_env(mqtt_url=broker_url, mqtt_topic_prefix=prefix)
 
 
 def simulate(
@@ -162,14 +159,7 @@ def simulate(
     if catalogue_dir is not None:
         env["TELEMETRY_CATALOGUE_DIR"] = str(catalogue_dir)
     report = tmp_path / "report.json"
-    proc = subprocess.run(
-        [str(TELEMETRY), "simulate", *args, "--report-json", str(report)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    proc = run_telemetry("simulate", *args, "--report-json", str(report), env=env, timeout=90)
     assert proc.returncode == 0, proc.stderr
     return proc, json.loads(report.read_text())
 
@@ -305,9 +295,7 @@ def test_a_type_added_as_a_file_is_simulated(
 
 
 def test_help_lists_the_flags() -> None:
-    proc = subprocess.run(
-        [str(TELEMETRY), "simulate", "--help"], capture_output=True, text=True, check=False
-    )
+    proc = run_telemetry("simulate", "--help")
     assert proc.returncode == 0
     for flag in ("--devices", "--types", "--speed", "--duration", "--backfill", "--rate"):
         assert flag in proc.stdout
@@ -324,13 +312,7 @@ def test_help_lists_the_flags() -> None:
     ],
 )
 def test_a_bad_or_unreachable_broker_is_one_line(url: str, expect: str) -> None:
-    proc = subprocess.run(
-        [str(TELEMETRY), "simulate", "--mqtt-url", url, "--broker-wait", "0.5"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run_telemetry("simulate", "--mqtt-url", url, "--broker-wait", "0.5", timeout=30)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -397,13 +379,7 @@ def test_wrong_credentials_are_one_line(
     )
     broker = make_mosquitto(password_file=passwd)
     url = f"mqtt://sim:wrong@{broker.host}:{broker.port}"
-    proc = subprocess.run(
-        [str(TELEMETRY), "simulate", "--mqtt-url", url, "--broker-wait", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    proc = run_telemetry("simulate", "--mqtt-url", url, "--broker-wait", "0", timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"telemetry: the MQTT broker at {broker.host}:{broker.port} refused us: Not authorized"

@@ -7,18 +7,16 @@ The `beacon` test type (tests/support/status_types) has a 2 s interval and goes 
 from __future__ import annotations
 
 import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from telemetry.servers import Influxd, Mosquitto
 from tests.support.influx import select
-from tests.support.ingest import Ingester, Publisher, StartIngester, wait_for
+from tests.support.ingest import Ingester, ingest_metric
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,21 +24,9 @@ TYPES = Path(__file__).parent.parent / "support" / "status_types"
 LATE_S, OFFLINE_S = 4, 6  # two intervals of 2 s; offline_after
 
 
-@dataclass
-class Stack:
-    start_ingester: StartIngester
-    publisher: Publisher
-    influxd: Influxd
-    mosquitto: Mosquitto
-    database: str
-    prefix: str
-
+class Stack(Pipeline):
     def ingester(self, **settings: Any) -> Ingester:
-        return self.start_ingester(
-            mqtt_url=self.mosquitto.url,
-            influx_url=self.influxd.url,
-            database=self.database,
-            prefix=self.prefix,
+        return self.start(
             catalogue_dir=TYPES,
             status_poll_seconds=1,  # the beacon's 2 s interval needs a faster look
             **settings,
@@ -54,11 +40,7 @@ class Stack:
 
     def events(self, device: str) -> list[tuple[str, str, str, int]]:
         """(kind, state, previous, time in s) of the device's `event` points, oldest first."""
-        rows = select(
-            self.influxd,
-            self.database,
-            f"SELECT * FROM event WHERE device = '{device}'",  # noqa: S608  # test's own id
-        )
+        rows = self.rows(f"SELECT * FROM event WHERE device = '{device}'")  # noqa: S608  # own id
         rows.sort(key=lambda r: (_ns(r["time"]), r["kind"] != "state"))
         return [(r["kind"], r["state"], r["previous"], _ns(r["time"]) // 10**9) for r in rows]
 
@@ -71,24 +53,8 @@ class Stack:
 
 
 @pytest.fixture
-def stack(
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-) -> Iterator[Stack]:
-    with Publisher("127.0.0.1", mosquitto.port) as pub:
-        yield Stack(start_ingester, pub, influxd, mosquitto, database, topic_prefix)
-
-
-def labelled(ing: Ingester, sample: str) -> float:
-    """One labelled sample of the ingester's `/metrics` (NaN when absent)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{ing.metrics_port}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(sample + " "):
-                return float(line.split()[1])
-    return float("nan")
+def stack(pipeline: Pipeline) -> Stack:
+    return Stack.like(pipeline)
 
 
 def _ns(rfc3339: str) -> int:
@@ -128,7 +94,7 @@ def test_a_low_battery_raises_an_alarm_and_a_charged_one_clears_it(stack: Stack)
     events = stack.wait_events("B0002", 1, timeout=20)
     assert events[0] == ("battery_low", "raised", "cleared", t0)
     alarms = 'telemetry_ingest_active_alarms{kind="battery_low"}'
-    wait_for(lambda: labelled(ing, alarms) == 1.0, what="the battery alarm gauge at 1")
+    wait_for(lambda: ingest_metric(ing, alarms) == 1.0, what="the battery alarm gauge at 1")
     stack.uplink("B0002", t0 + 1, 3, battery=100)
     events = stack.wait_events("B0002", 2, timeout=20)
     assert events[1] == ("battery_low", "cleared", "raised", t0 + 1)

@@ -10,11 +10,9 @@ interval), so late, offline and a drained battery take seconds rather than hours
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from telemetry.servers import Influxd, Mosquitto, free_port
 from tests.support.apiprocess import StreamReader
-from tests.support.influx import select
-from tests.support.ingest import TELEMETRY, StartIngester, wait_for
+from tests.support.cli import TELEMETRY, telemetry_env
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,101 +32,37 @@ KEY = "demo-key-0123456789"
 
 
 @pytest.fixture
-def events_prefix() -> str:
-    return f"events-{uuid.uuid4().hex[:10]}"  # this test's own events, on the shared broker
-
-
-def _env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
-    return env | {f"TELEMETRY_{k.upper()}": v for k, v in values.items()}
-
-
-@pytest.fixture
-def api_url(
-    influxd: Influxd, mosquitto: Mosquitto, database: str, events_prefix: str, tmp_path: Path
-) -> Iterator[str]:
-    """`telemetry api` as a subprocess, ready and subscribed to the events on return."""
-    port = free_port()
-    env = _env(
-        mqtt_url=mosquitto.url,
-        mqtt_events_prefix=events_prefix,
-        influx_url=influxd.url,
-        influx_database=database,
+def api_url(pipeline: Pipeline) -> Iterator[str]:
+    """`telemetry api` as a subprocess, ready and subscribed to the events on return; it must
+    stop on SIGTERM within 20 s at the end."""
+    api = pipeline.make_api(
         api_keys=KEY,
-        catalogue_dir=str(TYPES),
-        api_port=str(port),
-        status_poll_seconds="1",  # the beacon's 2 s interval needs a faster look
-    )
-    with (tmp_path / "api.log").open("wb") as log:
-        proc = subprocess.Popen([TELEMETRY, "api"], env=env, stdout=log, stderr=log, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return proc.poll() is not None
-
-    wait_for(ready, what="the API to be ready")
-    log_text = (tmp_path / "api.log").read_text
-    wait_for(lambda: "stream: subscribed" in log_text() or proc.poll() is not None, what="events")
-    assert proc.poll() is None, log_text()
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(20)
+        catalogue_dir=TYPES,
+        status_poll_seconds=1,  # the beacon's 2 s interval needs a faster look
+    ).start(stream=True)
+    yield api.url
+    api.stop(signal.SIGTERM, timeout=20)
 
 
-def test_silent_and_low_battery_devices_raise_their_alarms_once(  # noqa: PLR0917  # fixtures
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    events_prefix: str,
-    api_url: str,
-    tmp_path: Path,
+def test_silent_and_low_battery_devices_raise_their_alarms_once(
+    pipeline: Pipeline, api_url: str
 ) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
     stream = StreamReader(api_url, {"events": "status"}, headers)
     try:
-        _run_demo(
-            start_ingester,
-            mosquitto,
-            influxd,
-            database,
-            topic_prefix,
-            events_prefix,
-            api_url,
-            tmp_path,
-            stream,
-            headers,
-        )
+        _run_demo(pipeline, api_url, stream, headers)
     finally:
         stream.close()
 
 
-def _run_demo(  # noqa: PLR0917  # the test's fixtures, passed on
-    start_ingester: StartIngester,
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    events_prefix: str,
-    api_url: str,
-    tmp_path: Path,
-    stream: StreamReader,
-    headers: dict[str, str],
+def _run_demo(
+    pipeline: Pipeline, api_url: str, stream: StreamReader, headers: dict[str, str]
 ) -> None:
-    start_ingester(
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        database=database,
-        prefix=topic_prefix,
-        catalogue_dir=TYPES,
-        status_poll_seconds=1,
-        mqtt_events_prefix=events_prefix,
+    pipeline.start(catalogue_dir=TYPES, status_poll_seconds=1)
+    tmp_path = pipeline.workdir
+    env = telemetry_env(
+        mqtt_url=pipeline.mosquitto.url, mqtt_topic_prefix=pipeline.prefix, catalogue_dir=TYPES
     )
-    env = _env(mqtt_url=mosquitto.url, mqtt_topic_prefix=topic_prefix, catalogue_dir=str(TYPES))
     args = ["--types", "beacon", "--devices", "5", "--loss", "0", "--duration", "120s"]
     args += ["--silent", "2", "--silent-after", "3s", "--low-battery", "1"]
     with (tmp_path / "simulate.log").open("wb") as log:
@@ -159,7 +93,7 @@ def _run_demo(  # noqa: PLR0917  # the test's fixtures, passed on
     # one point per change: each silent device late, then offline, and its alarm raised once
     # (the API and the ingester poll on their own: the points may come a poll after the view)
     rows = wait_for(
-        lambda: r if len(r := select(influxd, database, "SELECT * FROM event")) >= 7 else None,
+        lambda: r if len(r := pipeline.rows("SELECT * FROM event")) >= 7 else None,
         what="the event points of the three alarms",
     )
     for device in offline:

@@ -6,35 +6,30 @@ import queue
 import signal
 import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
-from telemetry.servers import Influxd, Mosquitto
 from tests.support.apiprocess import AUTH, READ_KEY, ApiProcess, Sse, StreamReader
-from tests.support.ingest import (
-    Publisher,
-    StartIngester,
-    decode_wristband,
-    wait_for,
-    wristband_payload,
-)
+from tests.support.ingest import decode_wristband, wristband_payload
+from tests.support.pipeline import Pipeline
+from tests.support.poll import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @dataclass
-class Stack:
-    mosquitto: Mosquitto
-    uplinks: str  # the uplink topic prefix
-    events: str  # the events prefix
-    api: ApiProcess
-    readers: list[StreamReader]
+class Stack(Pipeline):
+    """The pipeline with an ingester and an API process serving the stream, and its readers."""
+
+    readers: list[StreamReader] = field(default_factory=list)
+
+    @property
+    def api(self) -> ApiProcess:
+        return self.apis[0]
 
     def reader(self, **params: str) -> StreamReader:
         headers = (
@@ -46,45 +41,23 @@ class Stack:
         return r
 
     def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
-        with Publisher(self.mosquitto.host, self.mosquitto.port) as pub:
-            pub.many(messages)
+        self.publisher.many(messages)
 
 
 MakeStack = Callable[..., Stack]
 
 
 @pytest.fixture
-def make_stack(  # noqa: PLR0917  # fixtures
-    mosquitto: Mosquitto,
-    influxd: Influxd,
-    database: str,
-    topic_prefix: str,
-    start_ingester: StartIngester,
-    tmp_path: Path,
-) -> Iterator[MakeStack]:
-    """An ingester and an API process sharing a fresh events prefix; stopped at the end."""
-    apis: list[ApiProcess] = []
+def make_stack(pipeline: Pipeline) -> Iterator[MakeStack]:
+    """`make_stack(**api_settings)`, once a test: the pipeline with an ingester and an API
+    process sharing its events prefix; the readers are closed at the end, then the processes."""
     stacks: list[Stack] = []
 
     def make(**api_env: object) -> Stack:
-        events = f"ev-{uuid.uuid4().hex[:8]}"
-        start_ingester(
-            mqtt_url=mosquitto.url,
-            influx_url=influxd.url,
-            database=database,
-            prefix=topic_prefix,
-            mqtt_events_prefix=events,
-        )
-        api = ApiProcess(
-            tmp_path / "api",
-            mqtt_url=mosquitto.url,
-            influx_url=influxd.url,
-            influx_database=database,
-            mqtt_events_prefix=events,
-            **api_env,
-        ).start(stream=True)
-        apis.append(api)
-        stack = Stack(mosquitto, topic_prefix, events, api, [])
+        assert not stacks, "one stack a test"
+        stack = Stack.like(pipeline)
+        stack.start()
+        stack.make_api(**api_env).start(stream=True)
         stacks.append(stack)
         return stack
 
@@ -92,9 +65,6 @@ def make_stack(  # noqa: PLR0917  # fixtures
     for stack in stacks:
         for r in stack.readers:
             r.close()
-    for api in apis:
-        if api.proc is not None and api.proc.poll() is None:
-            api.stop(signal.SIGKILL)
 
 
 def _uplink(
@@ -120,7 +90,7 @@ def test_an_uplink_shows_up_with_its_values_and_stations(make_stack: MakeStack) 
     assert stack.api.metric("telemetry_api_stream_clients") == 3
     t = int(time.time()) - 10
     topic, body = _uplink(
-        stack.uplinks,
+        stack.prefix,
         "1A2B3C",
         t,
         5,
@@ -129,7 +99,7 @@ def test_an_uplink_shows_up_with_its_values_and_stations(make_stack: MakeStack) 
         snr=5.0,
         duplicates=[{"bsId": "0C2D", "rssi": -99.5, "snr": 11.0, "nbRep": 1}],
     )
-    stack.publish([(topic, body), _uplink(stack.uplinks, "00FF", t, 1)])
+    stack.publish([(topic, body), _uplink(stack.prefix, "00FF", t, 1)])
     got = ups.next()
     assert got.event == "up"
     assert got.id is not None
@@ -150,7 +120,7 @@ def test_an_uplink_shows_up_with_its_values_and_stations(make_stack: MakeStack) 
     assert second.id is not None
     assert second.id > got.id
     # A reject reaches the unfiltered client; the `up`-only and scale clients see neither.
-    stack.publish([(f"{stack.uplinks}/wristband/1A2B3C", {"device": "1A2B3C"})])
+    stack.publish([(f"{stack.prefix}/wristband/1A2B3C", {"device": "1A2B3C"})])
     rejected = everything.next()
     assert rejected.event == "rejected"
     assert rejected.data["reason"] == "envelope"
@@ -159,7 +129,7 @@ def test_an_uplink_shows_up_with_its_values_and_stations(make_stack: MakeStack) 
     stack.publish(
         [
             (
-                f"{stack.uplinks}/scale/5CA1E",
+                f"{stack.prefix}/scale/5CA1E",
                 {"device": "5CA1E", "time": scale_t, "seqNumber": 1, "data": "1b580120011a50"},
             )
         ]
@@ -174,7 +144,7 @@ def test_tail_and_resume_with_last_event_id(make_stack: MakeStack) -> None:
     stack = make_stack()
     live = stack.reader(events="up")
     t = int(time.time()) - 30
-    stack.publish([_uplink(stack.uplinks, "1A2B3C", t + i, i) for i in range(6)])
+    stack.publish([_uplink(stack.prefix, "1A2B3C", t + i, i) for i in range(6)])
     seen = [live.next() for _ in range(6)]
     assert [e.data["seq"] for e in seen] == list(range(6))
     ids = [e.id or 0 for e in seen]
@@ -185,7 +155,7 @@ def test_tail_and_resume_with_last_event_id(make_stack: MakeStack) -> None:
     resumed = stack.reader(last_event_id=str(ids[1]))
     assert [resumed.next() for _ in range(4)] == seen[2:]
     # ... then it goes on live, with nothing sent twice.
-    stack.publish([_uplink(stack.uplinks, "1A2B3C", t + 6, 6)])
+    stack.publish([_uplink(stack.prefix, "1A2B3C", t + 6, 6)])
     assert resumed.next().data["seq"] == 6
     assert tail.next().data["seq"] == 6
     with pytest.raises(queue.Empty):
@@ -218,15 +188,14 @@ def test_heartbeat_and_duplicate_status_events(make_stack: MakeStack) -> None:
     stack = make_stack(api_stream_heartbeat="0.2")
     r = stack.reader(events="status,up")
     wait_for(lambda: len(r.comments) >= 3, what="comment lines on a quiet stream")
-    status = f"{stack.events}/wristband/1A2B3C/status"
+    status = f"{stack.events_prefix}/wristband/1A2B3C/status"
     body = (
         b'{"device":"1A2B3C","type":"wristband","time":"2026-01-01T00:00:00Z",'
         b'"state":"late","previous":"online","alarms":[]}'
     )
     # Two ingesters noticing one change publish the same event: it is shown once.
-    with Publisher(stack.mosquitto.host, stack.mosquitto.port) as pub:
-        pub.many([(status, body), (status, body)])
-    stack.publish([_uplink(stack.uplinks, "1A2B3C", int(time.time()) - 2, 1)])
+    stack.publisher.many([(status, body), (status, body)])
+    stack.publish([_uplink(stack.prefix, "1A2B3C", int(time.time()) - 2, 1)])
     first = r.next()
     assert first.event == "status"
     assert first.data["state"] == "late"
@@ -234,27 +203,19 @@ def test_heartbeat_and_duplicate_status_events(make_stack: MakeStack) -> None:
     assert stack.api.metric("telemetry_api_stream_duplicates_total") == 1
 
 
-def test_two_api_processes_each_serve_every_event(
-    make_stack: MakeStack, mosquitto: Mosquitto, influxd: Influxd, database: str, tmp_path: Path
-) -> None:
+def test_two_api_processes_each_serve_every_event(make_stack: MakeStack) -> None:
     """Each API process has its own subscription (random client id): neither takes the other's."""
     stack = make_stack()
-    other = ApiProcess(
-        tmp_path / "api2",
-        mqtt_url=mosquitto.url,
-        influx_url=influxd.url,
-        influx_database=database,
-        mqtt_events_prefix=stack.events,
-    ).start(stream=True)
+    other = stack.make_api().start(stream=True)
     try:
         here = stack.reader(events="up")
         there = StreamReader(other.url, {"events": "up"})
         stack.readers.append(there)
         t = int(time.time()) - 5
-        stack.publish([_uplink(stack.uplinks, "1A2B3C", t + i, i) for i in range(3)])
+        stack.publish([_uplink(stack.prefix, "1A2B3C", t + i, i) for i in range(3)])
         for reader in (here, there):
             assert [reader.next().data["seq"] for _ in range(3)] == [0, 1, 2]
-        stack.publish([_uplink(stack.uplinks, "1A2B3C", t + 3, 3)])
+        stack.publish([_uplink(stack.prefix, "1A2B3C", t + 3, 3)])
         for reader in (here, there):
             assert reader.next().data["seq"] == 3  # nothing twice in between
     finally:
@@ -282,7 +243,7 @@ def test_a_slow_client_overflows_while_a_fast_one_keeps_up(make_stack: MakeStack
         # socket buffers (up to 4 MB here) and uvicorn's hold for a client that reads nothing.
         n = 6000
         junk: list[tuple[str, dict[str, Any]]] = [
-            (f"{stack.uplinks}/wristband/{i:08d}{'F' * 1000}", {}) for i in range(n)
+            (f"{stack.prefix}/wristband/{i:08d}{'F' * 1000}", {}) for i in range(n)
         ]
         stack.publish(junk)
         wait_for(
@@ -308,7 +269,7 @@ def test_a_slow_client_overflows_while_a_fast_one_keeps_up(make_stack: MakeStack
     assert stack.api.metric("telemetry_api_stream_clients") == 1
     assert not fast.ended.is_set()
     # The fast client is still served.
-    stack.publish([_uplink(stack.uplinks, "A000", int(time.time()) - 2, 1)])
+    stack.publish([_uplink(stack.prefix, "A000", int(time.time()) - 2, 1)])
     assert _next_of(fast).data["device"] == "A000"
 
 

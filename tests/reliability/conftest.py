@@ -2,153 +2,38 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
+import functools
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 
 from influx.writer import BACKOFF_CAP
-from telemetry.servers import Influxd, Mosquitto, free_port
+from telemetry.servers import Influxd, Mosquitto
+from tests.support.ingest import Ingester, StartIngester
 from tests.support.ledger import (
     DeviceStream,
     LedgerPublisher,
     Report,
     RssSampler,
     influx_query,
-    scrape_metrics,
     stored_uplinks,
-    wait_for,
 )
+from tests.support.poll import wait_for
 
-TELEMETRY = Path(sys.executable).parent / "telemetry"
 # Scenarios that are not about rate limiting send many uplinks per device; a huge bucket keeps
-# the limiter out of their way (the flood scenario sets its own).
-NO_RATE_LIMIT = {"TELEMETRY_INGEST_RATE_BURST": "1000000000"}
-
-
-class Ingester:
-    """`telemetry ingest` in its own process, started in a scratch folder (no stray `.env`)."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.env = env
-        self.metrics_port = int(env["TELEMETRY_INGEST_METRICS_PORT"])
-        self.log_path = workdir / "ingest.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> Ingester:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(TELEMETRY), "ingest"],
-                cwd=self.workdir,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.starts += 1
-        wait_for(self._metrics_up, 30, "ingest metrics endpoint")
-        return self
-
-    def _metrics_up(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"ingest exited with {self.proc.returncode}:\n{self.log_tail()}")
-        try:
-            scrape_metrics(self.metrics_port, timeout=0.5)
-        except httpx.HTTPError:
-            return False
-        return True
-
-    def metrics(self) -> dict[str, float]:
-        return scrape_metrics(self.metrics_port)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> tuple[int | None, float]:
-        """Signal and wait; returns (exit code, seconds it took). SIGKILL past `timeout`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return (self.proc.returncode if self.proc else None), 0.0
-        t0 = time.monotonic()
-        self.proc.send_signal(sig)
-        try:
-            code: int | None = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            code = None
-        return code, time.monotonic() - t0
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def connections(self) -> int:
-        """MQTT (re)connections so far, from the ingester's own log line."""
-        return self.log_text().count("connected to MQTT")
-
-    def disconnections(self) -> int:
-        return self.log_text().count("MQTT connection lost")
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-
-def ingest_env(
-    *, mqtt_url: str, influx_url: str, database: str, prefix: str, spool: Path, **extra: str
-) -> dict[str, str]:
-    """The environment of a `telemetry ingest` process: ours only, nothing inherited."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
-    env |= NO_RATE_LIMIT | {
-        "TELEMETRY_MQTT_URL": mqtt_url,
-        "TELEMETRY_MQTT_TOPIC_PREFIX": prefix,
-        "TELEMETRY_MQTT_CLIENT_ID": f"ingest-{uuid.uuid4().hex[:8]}",
-        "TELEMETRY_INFLUX_URL": influx_url,
-        "TELEMETRY_INFLUX_DATABASE": database,
-        "TELEMETRY_INGEST_METRICS_PORT": str(free_port()),
-        "TELEMETRY_INGEST_SPOOL_DIR": str(spool),
-        "TELEMETRY_LOG_LEVEL": "INFO",
-    }
-    return env | {f"TELEMETRY_{k.upper()}": v for k, v in extra.items()}
+# the limiter out of their way (the flood scenario sets its own). The product's own flush
+# interval, not the integration tests' quick one: these scenarios measure the real batching.
+FAULTS: dict[str, object] = {"ingest_rate_burst": 1_000_000_000, "log_level": "INFO"}
 
 
 @pytest.fixture
-def make_ingester(tmp_path: Path) -> Iterator[Callable[..., Ingester]]:
-    """`make_ingester(mqtt_url=..., influx=..., database=..., prefix=..., **env)`, stopped after."""
-    started: list[Ingester] = []
-
-    def make(
-        *, mqtt_url: str, influx_url: str, database: str, prefix: str, **extra: str
-    ) -> Ingester:
-        env = ingest_env(
-            mqtt_url=mqtt_url,
-            influx_url=influx_url,
-            database=database,
-            prefix=prefix,
-            spool=tmp_path / f"spool{len(started)}",
-            **extra,
-        )
-        ing = Ingester(tmp_path / f"ingest{len(started)}", env)
-        started.append(ing)
-        return ing.start()
-
-    yield make
-    for ing in started:
-        ing.stop(signal.SIGKILL)
+def make_ingester(start_ingester: StartIngester) -> Callable[..., Ingester]:
+    """`start_ingester` with the scenarios' settings, ready once its `/metrics` answers (the
+    broker may be away or refuse it); `make_ingester(mqtt_url=..., influx_url=..., ...)`."""
+    return functools.partial(start_ingester, ready="serving", defaults=FAULTS)
 
 
 PROBE_DEVICE = "FFFFF0"

@@ -6,9 +6,7 @@ answer to an injected parameter must be a 4xx, or a 200 carrying only the reques
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +15,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from telemetry.servers import Influxd, free_port
+from telemetry.servers import Influxd
+from tests.support.apiprocess import ApiProcess
 from tests.support.influx import write_lines
-from tests.support.ledger import wait_for, weather_payload
+from tests.support.ledger import weather_payload
 
-TELEMETRY = Path(sys.executable).parent / "telemetry"
 KEY = "reliability-test-key-0123456789"
 ASKED, OTHER = "1A2B3C", "4D5E6F"  # we ask for ASKED; OTHER must never leak into an answer
 NOW = int(time.time())
@@ -111,34 +109,14 @@ def _lines(device: str, seq0: int) -> list[str]:
 @pytest.fixture
 def api(influxd: Influxd, database: str, tmp_path: Path) -> Iterator[str]:
     write_lines(influxd, database, _lines(ASKED, 100) + _lines(OTHER, 200))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")} | {
-        "TELEMETRY_INFLUX_URL": influxd.url,
-        "TELEMETRY_INFLUX_DATABASE": database,
-        "TELEMETRY_API_KEYS": KEY,
-        "TELEMETRY_API_PORT": str(port),
-    }
-    log = (tmp_path / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [str(TELEMETRY), "api"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+    api = ApiProcess(
+        tmp_path / "api", influx_url=influxd.url, influx_database=database, api_keys=KEY
     )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError((tmp_path / "api.log").read_text())
-        try:
-            return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    api.start(broker=False)  # no broker: the queries are what is abused
     try:
-        wait_for(up, 30, "API up")
-        yield url
+        yield api.url
     finally:
-        proc.terminate()
-        proc.wait(15)
-        log.close()
+        api.stop(signal.SIGTERM, timeout=15)
 
 
 def _check(r: httpx.Response, what: str) -> str:

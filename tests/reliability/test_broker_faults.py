@@ -9,14 +9,11 @@ from typing import Protocol
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto
-from tests.reliability.conftest import (
-    Ingester,
-    finish_report,
-    settle,
-    subscribed_ledger,
-)
+from tests.reliability.conftest import finish_report, settle, subscribed_ledger
 from tests.support.faultproxy import FaultProxy
-from tests.support.ledger import Report, compare, device_streams, wait_for
+from tests.support.ingest import Ingester
+from tests.support.ledger import Report, compare, device_streams
+from tests.support.poll import seconds_until, wait_for
 
 RATE = 300  # uplinks/s: a few hundred, as the brief asks; 100 devices at 3/s each
 DURATION = 20  # s of load; the fault comes at about 40 % of it
@@ -57,7 +54,7 @@ def broker_fault(
             connections = ing.connections()
             broker.restart(sig)  # same port, same persistence folder
             # Back = connected and subscribed again (its log line); the bound is the brief's.
-            recovery = wait_for(
+            recovery = seconds_until(
                 lambda: ing.connections() > connections, RECOVERY_BOUND, "ingester resubscribed"
             )
             pub.join(DURATION * 3)

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto
-from tests.reliability.conftest import Ingester, finish_report, settle, subscribed_ledger
+from tests.reliability.conftest import finish_report, settle, subscribed_ledger
+from tests.support.ingest import Ingester
 from tests.support.ledger import (
     DeviceStream,
     LedgerPublisher,
@@ -16,8 +17,8 @@ from tests.support.ledger import (
     device_streams,
     influx_query,
     rejected_by_reason,
-    wait_for,
 )
+from tests.support.poll import seconds_until
 
 BURST = 60  # TELEMETRY_INGEST_RATE_BURST for this scenario
 PER_S = 5  # sustained uplinks/s per device (TELEMETRY_INGEST_RATE_PER_HOUR = 18000)
@@ -68,7 +69,7 @@ def test_flooding_device_is_rate_limited_and_others_lose_nothing(
             return rejected_by_reason(influxd, database).get("rate_limited", 0)
 
         try:
-            flood_settle = wait_for(
+            flood_settle = seconds_until(
                 lambda: limited() >= flood_acked - allowed_max, 120, "flood rejects kept"
             )
         except TimeoutError:

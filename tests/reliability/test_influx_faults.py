@@ -10,15 +10,11 @@ import pytest
 
 from influx.writer import BACKOFF_CAP
 from telemetry.servers import Influxd, Mosquitto
-from tests.reliability.conftest import (
-    Ingester,
-    finish_report,
-    settle,
-    stored_within,
-    subscribed_ledger,
-)
+from tests.reliability.conftest import finish_report, settle, stored_within, subscribed_ledger
 from tests.support.faultproxy import FaultProxy
-from tests.support.ledger import compare, device_streams, wait_for
+from tests.support.ingest import Ingester
+from tests.support.ledger import compare, device_streams
+from tests.support.poll import wait_for
 
 DEVICES = 100
 HANG_S = 30  # the brief's SIGSTOP length

@@ -18,7 +18,8 @@ from telemetry.servers import Influxd, Mosquitto
 from tests.reliability.roles import ROLES, as_role, create_roles
 from tests.support.apiclient import api_client
 from tests.support.influx import select
-from tests.support.ingest import Ingester, Publisher, wait_for, wristband_payload
+from tests.support.ingest import Ingester, Publisher, wristband_payload
+from tests.support.poll import wait_for
 
 INGESTER, API = ROLES[0], ROLES[1]
 DEVICE = "C0FFEE"

@@ -10,20 +10,15 @@ import pytest
 from telemetry.servers import Influxd, Mosquitto
 from tests.reliability.conftest import (
     PROBE_DEVICE,
-    Ingester,
     finish_report,
     probe_stored,
     settle,
     subscribed_ledger,
 )
 from tests.support.faultproxy import FaultProxy
-from tests.support.ledger import (
-    DeviceStream,
-    LedgerPublisher,
-    compare,
-    device_streams,
-    wait_for,
-)
+from tests.support.ingest import Ingester
+from tests.support.ledger import DeviceStream, LedgerPublisher, compare, device_streams
+from tests.support.poll import seconds_until, wait_for
 
 KEEPALIVE = 5  # s, TELEMETRY_MQTT_KEEPALIVE: small so that detection fits in the test
 STALL_S = 30  # the brief's half-open period
@@ -74,7 +69,7 @@ def test_half_open_link_detected_and_nothing_lost(
         t0 = time.monotonic()
         try:
             # Poll up to the whole stall; the figure is compared with 1.5 x keepalive below.
-            detected = wait_for(
+            detected = seconds_until(
                 lambda: ing.disconnections() > lost_before, STALL_S, "dead link detected"
             )
         except TimeoutError:
@@ -126,7 +121,7 @@ def test_dead_link_detected_within_one_and_a_half_keepalives(
         lost_before = ing.disconnections()
         proxy.stall()
         try:
-            detected = wait_for(
+            detected = seconds_until(
                 lambda: ing.disconnections() > lost_before,
                 4 * KEEPALIVE,
                 "dead link detected",

@@ -14,13 +14,9 @@ from pathlib import Path
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto, find_binary
-from tests.reliability.conftest import Ingester
-from tests.support.ledger import (
-    DeviceStream,
-    LedgerPublisher,
-    influx_query,
-    wait_for,
-)
+from tests.support.ingest import Ingester
+from tests.support.ledger import DeviceStream, LedgerPublisher, influx_query
+from tests.support.poll import wait_for
 
 ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
 PREFIX = "uplink"  # the ACL's pattern is written for the default prefix

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import pytest
 
 from telemetry.servers import Influxd, Mosquitto
-from tests.reliability.conftest import Ingester, finish_report, settle, subscribed_ledger
+from tests.reliability.conftest import finish_report, settle, subscribed_ledger
 from tests.support.faultproxy import FaultProxy
+from tests.support.ingest import Ingester
 from tests.support.ledger import compare, device_streams
 
 NORMAL_RATE = 100  # uplinks/s: the normal load of these scenarios' scale

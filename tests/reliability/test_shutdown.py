@@ -10,20 +10,15 @@ import pytest
 from telemetry.servers import Influxd, Mosquitto
 from tests.reliability.conftest import (
     PROBE_DEVICE,
-    Ingester,
     count_ours,
     finish_report,
     ingest_metrics,
     probe_stored,
     settle,
 )
-from tests.support.ledger import (
-    DeviceStream,
-    LedgerPublisher,
-    compare,
-    device_streams,
-    wait_for,
-)
+from tests.support.ingest import Ingester
+from tests.support.ledger import DeviceStream, LedgerPublisher, compare, device_streams
+from tests.support.poll import wait_for
 
 SHUTDOWN_TIMEOUT = 5.0  # s, TELEMETRY_INGEST_SHUTDOWN_TIMEOUT for this scenario
 EXIT_SLACK = 5.0  # s beyond the deadline for interpreter exit on a loaded 2-core box
@@ -70,7 +65,7 @@ def test_sigterm_with_influx_down_exits_in_time_and_loses_nothing(
         pub.run_in_background(streams, rate, 10)  # arrives with InfluxDB down
         wait_for(lambda: len(pub.acked) >= rate * 5 + rate * 3, 30, "load with InfluxDB down")
         before = ingest_metrics(ing)
-        code, took = ing.stop(signal.SIGTERM, timeout=SHUTDOWN_TIMEOUT + EXIT_SLACK)
+        code, took = ing.stop_timed(signal.SIGTERM, timeout=SHUTDOWN_TIMEOUT + EXIT_SLACK)
         log = ing.log_tail(15)
         pub.join(60)
         pub.wait_all_acked(30)

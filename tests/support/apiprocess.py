@@ -7,7 +7,6 @@ key's header), a downlink database in its folder, and whatever settings the test
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -19,7 +18,8 @@ from typing import Any
 import httpx
 
 from telemetry.servers import free_port
-from tests.support.ingest import TELEMETRY, wait_for
+from tests.support.cli import TELEMETRY, telemetry_env
+from tests.support.poll import wait_for
 
 READ_KEY = "read-key-0123456789"
 CALLBACK_KEY = "callback-key-0123456789"
@@ -39,14 +39,14 @@ class ApiProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")} | {
-            "TELEMETRY_API_KEYS": READ_KEY,
-            "TELEMETRY_CALLBACK_KEYS": CALLBACK_KEY,
-            "TELEMETRY_ADMIN_KEYS": ADMIN_KEY,
-            "TELEMETRY_API_PORT": str(self.port),
-            "TELEMETRY_DOWNLINK_DB": str(workdir / "downlinks.sqlite3"),
+        own = {
+            "api_keys": READ_KEY,
+            "callback_keys": CALLBACK_KEY,
+            "admin_keys": ADMIN_KEY,
+            "api_port": self.port,
+            "downlink_db": workdir / "downlinks.sqlite3",
         }
-        self.env |= {f"TELEMETRY_{k.upper()}": str(v) for k, v in settings.items()}
+        self.env = telemetry_env(**(own | settings))
         self.log_path = workdir / "api.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0

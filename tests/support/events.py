@@ -22,7 +22,8 @@ class Received:
 
 
 class EventSubscriber:
-    """Subscribes to `<prefix>/#` at QoS 1 (subscribed on return) and keeps what arrives."""
+    """Subscribes to `<prefix>/#` at QoS 1 (subscribed on return) and keeps what arrives; a
+    whole topic as `prefix` gives that topic alone (`a/b/#` matches `a/b`)."""
 
     def __init__(self, host: str, port: int, prefix: str) -> None:
         self.messages: queue.Queue[Received] = queue.Queue()

@@ -3,50 +3,48 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import struct
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
+import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from influx.writer import BACKOFF_CAP
 from telemetry.servers import Influxd, free_port
+from tests.support.cli import TELEMETRY, telemetry_env
 from tests.support.influx import select
+from tests.support.ledger import scrape_metrics
+from tests.support.poll import wait_for
 
-T = TypeVar("T")
 # How long a test waits for storing to resume after InfluxDB is back: longer than any pause
 # between two replay attempts, so that a test never gives up while the ingester sleeps.
 RECOVERY = 2 * BACKOFF_CAP
-TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
 
 
-def wait_for(
-    probe: Callable[[], T | Literal[False] | None], timeout: float = 30.0, what: str = "condition"
-) -> T:
-    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
-        time.sleep(0.05)
+# What an integration test wants by default: a stored point soon after it is published (a flush
+# every 0.1 s), and a rate bucket that lets a test's burst of uplinks through.
+QUICK: dict[str, object] = {"ingest_flush_interval": 0.1, "ingest_rate_burst": 1000}
+# Readiness `start` waits for: "subscribed" (its connection line logged, so a publish now is
+# received) or "serving" (its `/metrics` answers: for scenarios whose broker may be away).
+Ready = Literal["subscribed", "serving"]
 
 
 class Ingester:
-    """`telemetry ingest` in a subprocess with settings from the environment."""
+    """`telemetry ingest` in a subprocess, in a folder of its own (no stray `.env`), configured
+    only by the environment built here: `TELEMETRY_*` of the caller's shell are not inherited.
 
-    def __init__(
+    `defaults` are settings under the test's own (`QUICK` unless the caller gives others).
+    """
+
+    def __init__(  # the settings every ingester needs, then its own
         self,
         workdir: Path,
         *,
@@ -56,62 +54,113 @@ class Ingester:
         prefix: str,
         client_id: str | None = None,
         metrics: bool = False,
-        **env: object,
+        ready: Ready = "subscribed",
+        defaults: Mapping[str, object] = QUICK,
+        **settings: object,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.metrics_port = free_port() if metrics else 0
-        self.env = os.environ | {
-            "TELEMETRY_MQTT_URL": mqtt_url,
-            "TELEMETRY_INFLUX_URL": influx_url,
-            "TELEMETRY_INFLUX_DATABASE": database,
-            "TELEMETRY_MQTT_TOPIC_PREFIX": prefix,
-            "TELEMETRY_MQTT_CLIENT_ID": client_id or f"ingest-{uuid.uuid4().hex[:8]}",
-            "TELEMETRY_INGEST_SPOOL_DIR": str(workdir / "spool"),
-            "TELEMETRY_INGEST_METRICS_PORT": str(self.metrics_port),
-            "TELEMETRY_INGEST_FLUSH_INTERVAL": "0.1",
-            "TELEMETRY_INGEST_RATE_BURST": "1000",
+        self.metrics_port = free_port() if metrics or ready == "serving" else 0
+        self.ready: Ready = ready
+        own = {
+            "mqtt_url": mqtt_url,
+            "influx_url": influx_url,
+            "influx_database": database,
+            "mqtt_topic_prefix": prefix,
+            "mqtt_client_id": client_id or f"ingest-{uuid.uuid4().hex[:8]}",
+            "ingest_spool_dir": workdir / "spool",
+            "ingest_metrics_port": self.metrics_port,
         }
-        self.env |= {f"TELEMETRY_{k.upper()}": str(v) for k, v in env.items()}
+        self.env = telemetry_env(**(own | dict(defaults) | settings))
         self.log_path = workdir / "ingest.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    def start(self, connected: bool = True) -> None:
-        """Start; by default wait until it is subscribed (its `starts`-th connection line)."""
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, connected: bool = True) -> Ingester:
+        """Start; unless not `connected`, wait until this start (not an earlier) is `ready`."""
         self.starts += 1
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [TELEMETRY, "ingest"], env=self.env, stderr=log, stdout=log, cwd=self.workdir
             )
-        if connected:
+        if connected and self.ready == "subscribed":
             wait_for(
-                lambda: self.log().count("connected to MQTT") >= self.starts or self.exited(),
+                lambda: self.connections() >= self.starts or self.exited(),
                 what="ingest to subscribe",
             )
-            assert not self.exited(), self.log()
+        elif connected:
+            wait_for(lambda: self._serves() or self.exited(), what="ingest metrics endpoint")
+        assert not (connected and self.exited()), f"ingest exited:\n{self.log_tail()}"
+        return self
+
+    def _serves(self) -> bool:
+        try:
+            scrape_metrics(self.metrics_port, timeout=0.5)
+        except httpx.HTTPError:
+            return False
+        return True
 
     def exited(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def connections(self) -> int:
+        """MQTT (re)connections so far, from the ingester's own log line."""
+        return self.log().count("connected to MQTT")
+
+    def disconnections(self) -> int:
+        return self.log().count("MQTT connection lost")
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of its `/metrics`, labelled ones included."""
+        return scrape_metrics(self.metrics_port)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal and wait for the exit code; a process still running past `timeout` fails."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
+    def stop_timed(self, sig: int, timeout: float) -> tuple[int | None, float]:
+        """Signal and wait; (exit code, seconds it took), the code None if killed past `timeout`."""
+        if self.proc is None or self.proc.poll() is not None:
+            return (self.proc.returncode if self.proc else None), 0.0
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            code: int | None = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            code = None
+        return code, time.monotonic() - t0
+
     def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+        """SIGKILL if it still runs (a test's clean-up, whatever state the test left it in)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 class StartIngester(Protocol):
-    """The `start_ingester` fixture: an ingester started with these settings, subscribed."""
+    """The `start_ingester` fixture: an ingester started with these settings, ready on return."""
 
     def __call__(
-        self, *, mqtt_url: str, influx_url: str, database: str, prefix: str, **settings: object
+        self, *, mqtt_url: str, influx_url: str, database: str, prefix: str, **settings: Any
     ) -> Ingester: ...
 
 
@@ -150,7 +199,8 @@ class Publisher:
 
 
 def ingest_metric(ing: Ingester, name: str) -> float:
-    """One unlabelled sample from the ingester's `/metrics`; NaN while it is not exported."""
+    """One sample from the ingester's `/metrics` (a name, or a name with its labels as the
+    exposition writes them); NaN while it is not exported."""
     with urllib.request.urlopen(f"http://127.0.0.1:{ing.metrics_port}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
             if line.startswith(name + " "):

@@ -18,7 +18,7 @@ import json
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry.servers import Influxd
 from tests.support.influx import result_rows
+from tests.support.poll import wait_for
 
 SEQ_MODULO = 4096  # Sigfox 12-bit counters, restated here apart from the project's code
 # Uplinks are stamped in the past (one second apart per device) so the time key is unique per
@@ -260,17 +261,6 @@ class LedgerPublisher:
 
 
 # --- oracle ---
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> float:
-    """Poll `predicate` until true; returns the seconds it took, raises TimeoutError."""
-    t0 = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(step)
 
 
 def influx_query(server: Influxd, database: str, q: str) -> list[dict[str, Any]]:

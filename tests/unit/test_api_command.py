@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -12,10 +11,11 @@ from api.app import create_app
 from catalogue import load_catalogue
 from telemetry.errors import StartupError
 from telemetry.settings import Settings
+from tests.support.cli import telemetry_env
 
 
 def test_cli_without_keys_prints_one_line_and_exits_2(tmp_path: object) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
+    env = telemetry_env()
     result = subprocess.run(
         [sys.executable, "-c", "from telemetry.cli import main; main()", "api"],
         env=env,

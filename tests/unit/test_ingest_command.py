@@ -7,7 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.support.ingest import TELEMETRY
+from tests.support.cli import TELEMETRY
 
 
 def run(**env: str) -> subprocess.CompletedProcess[str]:
