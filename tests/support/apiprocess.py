@@ -26,7 +26,7 @@ CALLBACK_KEY = "callback-key-0123456789"
 ADMIN_KEY = "admin-key-0123456789"
 AUTH = {"Authorization": f"Bearer {READ_KEY}"}
 READ_FOREVER = httpx.Timeout(30.0, read=None)  # a stream may be quiet for long
-# The log lines api/publisher.py and api/eventbus.py write once connected to the broker.
+# The log lines api/broker.py writes once the publisher and the stream's link are connected.
 CONNECTED = "publishing to the MQTT broker"
 SUBSCRIBED = "stream: subscribed"
 
