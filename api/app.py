@@ -74,7 +74,9 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
                 poll_seconds=settings.status_poll_seconds,
             )
             # DESIGN 9: one subscription to the events for the process, whatever the clients.
-            hub = app.state.hub = Hub(app.state.metrics.registry)
+            hub = app.state.hub = Hub(
+                app.state.metrics.registry, uplink_prefix=settings.mqtt_topic_prefix
+            )
             bus = app.state.eventbus = EventBus(settings, hub)
             async with running(status_cache) as cache, publishing(app.state.publisher):
                 app.state.status = cache

@@ -6,6 +6,8 @@
 
 - Ids only grow, also across restarts: the first is the process's start time in microseconds,
   then one more per event, so a `Last-Event-ID` from before a restart resumes from the ring.
+- A `rejected` event has the type its uplink's topic names (`<uplink prefix>/<type>/<device>`
+  in the body's `topic`) and the body's `device`, so `type=` and `device=` filters keep it.
 - A `status` event whose topic and body equal one already in the ring is dropped: two
   ingesters noticing the same change publish the same event, and a client sees it once.
 - A client's queue holds at most `api_stream_backlog` events. Past that it is marked
@@ -126,9 +128,16 @@ class Subscription:
 class Hub:
     """The ring of recent events and the fan-out to subscriptions."""
 
-    def __init__(self, registry: CollectorRegistry, ring_size: int = RING_EVENTS) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        ring_size: int = RING_EVENTS,
+        *,
+        uplink_prefix: str = "uplink",
+    ) -> None:
         self.ring: deque[StreamEvent] = deque()
         self.ring_size = ring_size
+        self.uplink_prefix = uplink_prefix
         self._status_keys: dict[int, tuple[str, bytes]] = {}  # event id -> its topic and body
         self._status_seen: set[tuple[str, bytes]] = set()
         self.next_id = time.time_ns() // 1000
@@ -156,7 +165,7 @@ class Hub:
 
     def publish(self, prefix: str, topic: str, payload: bytes) -> StreamEvent | None:
         """Add one message from the broker; None when it is not an event or a duplicate."""
-        parsed = parse_event(prefix, topic, payload)
+        parsed = parse_event(prefix, topic, payload, self.uplink_prefix)
         if parsed is None:
             self.received.labels("unknown").inc()
             return None
@@ -236,12 +245,13 @@ class Hub:
 
 
 def parse_event(
-    prefix: str, topic: str, payload: bytes
+    prefix: str, topic: str, payload: bytes, uplink_prefix: str = "uplink"
 ) -> tuple[str, str | None, str | None, str] | None:
     """(kind, type, device, one-line JSON) of an events topic and body; None if it is not one.
 
     `<prefix>/<type>/<device>/<kind>` (up, status, downlink) or `<prefix>/rejected/<reason>`,
-    whose device is the body's `device` when it names one.
+    whose device is the body's `device` when it names one and whose type is the one its
+    uplink's topic names (the body's `topic`, `<uplink_prefix>/<type>/<device>`), if any.
     """
     head = prefix + "/"
     if not topic.startswith(head):
@@ -258,10 +268,23 @@ def parse_event(
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     if len(parts) == 2 and parts[0] == "rejected":
         device = doc.get("device")
-        return "rejected", None, device.upper() if isinstance(device, str) else None, text
+        device = device.upper() if isinstance(device, str) else None
+        return "rejected", _uplink_type(doc.get("topic"), uplink_prefix), device, text
     if len(parts) == 3 and parts[2] in KINDS and parts[2] != "rejected":
         return parts[2], parts[0], parts[1].upper(), text
     return None
+
+
+def _uplink_type(topic: object, uplink_prefix: str) -> str | None:
+    """The `<type>` of `<uplink_prefix>/<type>/<device>`; None for any other topic.
+
+    Not checked against the catalogue: the stream's `type=` accepts known types only, so an
+    unknown one here matches no filter.
+    """
+    if not isinstance(topic, str) or not topic.startswith(uplink_prefix + "/"):
+        return None
+    parts = topic[len(uplink_prefix) + 1 :].split("/")
+    return parts[0] if len(parts) == 2 and parts[0] and parts[1] else None
 
 
 class EventBus:
