@@ -1,10 +1,10 @@
-"""api/eventbus.py: events parsed from their topic and body, and matched by a filter."""
+"""api/hub.py: events parsed from their topic and body, and matched by a filter."""
 
 from __future__ import annotations
 
 import json
 
-from api.eventbus import Filter, StreamEvent, parse_event
+from api.hub import Filter, StreamEvent, parse_event
 
 
 def _rejected(topic: str, device: str | None = None) -> bytes:
