@@ -15,7 +15,8 @@ from api import problems
 from api.auth import keys_from
 from api.authlimit import FailedAuthLimiter
 from api.downlinks import DownlinkStore, StoreError
-from api.eventbus import EventBus, Hub, stop_task, watch_exit
+from api.eventbus import EventBus, stop_task, watch_exit, watch_loop
+from api.hub import Hub
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from api.publisher import Publisher, publishing
@@ -136,11 +137,13 @@ def _lifespan(
                 poll_seconds=settings.status_poll_seconds,
             )
             # DESIGN 9: one subscription to the events for the process, whatever the clients.
-            hub = app.state.hub = Hub(app.state.metrics.registry)
+            hub = app.state.hub = Hub(
+                app.state.metrics.registry, uplink_prefix=settings.mqtt_topic_prefix
+            )
             bus = app.state.eventbus = EventBus(settings, hub)
             async with running(status_cache) as cache, publishing(app.state.publisher):
                 app.state.status = cache
-                tasks = [asyncio.create_task(bus.run())]
+                tasks = [asyncio.create_task(bus.run()), asyncio.create_task(watch_loop(hub))]
                 should_exit = getattr(app.state, "should_exit", None)  # set by `telemetry api`
                 if should_exit is not None:
                     tasks.append(asyncio.create_task(watch_exit(should_exit, hub)))

@@ -1,17 +1,8 @@
-"""The API's events (DESIGN section 9): one MQTT subscription, a ring, per-client queues.
+"""The API's one MQTT subscription to the events (DESIGN section 9), feeding the hub.
 
-    broker ─`<prefix>/#`─► EventBus (api/broker.py Link) ─► Hub.publish
-                                       ring of the last RING_EVENTS ◄─┤
-                              Subscription (bounded queue) ◄──────────┘ one per stream client
+    broker ─`<prefix>/#`─► EventBus (api/broker.py Link) ─► Hub.publish (api/hub.py)
 
-- Ids only grow, also across restarts: the first is the process's start time in microseconds,
-  then one more per event, so a `Last-Event-ID` from before a restart resumes from the ring.
-- A `status` event whose topic and body equal one already in the ring is dropped: two
-  ingesters noticing the same change publish the same event, and a client sees it once.
-- A client's queue holds at most `api_stream_backlog` events. Past that it is marked
-  overflowed: its stream sends `event: overflow` and ends; if its connection cannot take even
-  that within OVERFLOW_GRACE (it reads nothing), the connection is cut. Fan-out only appends
-  to queues, so a slow client never slows the others or the subscription.
+The log of events, the clients' cursors, filters and overflow are in api/hub.py.
 """
 
 from __future__ import annotations
@@ -19,243 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
-import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from api.broker import Link
+from api.hub import Hub
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)
 
-KINDS = ("up", "status", "rejected", "downlink")
-# DESIGN 9: resume from the last 10,000 events at least; at ~500 bytes each, ~5 MB.
-RING_EVENTS = 10_000
-OVERFLOW_GRACE = 10.0  # s an overflowed stream may take to send its last words, then it is cut
-CLOSE_GRACE = 1.0  # s the same at shutdown (uvicorn's own deadline is 5 s, api/command.py)
 RECONNECT_CAP = 30.0  # s between reconnection attempts at most (telemetry/backoff.py)
 # Received but not yet fanned out, at most (aiomqtt drops past it): a minute at 1,000/s.
 INCOMING_MAX = 60_000
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """What a client asked for; None means any."""
-
-    kinds: frozenset[str] = frozenset(KINDS)
-    types: frozenset[str] | None = None
-    devices: frozenset[str] | None = None
-
-    def matches(self, event: StreamEvent) -> bool:
-        if event.kind not in self.kinds:
-            return False
-        if self.types is not None and event.type not in self.types:
-            return False
-        return self.devices is None or event.device in self.devices
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
-    """One event as the stream sends it: `frame` is its `event:`/`id:`/`data:` lines."""
-
-    id: int
-    kind: str
-    type: str | None
-    device: str | None
-    frame: bytes
-
-
-@dataclass(eq=False, slots=True)
-class Subscription:
-    """One stream client: a bounded queue of frames, woken by `ready`."""
-
-    filter: Filter
-    backlog: int
-    queue: deque[bytes] = field(default_factory=deque)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    # Set once half the backlog is queued: the stream stops waiting for more and writes.
-    urgent: asyncio.Event = field(default_factory=asyncio.Event)
-    overflowed: bool = False
-    closed: bool = False  # the server is shutting down
-    # Resolved OVERFLOW_GRACE after overflow or close: the stream is cut if still open.
-    cut: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    def offer(self, frame: bytes) -> bool:
-        """Queue a frame; False when this made the client overflow."""
-        if self.overflowed or self.closed:
-            return True
-        if len(self.queue) >= self.backlog:
-            self.overflowed = True
-            self.queue.clear()  # never sent: free the memory now
-            self._end(OVERFLOW_GRACE)
-            return False
-        self.queue.append(frame)
-        self.ready.set()
-        if len(self.queue) >= self.backlog // 2:
-            self.urgent.set()
-        return True
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._end(CLOSE_GRACE)
-
-    def _end(self, grace: float) -> None:
-        self.ready.set()
-        self.urgent.set()
-        asyncio.get_running_loop().call_later(grace, self._cut)
-
-    def _cut(self) -> None:
-        if not self.cut.done():
-            self.cut.set_result(None)
-
-
-class Hub:
-    """The ring of recent events and the fan-out to subscriptions."""
-
-    def __init__(self, registry: CollectorRegistry, ring_size: int = RING_EVENTS) -> None:
-        self.ring: deque[StreamEvent] = deque()
-        self.ring_size = ring_size
-        self._status_keys: dict[int, tuple[str, bytes]] = {}  # event id -> its topic and body
-        self._status_seen: set[tuple[str, bytes]] = set()
-        self.next_id = time.time_ns() // 1000
-        self.subscriptions: set[Subscription] = set()
-        self.closing = False
-        self.clients = Gauge(
-            "telemetry_api_stream_clients", "Stream clients connected", registry=registry
-        )
-        self.received = Counter(
-            "telemetry_api_stream_events",
-            "Events received from the broker, by kind (duplicates and unknown topics included)",
-            ["kind"],
-            registry=registry,
-        )
-        self.overflows = Counter(
-            "telemetry_api_stream_overflows",
-            "Stream clients ended because they fell too far behind",
-            registry=registry,
-        )
-        self.duplicates = Counter(
-            "telemetry_api_stream_duplicates",
-            "Status events dropped as already in the ring (several ingesters)",
-            registry=registry,
-        )
-
-    def publish(self, prefix: str, topic: str, payload: bytes) -> StreamEvent | None:
-        """Add one message from the broker; None when it is not an event or a duplicate."""
-        parsed = parse_event(prefix, topic, payload)
-        if parsed is None:
-            self.received.labels("unknown").inc()
-            return None
-        kind, type_name, device, data = parsed
-        self.received.labels(kind).inc()
-        key = (topic, payload)
-        if kind == "status" and key in self._status_seen:
-            self.duplicates.inc()
-            return None
-        event_id = self.next_id
-        self.next_id += 1
-        frame = f"event: {kind}\nid: {event_id}\ndata: {data}\n\n".encode()
-        event = StreamEvent(event_id, kind, type_name, device, frame)
-        ring = self.ring
-        if len(ring) >= self.ring_size:
-            old = ring.popleft()
-            if old.kind == "status":
-                self._status_seen.discard(self._status_keys.pop(old.id))
-        ring.append(event)
-        if kind == "status":
-            self._status_keys[event_id] = key
-            self._status_seen.add(key)
-        overflowed = [
-            s for s in self.subscriptions if s.filter.matches(event) and not s.offer(frame)
-        ]
-        for sub in overflowed:
-            self.overflows.inc()
-            log.warning(
-                "a stream client fell %d events behind: overflow, stream ended", sub.backlog
-            )
-        return event
-
-    def subscribe(
-        self, flt: Filter, backlog: int, *, tail: int = 0, after: int | None = None
-    ) -> tuple[Subscription, list[bytes]]:
-        """A new subscription and the frames to send first (resume after `after`, or tail).
-
-        No await between reading the ring and registering: nothing is missed or sent twice.
-        """
-        if after is not None:
-            first: list[bytes] = []
-            for event in reversed(self.ring):
-                if event.id <= after:
-                    break
-                if flt.matches(event):
-                    first.append(event.frame)
-            first.reverse()
-        elif tail:
-            first = []
-            for event in reversed(self.ring):
-                if len(first) >= tail:
-                    break
-                if flt.matches(event):
-                    first.append(event.frame)
-            first.reverse()
-        else:
-            first = []
-        sub = Subscription(flt, backlog)
-        if self.closing:
-            sub.close()
-        self.subscriptions.add(sub)
-        self.clients.set(len(self.subscriptions))
-        return sub, first
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        self.subscriptions.discard(sub)
-        self.clients.set(len(self.subscriptions))
-
-    def close_all(self) -> None:
-        """Server shutdown: every stream ends (and new ones end at once)."""
-        if not self.closing:
-            self.closing = True
-            if self.subscriptions:
-                log.info("ending %d open streams", len(self.subscriptions))
-        for sub in self.subscriptions:
-            sub.close()
-
-
-def parse_event(
-    prefix: str, topic: str, payload: bytes
-) -> tuple[str, str | None, str | None, str] | None:
-    """(kind, type, device, one-line JSON) of an events topic and body; None if it is not one.
-
-    `<prefix>/<type>/<device>/<kind>` (up, status, downlink) or `<prefix>/rejected/<reason>`,
-    whose device is the body's `device` when it names one.
-    """
-    head = prefix + "/"
-    if not topic.startswith(head):
-        return None
-    parts = topic[len(head) :].split("/")
-    try:
-        doc = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    text = payload.decode()
-    if "\n" in text or "\r" in text:  # one `data:` line, always
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-    if len(parts) == 2 and parts[0] == "rejected":
-        device = doc.get("device")
-        return "rejected", None, device.upper() if isinstance(device, str) else None, text
-    if len(parts) == 3 and parts[2] in KINDS and parts[2] != "rejected":
-        return parts[2], parts[0], parts[1].upper(), text
-    return None
 
 
 class EventBus:
@@ -284,6 +50,18 @@ async def watch_exit(should_exit: Callable[[], bool], hub: Hub, period: float = 
     while not should_exit():  # noqa: ASYNC110  # uvicorn's flag is a plain bool, no Event
         await asyncio.sleep(period)
     hub.close_all()
+
+
+LAG_PERIOD = 0.05  # s: often enough to see a stall of a tenth of a second, for ~nothing
+
+
+async def watch_loop(hub: Hub) -> None:
+    """Sample the event loop's lag into `hub.loop_lag`, for as long as the app runs."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + LAG_PERIOD
+        await asyncio.sleep(LAG_PERIOD)
+        hub.loop_lag.observe(max(0.0, loop.time() - due))
 
 
 async def stop_task(task: asyncio.Task[None]) -> None:

@@ -140,6 +140,57 @@ def test_an_uplink_shows_up_with_its_values_and_stations(make_stack: MakeStack) 
         ups.events.get_nowait()
 
 
+def test_rejects_match_the_type_and_device_filters(make_stack: MakeStack) -> None:
+    """A reject has the type its uplink topic names and the device its body names."""
+    stack = make_stack()
+    bands = stack.reader(type="wristband")
+    band_rejects = stack.reader(type="wristband", events="rejected")
+    scales = stack.reader(type="scale", events="rejected,up")
+    one = stack.reader(device="1A2B3C")
+    # Missing fields: rejected for the envelope, with the device known from the body.
+    stack.publish(
+        [
+            (f"{stack.prefix}/toaster/1A2B3C", {"device": "1A2B3C"}),  # not a known type
+            (f"{stack.prefix}/scale/5CA1E", {"device": "5CA1E"}),
+            (f"{stack.prefix}/wristband/1A2B3C", {"device": "1A2B3C"}),
+        ]
+    )
+    for reader in (bands, band_rejects):
+        got = reader.next()
+        assert got.event == "rejected"
+        assert got.data["topic"] == f"{stack.prefix}/wristband/1A2B3C"
+        assert got.data["device"] == "1A2B3C"
+    got = scales.next()
+    assert got.event == "rejected"
+    assert got.data["topic"] == f"{stack.prefix}/scale/5CA1E"
+    # The device filter keeps both rejects of 1A2B3C, whatever their topic's type.
+    assert [one.next().data["topic"] for _ in range(2)] == [
+        f"{stack.prefix}/toaster/1A2B3C",
+        f"{stack.prefix}/wristband/1A2B3C",
+    ]
+    # Then an uplink of each type: each reader's next event is its own, nothing in between.
+    t = int(time.time()) - 5
+    stack.publish(
+        [
+            _uplink(stack.prefix, "1A2B3C", t, 1),
+            (
+                f"{stack.prefix}/scale/5CA1E",
+                {"device": "5CA1E", "time": t, "seqNumber": 1, "data": "1b580120011a50"},
+            ),
+        ]
+    )
+    assert bands.next().event == "up"
+    assert scales.next().event == "up"
+    assert one.next().event == "up"
+    stack.publish([(f"{stack.prefix}/wristband/1A2B3C", {"device": "1A2B3C"})])
+    assert band_rejects.next().data["topic"] == f"{stack.prefix}/wristband/1A2B3C"
+    assert bands.next().event == "rejected"
+    assert one.next().event == "rejected"
+    for reader in (bands, band_rejects, scales, one):
+        with pytest.raises(queue.Empty):
+            reader.events.get_nowait()
+
+
 def test_tail_and_resume_with_last_event_id(make_stack: MakeStack) -> None:
     stack = make_stack()
     live = stack.reader(events="up")
