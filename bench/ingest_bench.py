@@ -427,8 +427,13 @@ def events_counted(port: int, what: str = "published") -> int:
     return int(float(m.group(1))) if m else -1
 
 
-def events_cost(n: int, devices: int, rounds: int) -> tuple[list[tuple[str, str, str]], str]:
-    """Live rounds to an ingester with events off, then on (alternating): rates and CPU."""
+def events_cost(
+    n: int, devices: int, rounds: int, profile: str | None = None
+) -> tuple[list[tuple[str, str, str]], str]:
+    """Live rounds to an ingester with events off, then on (alternating): rates and CPU.
+
+    With `profile`, each round's ingester runs under cProfile, its stats to
+    `<profile>.<round>-<on|off>` (the profiler's overhead then weighs on every figure)."""
     tmp = Path(tempfile.mkdtemp(prefix="ingest-events-bench-"))
     mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
     mosq.start()
@@ -445,7 +450,13 @@ def events_cost(n: int, devices: int, rounds: int) -> tuple[list[tuple[str, str,
             events = (k % 2 == 1) != (k // 2 % 2 == 1)  # off/on, then on/off, ...
             port = free_port()
             proc = start_ingest(
-                mosq, influx, tmp, events=events, client_id=f"bench-ingest-{k}", metrics_port=port
+                mosq,
+                influx,
+                tmp,
+                f"{profile}.{k}-{'on' if events else 'off'}" if profile else None,
+                events=events,
+                client_id=f"bench-ingest-{k}",
+                metrics_port=port,
             )
             time.sleep(2)  # set-up: let it connect and subscribe (not a measured interval)
             cpu_before = cpu_seconds(proc.pid)
@@ -550,7 +561,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="with --events: rounds of each")
     args = parser.parse_args()
     if args.events:
-        rows, workload = events_cost(args.count, args.devices, args.rounds)
+        rows, workload = events_cost(args.count, args.devices, args.rounds, args.profile)
         text = table(rows, workload, notes=False).replace(
             "ingest_bench.py --write", "ingest_bench.py --events --write"
         )
