@@ -273,3 +273,14 @@ def test_a_refusal_among_bulk_pubacks_is_counted() -> None:
     link._feed(b"\x40\x03\x00\x01\x10" + b"\x40\x03\x00\x02\x87" + b"\x40\x03\x00\x03\x00")
     assert (sum(a[0] for a in acks), sum(a[1] for a in acks)) == (2, 1)
     assert link.inflight == set()
+
+
+def test_floats_remembered_are_not_confused_with_equal_numbers() -> None:
+    # 0.0 == -0.0 and 8 == 8.0, but JSON writes each its own way.
+    dtype = CATALOGUE["scale"]
+    values = dtype.decode(bytes.fromhex("1b580120011a50")).values
+    for rssi, snr in [(0.0, 8.0), (-0.0, 8), (-110.5, 8.0), (-110.5, 8), (-0.0, 0.0)]:
+        best = Copy("0A", rssi, snr)
+        _, body = up_event("ev", dtype, "1", 1_716_000_000, 1, 1, best, values)
+        slow = up_document(dtype, "1", 1_716_000_000, 1, 1, best, values)
+        assert body == json.dumps(slow, separators=(",", ":")).encode()
