@@ -443,6 +443,7 @@ def events_cost(
     With `profile`, each round's ingester runs under cProfile, its stats to
     `<profile>.<round>-<on|off>` (the profiler's overhead then weighs on every figure)."""
     tmp = Path(tempfile.mkdtemp(prefix="ingest-events-bench-"))
+    started, load_before = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.getloadavg()[0]
     mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
     mosq.start()
     influx.start()
@@ -546,7 +547,11 @@ def events_cost(
             f"{mid(split[False], 2)} / {mid(split[True], 2)} us per uplink",
         ),
     ]
-    return rows, f"{n:,} uplinks a round from {devices:,} devices, {2 * rounds} rounds"
+    when = (
+        f"{started}-{time.strftime('%H:%M', time.gmtime())} UTC, load average (1 min) "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
+    )
+    return rows, f"{n:,} uplinks a round from {devices:,} devices, {2 * rounds} rounds, {when}"
 
 
 def cpu_model() -> str:
@@ -598,7 +603,8 @@ def main() -> None:
     if args.events:
         rows, workload = events_cost(args.count, args.devices, args.rounds, args.profile)
         text = table(rows, workload, notes=False).replace(
-            "ingest_bench.py --write", "ingest_bench.py --events --write"
+            "ingest_bench.py --write",
+            f"ingest_bench.py --events --count {args.count} --rounds {args.rounds} --write",
         )
         text += "\n" + (ROOT / "bench" / "ingest_events_notes.md").read_text()  # reading guide
         print(text)
