@@ -53,83 +53,24 @@ def up_parts(  # noqa: PLR0917  # the fields of one stored message
     values: dict[str, Value],
 ) -> tuple[bytes, bytes]:
     """The `up` event as it waits to be published: its PUBLISH's (head, tail), see
-    `ingest.eventpackets`. Made for every stored uplink, so made in few steps: the topic's
-    field is cached per device and the tail is one template of the type, filled and encoded."""
+    `ingest.eventpackets`. Made for every stored uplink, so in few steps: the topic's field
+    cached per device, the body one template of the type (in the usual case: every field in
+    range, a station with RSSI and SNR, a type of numbers only), filled and encoded.
+
+    Only values need JSON encoding (device, station, type and field names are hex or
+    identifiers, checked at input and at catalogue load), and `str` of a finite int or float
+    (a stored point's numbers are finite: line protocol refuses the others) is its JSON."""
+    # Over 60 lines as one function: it runs once per event, and each call saved counts.
     field = _up_topic(prefix, dtype.name, device)
-    tail = _up_tail(dtype, device, time_s, seq, stations, best, values)
-    return publish_header(len(field) + 2 + len(tail)) + field, tail
-
-
-def up_event(  # noqa: PLR0917  # the fields of one stored message
-    prefix: str,
-    dtype: DeviceType,
-    device: str,
-    time_s: int,
-    seq: int,
-    stations: int,
-    best: Copy,
-    values: dict[str, Value],
-) -> tuple[str, bytes]:
-    """Topic and body of the `up` event that `up_parts` publishes."""
-    body = _up_tail(dtype, device, time_s, seq, stations, best, values)[1:]
-    return f"{prefix}/{dtype.name}/{device}/up", body
-
-
-def up_document(  # noqa: PLR0917  # the fields of one stored message
-    dtype: DeviceType,
-    device: str,
-    time_s: int,
-    seq: int,
-    stations: int,
-    best: Copy,
-    values: dict[str, Value],
-) -> dict[str, object]:
-    """The `up` event's body as a document: DESIGN section 9 spelled out, the slow way.
-
-    The templates of `up_event` must give exactly its JSON (the unit tests hold the two
-    together); types the templates do not cover are encoded from it."""
-    return {
-        "device": device,
-        "type": dtype.name,
-        "time": rfc3339(time_s),
-        "seq": seq,
-        "stations": stations,
-        "station": None if best.station == UNKNOWN_STATION else best.station,
-        "rssi": best.rssi,
-        "snr": best.snr,
-        "values": values,
-    }
-
-
-def _up_tail(  # noqa: PLR0917  # the fields of one stored message
-    dtype: DeviceType,
-    device: str,
-    time_s: int,
-    seq: int,
-    stations: int,
-    best: Copy,
-    values: dict[str, Value],
-) -> bytes:
-    """0x00 (no properties), then the body.
-
-    Device ids and station ids are hex and type and field names identifiers (checked at
-    input and at catalogue load), so only values need JSON encoding; the numbers of a point
-    that was stored are finite (line protocol refuses the others), and `str` of a finite int
-    or float is its JSON (what `json.dumps` writes: `repr`, the same for both). The usual
-    uplink (every field in range, a station with RSSI and SNR, a type of numbers only) is
-    written into one template of its type; anything else goes a general way.
-    """
     rssi, snr, station = best.rssi, best.snr, best.station
     known = _templates.get(dtype.name)
     if known is None:
         known = _templates[dtype.name] = _template(dtype)
     template, floats = known
     if not template:  # a type with text or booleans: JSON's own spelling
-        return (
-            b"\x00"
-            + _dumps(up_document(dtype, device, time_s, seq, stations, best, values)).encode()
-        )
-    if (
+        doc = up_document(dtype, device, time_s, seq, stations, best, values)
+        text = "\x00" + _dumps(doc)
+    elif (
         rssi is not None
         and snr is not None
         and station != UNKNOWN_STATION
@@ -152,19 +93,46 @@ def _up_tail(  # noqa: PLR0917  # the fields of one stored message
             snr_text,
             *(map(_number, values.values()) if floats else values.values()),
         )
-        return text.encode()
-    text = _UP % (
-        device,
-        dtype.name,
-        rfc3339(time_s),
-        seq,
-        stations,
-        "null" if station == UNKNOWN_STATION else f'"{station}"',
-        "null" if rssi is None else rssi,
-        "null" if snr is None else snr,
-        _values_template(tuple(values)) % tuple(values.values()),
-    )
-    return text.encode()
+    else:
+        text = _UP % (
+            device,
+            dtype.name,
+            rfc3339(time_s),
+            seq,
+            stations,
+            "null" if station == UNKNOWN_STATION else f'"{station}"',
+            "null" if rssi is None else rssi,
+            "null" if snr is None else snr,
+            _values_template(tuple(values)) % tuple(values.values()),
+        )
+    tail = text.encode()
+    return publish_header(len(field) + 2 + len(tail)) + field, tail
+
+
+def up_document(  # noqa: PLR0917  # the fields of one stored message
+    dtype: DeviceType,
+    device: str,
+    time_s: int,
+    seq: int,
+    stations: int,
+    best: Copy,
+    values: dict[str, Value],
+) -> dict[str, object]:
+    """The `up` event's body as a document: DESIGN section 9 spelled out, the slow way.
+
+    The templates of `up_parts` must give exactly its JSON (the unit tests hold the two
+    together); types the templates do not cover are encoded from it."""
+    return {
+        "device": device,
+        "type": dtype.name,
+        "time": rfc3339(time_s),
+        "seq": seq,
+        "stations": stations,
+        "station": None if best.station == UNKNOWN_STATION else best.station,
+        "rssi": best.rssi,
+        "snr": best.snr,
+        "values": values,
+    }
 
 
 def _number(x: Value) -> str:

@@ -36,6 +36,7 @@ from ingest.eventpackets import (
     connect_packet,
     disconnected,
     parse_connack,
+    read_varint,
 )
 from ingest.frames import Framer
 from telemetry.settings import Settings
@@ -201,18 +202,9 @@ class EventLink:
         ok = refused = last_reason = 0
         while end - pos >= 2:
             header = buf[pos]
-            length, i, shift = 0, pos + 1, 0
-            while i < end:  # the remaining length: one byte for everything but big packets
-                byte = buf[i]
-                i += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    break
-            else:
-                break  # the length itself is not complete yet
-            if end - i < length:
-                break
+            length, i = read_varint(buf, pos + 1)  # the remaining length
+            if i < 0 or end - i < length:
+                break  # the rest is not complete yet
             if header & 0xF0 == _PUBACK and length >= 2:
                 mid = (buf[i] << 8) | buf[i + 1]
                 if mid in inflight:

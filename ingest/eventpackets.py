@@ -40,6 +40,20 @@ def remaining_length(n: int) -> bytes:
             return bytes(out)
 
 
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """MQTT's variable byte integer at `pos`: (value, position after it); (0, -1) if `buf`
+    ends before it does."""
+    value, shift, end = 0, 0, len(buf)
+    while pos < end:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+    return 0, -1
+
+
 def _string(data: bytes) -> bytes:
     return _H.pack(len(data)) + data
 
@@ -103,16 +117,10 @@ def parse_connack(body: bytes) -> tuple[int, int]:
         raise LinkError("CONNACK too short")
     reason = body[1]
     receive_max = DEFAULT_RECEIVE_MAXIMUM
-    pos, end = 2, len(body)
-    if pos < end:  # properties: a length, then (id, value) pairs; only 0x21 matters here
-        length, shift = 0, 0
-        while pos < end:
-            byte = body[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+    if len(body) > 2:  # properties: a length, then (id, value) pairs; only 0x21 matters here
+        length, pos = read_varint(body, 2)
+        if pos < 0:
+            raise LinkError("CONNACK properties cut short")
         props = body[pos : pos + length]
         i = 0
         while i < len(props):

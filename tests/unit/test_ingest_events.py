@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,9 +13,16 @@ from hypothesis import strategies as st
 
 from catalogue import load_catalogue
 from catalogue.codec import Value
-from ingest.eventbodies import rejected_event, rfc3339_ns, up_document, up_event, up_parts
+from ingest.eventbodies import rejected_event, rfc3339_ns, up_document, up_parts
 from ingest.eventlink import EventLink
-from ingest.eventpackets import MIDS, connect_packet, parse_connack, publish_packet, publish_parts
+from ingest.eventpackets import (
+    MIDS,
+    connect_packet,
+    parse_connack,
+    publish_packet,
+    publish_parts,
+    read_varint,
+)
 from ingest.events import EventPublisher
 from ingest.merge import Copy
 from ingest.metrics import Metrics
@@ -31,6 +39,13 @@ def _split(packet: bytes) -> tuple[bytes, bytes]:
     n = struct.unpack_from("!H", packet, 3)[0]
     assert packet[5 + n + 2] == 0  # no properties
     return packet[5 : 5 + n], packet[5 + n + 3 :]
+
+
+def up_event(*args: Any) -> tuple[str, bytes]:
+    """Topic and body of what `up_parts(*args)` publishes, read back from its packet."""
+    head, tail = up_parts(*args)
+    topic, body = _split(head + b"\x00\x01" + tail)
+    return topic.decode(), body
 
 
 def _varint(n: int) -> bytes:
@@ -212,7 +227,7 @@ def test_fast_up_event_is_json_dumps_of_up_document(  # noqa: PLR0917  # hypothe
     stations: int,
     best: Copy,
 ) -> None:
-    """The pair: `up_event` (templates, what is published) and `up_document` (spelled out)."""
+    """The pair: `up_parts` (templates, what is published) and `up_document` (spelled out)."""
     dtype = CATALOGUE[name]
     # Every field, or some left out (out of range), with random numbers of either kind.
     names = data.draw(st.sampled_from([list(dtype.fields), *([f] for f in dtype.fields)]))
@@ -284,3 +299,10 @@ def test_floats_remembered_are_not_confused_with_equal_numbers() -> None:
         _, body = up_event("ev", dtype, "1", 1_716_000_000, 1, 1, best, values)
         slow = up_document(dtype, "1", 1_716_000_000, 1, 1, best, values)
         assert body == json.dumps(slow, separators=(",", ":")).encode()
+
+
+@given(n=st.integers(0, 2**28 - 1), pos=st.integers(0, 3))
+def test_read_varint(n: int, pos: int) -> None:
+    data = b"x" * pos + _varint(n)
+    assert read_varint(data + b"rest", pos) == (n, len(data))
+    assert read_varint(data[:-1], pos) == (0, -1)  # cut short
