@@ -219,11 +219,13 @@ def start_ingest(
     events: bool = True,
     client_id: str = "bench-ingest",
     metrics_port: int = 0,
+    topic_prefix: str = "uplink",
 ) -> subprocess.Popen[bytes]:
     """`telemetry ingest` as a subprocess; under cProfile (stats to `profile`) if given."""
     env = os.environ | {
         "TELEMETRY_INGEST_EVENTS": "true" if events else "false",
         "TELEMETRY_MQTT_CLIENT_ID": client_id,
+        "TELEMETRY_MQTT_TOPIC_PREFIX": topic_prefix,
         "TELEMETRY_MQTT_URL": mosq.url,
         "TELEMETRY_INFLUX_URL": influx.url,
         "TELEMETRY_INFLUX_DATABASE": "bench",
@@ -469,11 +471,16 @@ def events_cost(
                 events=events,
                 client_id=f"bench-ingest-{k}",
                 metrics_port=port,
+                # Each round's ingester leaves a persistent session subscribed to its prefix:
+                # with one prefix for all, the broker queued every later round's uplinks for
+                # every earlier session too (and saved them each second), its CPU per uplink
+                # growing from 14 to 60 us over 12 rounds and later rounds slower either way.
+                topic_prefix=f"uplink{k}",
             )
             time.sleep(2)  # set-up: let it connect and subscribe (not a measured interval)
             cpu_before, broker_before = cpu_split(proc.pid), cpu_seconds(mosq_pid)
             with ThreadPoolExecutor(1) as pool:
-                sent = pool.submit(publish, mosq, uplinks, "uplink", tmp)
+                sent = pool.submit(publish, mosq, uplinks, f"uplink{k}", tmp)
                 _, _, done = wait_stored(influx, uplinks, first=False)
                 live_pub = sent.result()
             rate = n / (done - live_pub["start"])
