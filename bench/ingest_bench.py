@@ -17,9 +17,11 @@ section `## Ingest`). It starts a fresh Mosquitto and InfluxDB under a temporary
 
 `--events`: instead, the cost of publishing DESIGN section 9's events, in one run: rounds of a
 new live stream of N uplinks, each round to a fresh ingester with events off
-(`TELEMETRY_INGEST_EVENTS=false`) and to one with them on (the order alternating), a paho
-subscriber counting the events as the API's would; rates, CPU per uplink and the ratio are
-reported (`--write` puts them under `## Ingest events`).
+(`TELEMETRY_INGEST_EVENTS=false`) and to one with them on (the order alternating), the events
+counted by the ingester's own counters (no subscriber: Mosquitto answers "no matching
+subscribers"); rates, CPU per uplink (the ingester's user and system time, and Mosquitto's),
+the ratios of the medians and of each back-to-back pair are reported (`--write` puts them
+under `## Ingest events`); `--profile PATH` profiles every round's ingester.
 
 Publishing is done by a separate process (`--publish` mode of this script) with
 `bench/rawpub.py`: pre-encoded packets, far faster than the broker takes them in, so the
@@ -192,8 +194,14 @@ def raw_writes(influx: Influxd, uplinks: list[tuple[str, bytes, str]]) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (/proc/<pid>/stat, fields 14 and 15)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of a process so far, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -211,11 +219,13 @@ def start_ingest(
     events: bool = True,
     client_id: str = "bench-ingest",
     metrics_port: int = 0,
+    topic_prefix: str = "uplink",
 ) -> subprocess.Popen[bytes]:
     """`telemetry ingest` as a subprocess; under cProfile (stats to `profile`) if given."""
     env = os.environ | {
         "TELEMETRY_INGEST_EVENTS": "true" if events else "false",
         "TELEMETRY_MQTT_CLIENT_ID": client_id,
+        "TELEMETRY_MQTT_TOPIC_PREFIX": topic_prefix,
         "TELEMETRY_MQTT_URL": mosq.url,
         "TELEMETRY_INFLUX_URL": influx.url,
         "TELEMETRY_INFLUX_DATABASE": "bench",
@@ -427,13 +437,20 @@ def events_counted(port: int, what: str = "published") -> int:
     return int(float(m.group(1))) if m else -1
 
 
-def events_cost(n: int, devices: int, rounds: int) -> tuple[list[tuple[str, str, str]], str]:
-    """Live rounds to an ingester with events off, then on (alternating): rates and CPU."""
+def events_cost(
+    n: int, devices: int, rounds: int, profile: str | None = None
+) -> tuple[list[tuple[str, str, str]], str]:
+    """Live rounds to an ingester with events off, then on (alternating): rates and CPU.
+
+    With `profile`, each round's ingester runs under cProfile, its stats to
+    `<profile>.<round>-<on|off>` (the profiler's overhead then weighs on every figure)."""
     tmp = Path(tempfile.mkdtemp(prefix="ingest-events-bench-"))
+    started, load_before = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.getloadavg()[0]
     mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
     mosq.start()
     influx.start()
     results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    split: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
     dropped: list[int] = []
     try:
         now, span = int(time.time()), -(-n // devices) + 5
@@ -441,31 +458,51 @@ def events_cost(n: int, devices: int, rounds: int) -> tuple[list[tuple[str, str,
             make_uplinks(n, devices, now - 60 - (2 * rounds - k) * span) for k in range(2 * rounds)
         ]
         influx.create_database("bench")
+        assert mosq.proc is not None
+        mosq_pid = mosq.proc.pid
         for k, uplinks in enumerate(sets):
             events = (k % 2 == 1) != (k // 2 % 2 == 1)  # off/on, then on/off, ...
             port = free_port()
             proc = start_ingest(
-                mosq, influx, tmp, events=events, client_id=f"bench-ingest-{k}", metrics_port=port
+                mosq,
+                influx,
+                tmp,
+                f"{profile}.{k}-{'on' if events else 'off'}" if profile else None,
+                events=events,
+                client_id=f"bench-ingest-{k}",
+                metrics_port=port,
+                # Each round's ingester leaves a persistent session subscribed to its prefix:
+                # with one prefix for all, the broker queued every later round's uplinks for
+                # every earlier session too (and saved them each second), its CPU per uplink
+                # growing from 14 to 60 us over 12 rounds and later rounds slower either way.
+                topic_prefix=f"uplink{k}",
             )
             time.sleep(2)  # set-up: let it connect and subscribe (not a measured interval)
-            cpu_before = cpu_seconds(proc.pid)
+            cpu_before, broker_before = cpu_split(proc.pid), cpu_seconds(mosq_pid)
             with ThreadPoolExecutor(1) as pool:
-                sent = pool.submit(publish, mosq, uplinks, "uplink", tmp)
+                sent = pool.submit(publish, mosq, uplinks, f"uplink{k}", tmp)
                 _, _, done = wait_stored(influx, uplinks, first=False)
                 live_pub = sent.result()
             rate = n / (done - live_pub["start"])
             # The same pause in both modes for the last events to go out and be acked: no
             # polling of the ingester's /metrics meanwhile (each scrape costs it CPU).
             time.sleep(1.0)
-            cpu_us = (cpu_seconds(proc.pid) - cpu_before) / n * 1e6  # events' work included
+            user, system = (
+                (after - before) / n * 1e6
+                for after, before in zip(cpu_split(proc.pid), cpu_before, strict=True)
+            )
+            cpu_us = user + system  # events' work included
+            broker_us = (cpu_seconds(mosq_pid) - broker_before) / n * 1e6
             got, lost = events_counted(port), events_counted(port, "dropped")
             results[events].append((rate, cpu_us))
+            split[events].append((user, system, broker_us))
             dropped.append(lost)
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
             print(
                 f"round {k}: events {'on' if events else 'off'}: {rate:,.0f} uplinks/s, "
-                f"{cpu_us:.1f} us CPU per uplink, {got:,} events published, {lost:,} dropped",
+                f"{cpu_us:.1f} us CPU per uplink (user {user:.1f}, system {system:.1f}; broker "
+                f"{broker_us:.1f}), {got:,} events published, {lost:,} dropped",
                 flush=True,
             )
     finally:
@@ -477,6 +514,15 @@ def events_cost(n: int, devices: int, rounds: int) -> tuple[list[tuple[str, str,
 
     def each(values: list[tuple[float, float]], i: int, fmt: str) -> str:
         return " / ".join(fmt.format(v[i]) for v in values)
+
+    def mid(values: list[tuple[float, float, float]], i: int) -> str:
+        return f"{median([v[i] for v in values]):.1f}"
+
+    # Rounds 2j and 2j+1 ran one after the other (one off, one on): their ratios.
+    paired = " / ".join(
+        f"{on[j][0] / off[j][0] - 1:+.0%} rate, {on[j][1] / off[j][1] - 1:+.0%} CPU"
+        for j in range(min(len(on), len(off)))
+    )
 
     rows = [
         (
@@ -497,10 +543,22 @@ def events_cost(n: int, devices: int, rounds: int) -> tuple[list[tuple[str, str,
             "uplink**",
             "on over off, medians of the rounds; target: at most 10% less throughput. The "
             "machine is shared: rounds of one mode differ by more than the modes, so the CPU "
-            "per uplink (the ingester's own, events' work included) is the steadier figure",
+            "per uplink (the ingester's own, events' work included) is the steadier figure; "
+            f"round pairs run back to back (on over off): {paired}",
+        ),
+        (
+            "**where the CPU goes**, medians, off / on",
+            f"{cpu_off:.1f} / {cpu_on:.1f} us per uplink",
+            f"ingester user {mid(split[False], 0)} / {mid(split[True], 0)}, system "
+            f"{mid(split[False], 1)} / {mid(split[True], 1)}; Mosquitto "
+            f"{mid(split[False], 2)} / {mid(split[True], 2)} us per uplink",
         ),
     ]
-    return rows, f"{n:,} uplinks a round from {devices:,} devices, {2 * rounds} rounds"
+    when = (
+        f"{started}-{time.strftime('%H:%M', time.gmtime())} UTC, load average (1 min) "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
+    )
+    return rows, f"{n:,} uplinks a round from {devices:,} devices, {2 * rounds} rounds, {when}"
 
 
 def cpu_model() -> str:
@@ -550,9 +608,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="with --events: rounds of each")
     args = parser.parse_args()
     if args.events:
-        rows, workload = events_cost(args.count, args.devices, args.rounds)
+        rows, workload = events_cost(args.count, args.devices, args.rounds, args.profile)
         text = table(rows, workload, notes=False).replace(
-            "ingest_bench.py --write", "ingest_bench.py --events --write"
+            "ingest_bench.py --write",
+            f"ingest_bench.py --events --count {args.count} --rounds {args.rounds} --write",
         )
         text += "\n" + (ROOT / "bench" / "ingest_events_notes.md").read_text()  # reading guide
         print(text)

@@ -19,8 +19,10 @@ The flow, one stage per module, each joined to the next by a bounded queue (serv
   (`ratelimit.py`), merges copies (`merge.py`, which says when the stored point is read through
   `lookup.py`) and encodes points and reject records (`points.py`).
 - batch: `batcher.py`; store: `sink.py` (`Storer`, then `Sink`: direct write, spool, replay).
-- Side branch, events (DESIGN section 9): the `Storer` hands each stored batch's events to
-  `events.py` (`EventPublisher`), which sends them on a connection of its own (`eventlink.py`).
+- Side branch, events (DESIGN section 9): the processor makes each event (`eventbodies.py`)
+  as the two halves of its PUBLISH packet (`eventpackets.py`); the `Storer` hands each stored
+  batch's events to `events.py` (`EventPublisher`), which sends them on a connection of its
+  own (`eventlink.py`).
 - The status watcher (`watcher.py`) runs beside the flow: silence and low batteries, as events.
 - Around it: `service.py` wires and shuts down the stages, `command.py` is `telemetry ingest`,
   `metrics.py` the counters, `redecode.py` is `telemetry redecode`.

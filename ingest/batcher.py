@@ -22,7 +22,7 @@ class Batch:
     acks: list[AckToken] = field(default_factory=list)
     started: float = 0.0
     accepted: int = 0
-    events: list[tuple[str, bytes]] = field(default_factory=list)
+    events: list[bytes] = field(default_factory=list)  # as `Processed.events`
 
     def add(self, processed: Processed) -> None:
         for key, line in processed.lines:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from catalogue import Catalogue
 from influx.lineprotocol import LineProtocolError
-from ingest.events import rejected_event, up_event
+from ingest.eventbodies import rejected_event, up_parts
+from ingest.eventpackets import publish_parts
 from ingest.gaps import GapCounter
 from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger
 from ingest.metrics import Metrics
@@ -51,7 +52,8 @@ class Processed:
     lines: list[tuple[PointKey, str]]
     acks: list[AckToken]
     accepted: int = 0  # messages among `acks` that were accepted (not rejected)
-    events: list[tuple[str, bytes]] = field(default_factory=list)  # published once stored
+    # Published once stored: flat (head, tail) pairs of PUBLISH packets (ingest/eventpackets.py).
+    events: list[bytes] = field(default_factory=list)
 
 
 class Processor:
@@ -92,7 +94,7 @@ class Processor:
         self._deferred: list[Incoming] = []
         # DESIGN section 9: the events of what is stored; None: none are made.
         self.events_prefix = settings.mqtt_events_prefix if settings.ingest_events else None
-        self._events: list[tuple[str, bytes]] = []
+        self._events: list[bytes] = []
 
     async def process(self, messages: list[Incoming]) -> Processed:
         # Messages held back because what is stored for them could not be read: retried first.
@@ -207,17 +209,15 @@ class Processor:
         except LineProtocolError as exc:  # e.g. a char field decoding to a control character
             return Rejection("decode", str(exc), acc.device)
         if prefix is not None and (not known or added or state.best != prior):
-            self._events.append(
-                up_event(
-                    prefix,
-                    acc.dtype,
-                    acc.device,
-                    up.time,
-                    up.seqNumber,
-                    len(state.stations) or 1,  # as stored: 1 when no copy names a station
-                    state.best,
-                    acc.decoded.values,
-                )
+            self._events += up_parts(
+                prefix,
+                acc.dtype,
+                acc.device,
+                up.time,
+                up.seqNumber,
+                len(state.stations) or 1,  # as stored: 1 when no copy names a station
+                state.best,
+                acc.decoded.values,
             )
         if acc.decoded.out_of_range:
             self.metrics.out_of_range.inc(len(acc.decoded.out_of_range))
@@ -230,9 +230,10 @@ class Processor:
             r.reason, r.device, m.topic, m.body, r.detail, m.received_ns
         )
         if self.events_prefix is not None:
-            self._events.append(
-                rejected_event(self.events_prefix, r.reason, m.topic, r.device, ts, r.detail)
+            topic, body = rejected_event(
+                self.events_prefix, r.reason, m.topic, r.device, ts, r.detail
             )
+            self._events += publish_parts(topic.encode(), body)
         return point
 
     async def run(

@@ -221,7 +221,7 @@ class Storer:
         sink: Sink,
         ack: Callable[[list[AckToken]], int],
         metrics: Metrics,
-        publish: Callable[[list[tuple[str, bytes]]], None] | None = None,
+        publish: Callable[[list[bytes]], None] | None = None,
     ):
         self.sink = sink
         self.ack = ack

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,13 +13,39 @@ from hypothesis import strategies as st
 
 from catalogue import load_catalogue
 from catalogue.codec import Value
-from ingest.eventlink import EventLink, connect_packet, parse_connack, publish_packet
-from ingest.events import EventPublisher, rejected_event, rfc3339_ns, up_event
+from ingest.eventbodies import rejected_event, rfc3339_ns, up_document, up_parts
+from ingest.eventlink import EventLink
+from ingest.eventpackets import (
+    MIDS,
+    connect_packet,
+    parse_connack,
+    publish_packet,
+    publish_parts,
+    read_varint,
+)
+from ingest.events import EventPublisher
 from ingest.merge import Copy
 from ingest.metrics import Metrics
 from telemetry.settings import Settings
 
 CATALOGUE = load_catalogue(None)
+
+
+def _split(packet: bytes) -> tuple[bytes, bytes]:
+    """(topic, payload) of a PUBLISH with a two-byte remaining length, read plainly."""
+    assert packet[0] == 0x32
+    length = (packet[1] & 0x7F) | packet[2] << 7
+    assert len(packet) == 3 + length
+    n = struct.unpack_from("!H", packet, 3)[0]
+    assert packet[5 + n + 2] == 0  # no properties
+    return packet[5 : 5 + n], packet[5 + n + 3 :]
+
+
+def up_event(*args: Any) -> tuple[str, bytes]:
+    """Topic and body of what `up_parts(*args)` publishes, read back from its packet."""
+    head, tail = up_parts(*args)
+    topic, body = _split(head + b"\x00\x01" + tail)
+    return topic.decode(), body
 
 
 def _varint(n: int) -> bytes:
@@ -146,7 +173,8 @@ def test_write_refused_is_an_event() -> None:
     async def main() -> None:
         pub = EventPublisher(Settings(mqtt_events_prefix="ev"), Metrics())
         pub.on_write_refused("field type conflict", 1_716_000_000_000_000_000)
-        ((topic, body),) = pub._queue
+        head, tail = pub._queue
+        topic, body = _split(head + b"\x00\x01" + tail)
         assert topic == b"ev/rejected/write_refused"
         assert json.loads(body) == {
             "reason": "write_refused",
@@ -163,10 +191,118 @@ def test_emit_never_blocks_and_counts_what_it_drops() -> None:
         metrics = Metrics()
         pub = EventPublisher(Settings(), metrics, capacity=3)
         pub.emit("a", b"1")
-        pub.emit_many([("b", b"2"), ("c", b"3"), ("d", b"4")])
+        pub.emit_many([*publish_parts(b"b", b"2"), *publish_parts(b"c", b"3"), b"d", b"4"])
         pub.emit("e", b"5")
         assert metrics.events_dropped._value.get() == 2
         await pub.close(0)  # never connected: what is queued is dropped too
         assert metrics.events_dropped._value.get() == 5
 
     asyncio.run(main())
+
+
+_NUMBER = st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
+_HEX = st.text(alphabet="0123456789ABCDEF", min_size=1, max_size=8)
+
+
+@given(
+    name=st.sampled_from(sorted(CATALOGUE.names())),
+    data=st.data(),
+    device=_HEX,
+    time_s=st.integers(0, 4_102_444_800),
+    seq=st.integers(0, 4095),
+    stations=st.integers(1, 10),
+    best=st.builds(
+        Copy,
+        st.one_of(st.just("-"), _HEX),
+        st.one_of(st.none(), st.floats(-200, 0)),
+        st.one_of(st.none(), st.floats(-50, 50)),
+    ),
+)
+def test_fast_up_event_is_json_dumps_of_up_document(  # noqa: PLR0917  # hypothesis's draws
+    name: str,
+    data: st.DataObject,
+    device: str,
+    time_s: int,
+    seq: int,
+    stations: int,
+    best: Copy,
+) -> None:
+    """The pair: `up_parts` (templates, what is published) and `up_document` (spelled out)."""
+    dtype = CATALOGUE[name]
+    # Every field, or some left out (out of range), with random numbers of either kind.
+    names = data.draw(st.sampled_from([list(dtype.fields), *([f] for f in dtype.fields)]))
+    values: dict[str, Value] = {f: data.draw(_NUMBER) for f in names}
+    topic, body = up_event("ev", dtype, device, time_s, seq, stations, best, values)
+    slow = up_document(dtype, device, time_s, seq, stations, best, values)
+    assert body == json.dumps(slow, separators=(",", ":")).encode()
+    assert topic == f"ev/{name}/{device}/up"
+    head, tail = up_parts("ev", dtype, device, time_s, seq, stations, best, values)
+    assert head + MIDS[7] + tail == publish_packet(topic.encode(), body, 7)
+
+
+class _Writer:
+    """What `EventLink.send` writes to, kept (the wire itself is tested against Mosquitto)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+def test_send_puts_ids_in_order_between_the_halves_and_skips_ids_in_flight() -> None:
+    link = EventLink(Settings(), lambda *a: None)
+    writer = _Writer()
+    link._writer = writer  # type: ignore[assignment]
+    events = [(f"ev/t/{i}/up".encode(), b'{"i":%d}' % i) for i in range(6)]
+    parts = [p for t, b in events for p in publish_parts(t, b)]
+    link._next_mid = 65_534  # wraps around after 65,535; 2 is still in flight
+    link.inflight = {2}
+    link.send(parts)
+    ids = [65_534, 65_535, 1, 3, 4, 5]
+    assert writer.data == b"".join(
+        publish_packet(t, b, mid) for (t, b), mid in zip(events, ids, strict=True)
+    )
+    assert link.inflight == {2, *ids}
+    assert link._next_mid == 6
+
+
+def test_pubacks_without_subscribers_read_in_bulk_across_reads() -> None:
+    # Mosquitto's answer when no one subscribes: 40 03 <id> 10 ("no matching subscribers").
+    acks: list[tuple[int, int, int]] = []
+    link = EventLink(Settings(), lambda *a: acks.append(a))
+    link.inflight = set(range(1, 5001))
+    stream = b"".join(b"\x40\x03" + struct.pack("!H", mid) + b"\x10" for mid in range(1, 5001))
+    for start in range(0, len(stream), 4099):  # reads that cut packets anywhere
+        link._feed(stream[start : start + 4099])
+    assert sum(a[0] for a in acks) == 5000
+    assert not any(a[1] for a in acks)
+    assert link.inflight == set()
+    assert link._pending == b""
+
+
+def test_a_refusal_among_bulk_pubacks_is_counted() -> None:
+    acks: list[tuple[int, int, int]] = []
+    link = EventLink(Settings(), lambda *a: acks.append(a))
+    link.inflight = {1, 2, 3}
+    link._feed(b"\x40\x03\x00\x01\x10" + b"\x40\x03\x00\x02\x87" + b"\x40\x03\x00\x03\x00")
+    assert (sum(a[0] for a in acks), sum(a[1] for a in acks)) == (2, 1)
+    assert link.inflight == set()
+
+
+def test_floats_remembered_are_not_confused_with_equal_numbers() -> None:
+    # 0.0 == -0.0 and 8 == 8.0, but JSON writes each its own way.
+    dtype = CATALOGUE["scale"]
+    values = dtype.decode(bytes.fromhex("1b580120011a50")).values
+    for rssi, snr in [(0.0, 8.0), (-0.0, 8), (-110.5, 8.0), (-110.5, 8), (-0.0, 0.0)]:
+        best = Copy("0A", rssi, snr)
+        _, body = up_event("ev", dtype, "1", 1_716_000_000, 1, 1, best, values)
+        slow = up_document(dtype, "1", 1_716_000_000, 1, 1, best, values)
+        assert body == json.dumps(slow, separators=(",", ":")).encode()
+
+
+@given(n=st.integers(0, 2**28 - 1), pos=st.integers(0, 3))
+def test_read_varint(n: int, pos: int) -> None:
+    data = b"x" * pos + _varint(n)
+    assert read_varint(data + b"rest", pos) == (n, len(data))
+    assert read_varint(data[:-1], pos) == (0, -1)  # cut short
