@@ -462,7 +462,8 @@ def run(  # noqa: PLR0912, PLR0915  # one scenario, top to bottom
             (
                 f"p50 {ms(before, 0.5)} / {ms(after, 0.5)}; the slow client (reads nothing) was "
                 f"{'overflowed and dropped' if overflows >= 1 else '**not** overflowed'} "
-                f"({overflows:.0f} overflow, {connected:.0f} streams still open once the readers closed)"
+                f"({overflows:.0f} overflow, {connected:.0f} streams still open once the readers "
+                "closed)"
             )
             if slow
             else f"p50 {ms(before, 0.5)} / {ms(after, 0.5)}; `--no-slow`: no slow client came",
