@@ -317,7 +317,9 @@ def median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
-def run(n: int, devices: int, profile: str | None) -> tuple[list[tuple[str, str, str]], str]:
+def run(
+    n: int, devices: int, profile: str | None, *, events: bool = True
+) -> tuple[list[tuple[str, str, str]], str]:
     tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
     mosq.start()
@@ -333,12 +335,12 @@ def run(n: int, devices: int, profile: str | None) -> tuple[list[tuple[str, str,
         raw = raw_writes(influx, backlog)
         bare_sub = BareSubscriber(mosq, tmp)
         # The ingester subscribes once, so the backlog is queued for its session.
-        proc = start_ingest(mosq, influx, tmp)
+        proc = start_ingest(mosq, influx, tmp, events=events)
         time.sleep(2)  # set-up: let it connect and subscribe (not a measured interval)
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         pub_rate = publish(mosq, backlog, "uplink", tmp)["rate"]
-        proc = start_ingest(mosq, influx, tmp, profile)
+        proc = start_ingest(mosq, influx, tmp, profile, events=events)
         cpu_start = cpu_seconds(proc.pid)
         first_at, first_count, done = wait_stored(influx, backlog, first=True)
         drain_cpu_us = (cpu_seconds(proc.pid) - cpu_start) / n * 1e6
@@ -606,6 +608,12 @@ def main() -> None:
         "--events", action="store_true", help="measure the cost of the events: off and on"
     )
     parser.add_argument("--rounds", type=int, default=3, help="with --events: rounds of each")
+    parser.add_argument(
+        "--no-events",
+        action="store_true",
+        help="the ingester without events (TELEMETRY_INGEST_EVENTS=false): to compare with code "
+        "from before they existed",
+    )
     args = parser.parse_args()
     if args.events:
         rows, workload = events_cost(args.count, args.devices, args.rounds, args.profile)
@@ -618,7 +626,7 @@ def main() -> None:
         if args.write:
             write_section(text, "Ingest events")
         return
-    rows, workload = run(args.count, args.devices, args.profile)
+    rows, workload = run(args.count, args.devices, args.profile, events=not args.no_events)
     text = table(rows, workload)
     print(text)
     if args.write:
