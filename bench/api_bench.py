@@ -32,8 +32,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from catalogue import DeviceType, load_catalogue  # noqa: E402  # after the path set-up
+from benchmarks_md import cpu_model, write_section  # noqa: E402  # after the path set-up
+
+from catalogue import DeviceType, load_catalogue  # noqa: E402
 from influx import query as q  # noqa: E402
 from influx.statement import Query  # noqa: E402
 from telemetry.servers import Influxd, free_port  # noqa: E402
@@ -158,7 +161,7 @@ def main() -> None:
     report = render(results, throughput, args)
     print(report)
     if not args.no_write:
-        update_benchmarks(report)
+        write_section("API", report)
         print(f"updated {ROOT / 'BENCHMARKS.md'} (section ## API)")
 
 
@@ -325,16 +328,6 @@ async def load(
     return done / elapsed
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def render(
     results: list[dict[str, object]], throughput: dict[str, float], args: argparse.Namespace
 ) -> str:
@@ -378,23 +371,6 @@ def render(
     ]
     lines += [f"| {label} | {rate:.0f} |" for label, rate in throughput.items()]
     return "\n".join(lines) + "\n"
-
-
-def update_benchmarks(section: str) -> None:
-    """Replace (or append) the `## API` section; every other section is left as it is."""
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == "## API"), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        stop = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[stop:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(new)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from api_bench import cpu_model, percentile  # noqa: E402  # after the path set-up
+from api_bench import percentile  # noqa: E402  # after the path set-up
+from benchmarks_md import cpu_model, write_section  # noqa: E402
 
 from telemetry.servers import Influxd, Mosquitto, free_port  # noqa: E402
 
@@ -293,20 +294,6 @@ def render(results: dict[str, object], args: argparse.Namespace) -> str:
     )
 
 
-def update_benchmarks(section: str) -> None:
-    """Replace (or append) the `## Sigfox callbacks` section; the others are left as they are."""
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    title = "## Sigfox callbacks"
-    if title not in text:
-        path.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    head, _, rest = text.partition(title)
-    nxt = rest.find("\n## ")
-    tail = rest[nxt + 1 :] if nxt >= 0 else ""
-    path.write_text(head + section + ("\n" + tail if tail else ""))
-
-
 def summary(elapsed: float, latencies: list[float]) -> dict[str, float]:
     return {
         "rate": len(latencies) / elapsed,
@@ -369,7 +356,7 @@ def main() -> None:
     section = render(results, args)
     print(section)
     if not args.no_write:
-        update_benchmarks(section)
+        write_section("Sigfox callbacks", section)
 
 
 if __name__ == "__main__":

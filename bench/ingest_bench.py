@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from benchmarks_md import cpu_model, write_section  # noqa: E402
 from rawpub import RawPublisher  # noqa: E402
 
 from telemetry.servers import Influxd, Mosquitto, free_port  # noqa: E402
@@ -563,13 +564,6 @@ def events_cost(
     return rows, f"{n:,} uplinks a round from {devices:,} devices, {2 * rounds} rounds, {when}"
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def table(rows: list[tuple[str, str, str]], workload: str, *, notes: bool = True) -> str:
     head = (
         f"Machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
@@ -581,16 +575,6 @@ def table(rows: list[tuple[str, str, str]], workload: str, *, notes: bool = True
     if not notes:
         return body
     return body + "\n" + (ROOT / "bench" / "ingest_notes.md").read_text()  # reading guide
-
-
-def write_section(text: str, title: str = "Ingest") -> None:
-    """Replace (or add) the `## <title>` section of BENCHMARKS.md, leaving the rest alone."""
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"## {title}\n\n{text}\n"
-    m = re.search(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
-    doc = doc[: m.start()] + section + doc[m.end() :] if m else doc.rstrip("\n") + "\n\n" + section
-    path.write_text(doc)
 
 
 def main() -> None:
@@ -624,13 +608,13 @@ def main() -> None:
         text += "\n" + (ROOT / "bench" / "ingest_events_notes.md").read_text()  # reading guide
         print(text)
         if args.write:
-            write_section(text, "Ingest events")
+            write_section("Ingest events", f"## Ingest events\n\n{text}")
         return
     rows, workload = run(args.count, args.devices, args.profile, events=not args.no_events)
     text = table(rows, workload)
     print(text)
     if args.write:
-        write_section(text)
+        write_section("Ingest", f"## Ingest\n\n{text}")
 
 
 if __name__ == "__main__":

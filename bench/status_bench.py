@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from api_bench import (  # noqa: E402  # after the path set-up
     API_KEY,
     DATABASE,
-    cpu_model,
     percentile,
     start_api,
     write,
 )
+from benchmarks_md import cpu_model, write_section  # noqa: E402
 
 from catalogue import load_catalogue  # noqa: E402
 from influx.client import InfluxClient  # noqa: E402
@@ -151,7 +151,7 @@ def main() -> None:
     section = render(args.requests, states, alarms, results, full, incremental)
     print(section)
     if not args.no_write:
-        update_benchmarks(section)
+        write_section("Status", section)
 
 
 def render(  # noqa: PLR0917  # the figures of one run
@@ -194,23 +194,6 @@ def render(  # noqa: PLR0917  # the figures of one run
             "",
         ]
     )
-
-
-def update_benchmarks(section: str) -> None:
-    """Replace (or append) the `## Status` section; every other section is left as it is."""
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        stop = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[stop:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(new)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from benchmarks_md import write_section  # noqa: E402
 from ingest_bench import make_uplinks, publish  # noqa: E402
 
 from telemetry.servers import Influxd, Mosquitto, free_port  # noqa: E402
@@ -525,15 +526,6 @@ def table(rows: list[tuple[str, str, str]], workload: str, duration: float, proc
     return head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text()
-    section = f"## Stream\n\n{text}\n"
-    m = re.search(r"^## Stream\n.*?(?=^## |\Z)", doc, flags=re.S | re.M)
-    doc = doc[: m.start()] + section + doc[m.end() :] if m else doc.rstrip("\n") + "\n\n" + section
-    path.write_text(doc)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
@@ -547,7 +539,7 @@ def main() -> None:
     text = table(rows, workload, args.duration, args.procs)
     print(text)
     if args.write:
-        write_section(text)
+        write_section("Stream", f"## Stream\n\n{text}")
 
 
 if __name__ == "__main__":
