@@ -21,11 +21,10 @@ import time
 
 from catalogue import DeviceType
 from catalogue.codec import Value
+from influx.schema import BODY_KEEP_BYTES
 from ingest.eventpackets import publish_header, topic_field
 from ingest.merge import UNKNOWN_STATION, Copy
-
-TOPIC_KEEP_CHARS = 1024  # as the `rejected` point keeps it
-DETAIL_KEEP_CHARS = 512
+from ingest.points import DETAIL_KEEP_CHARS
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -193,7 +192,8 @@ def rejected_event(  # noqa: PLR0917  # the fields of one reject
     prefix: str, reason: str, topic: str, device: str | None, received_ns: int, detail: str
 ) -> tuple[str, bytes]:
     """Topic and body of a `rejected` event."""
-    doc: dict[str, object] = {"reason": reason, "topic": topic[:TOPIC_KEEP_CHARS]}
+    # topic and detail cut where the stored `rejected` point cuts them (ingest/points.py)
+    doc: dict[str, object] = {"reason": reason, "topic": topic[:BODY_KEEP_BYTES]}
     if device:
         doc["device"] = device
     doc["time"] = rfc3339_ns(received_ns)
