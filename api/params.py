@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from api.problems import bad_parameter
 from catalogue import DeviceType
 from catalogue.durations import parse_influxql_ns
-from catalogue.times import MAX_NS, MIN_NS, NS, TimeTextError, parse_time_ns
+from catalogue.times import MAX_NS, MIN_NS, NS, TimeTextError, format_time, parse_time_ns
 from sigfox.limits import STORED_DEVICE_ID_RE
 
 DAY_NS = 86_400 * NS
@@ -70,19 +68,6 @@ def parse_fields(raw: str | None, dtype: DeviceType) -> tuple[str, ...]:
     return tuple(names)
 
 
-def format_time(ns: int) -> str:
-    """RFC 3339 UTC with Z; a fraction only when the time has one."""
-    seconds, frac = divmod(ns, NS)
-    day, in_day = divmod(seconds, 86_400)
-    minutes, sec = divmod(in_day, 60)
-    hour, minute = divmod(minutes, 60)
-    # strftime per point was the API's largest own cost on big pages; the date part repeats
-    text = f"{_date(day)}T{hour:02d}:{minute:02d}:{sec:02d}"
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    return text + "Z"
-
-
 def point_row(row: dict[str, Any], floats: tuple[str, ...] = ()) -> dict[str, Any]:
     """A result row for the API: RFC 3339 time, float fields as floats.
 
@@ -93,11 +78,6 @@ def point_row(row: dict[str, Any], floats: tuple[str, ...] = ()) -> dict[str, An
         if type(row.get(name)) is int:
             row[name] = float(row[name])
     return row
-
-
-@functools.lru_cache(maxsize=4096)
-def _date(day: int) -> str:
-    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from api.params import format_time
 from catalogue import Catalogue
+from catalogue.times import format_time
 from influx.client import InfluxClient
 from influx.errors import InfluxUnavailable, ReaderError
 from status.rules import ALARM_KINDS, STATES, Status, state_at

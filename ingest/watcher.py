@@ -24,12 +24,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from catalogue import Catalogue
+from catalogue.times import format_time
 from influx.client import InfluxClient
 from influx.errors import ReaderError, WriteError
 from influx.lineprotocol import encode_point
 from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_TYPE
 from influx.writer import InfluxWriter
-from status.rules import ALARM_KINDS, STATES, Status, moments, rfc3339
+from status.rules import ALARM_KINDS, STATES, Status, moments
 from status.tracker import FULL_POLL_SECONDS, Tracker, Update
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,10 @@ def status_events(prefix: str, update: Update) -> list[tuple[str, bytes]]:
         body = {
             "device": update.device,
             "type": update.type,
-            "time": rfc3339(m.time_ns),
+            "time": format_time(m.time_ns),
             "state": m.state,
             "previous": m.previous,
-            "alarms": [{"kind": k, "since": rfc3339(t)} for k, t in sorted(m.alarms.items())],
+            "alarms": [{"kind": k, "since": format_time(t)} for k, t in sorted(m.alarms.items())],
         }
         out.append((topic, json.dumps(body, separators=(",", ":")).encode()))
     return out
@@ -139,7 +140,7 @@ class StatusWatcher:
                         c.kind,
                         c.state,
                         c.previous,
-                        rfc3339(c.time_ns),
+                        format_time(c.time_ns),
                     )
             self.tracker.commit(update)
             for topic, payload in status_events(self.prefix, update):

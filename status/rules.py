@@ -20,11 +20,10 @@ the same point (InfluxDB keys a point by measurement, tags and time) and is stor
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Literal
 
 from catalogue.devicetype import StatusSpec
-from catalogue.times import NS
+from catalogue.times import NS, format_time
 
 State = Literal["online", "late", "offline"]
 STATES: tuple[State, ...] = ("online", "late", "offline")
@@ -108,7 +107,7 @@ def step(
             changes.append(Change("offline", CLEARED, RAISED, back, "uplink received"))
         cur = Status("online", back, reading.last_ns, alarms)
     state, crossed = state_at(spec, reading.last_ns, now_ns)
-    last_text = _seconds_text(reading.last_ns)
+    last_text = format_time(reading.last_ns)
     if state != "online" and cur.state == "online":
         late_at = reading.last_ns + ns(spec.late_after)
         detail = f"no uplink since {last_text}: two intervals of {spec.interval:g} s passed"
@@ -203,16 +202,3 @@ def _as_state(name: str) -> State:
         if s == name:
             return s
     raise ValueError(f"not a state: {name!r}")
-
-
-def _seconds_text(t_ns: int) -> str:
-    return rfc3339(t_ns)
-
-
-def rfc3339(t_ns: int) -> str:
-    """RFC 3339 UTC with Z, a fraction only when there is one: as the API writes times."""
-    seconds, frac = divmod(t_ns, NS)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    return text + "Z"

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query, Request
 from api.deps import AuthDep, CatalogueDep, DeviceDep, ReaderDep
 from api.losscache import LossCache, LossMark, advance
 from api.models import Device, DeviceDetail, Devices, DeviceStatus, Point
-from api.params import format_time, point_row
+from api.params import point_row
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter, not_found
 from api.statuscache import StatusCache
+from catalogue.times import format_time
 from influx import query as q
 from influx.client import InfluxClient, Series
 from status.rules import STATES

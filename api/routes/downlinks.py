@@ -21,11 +21,10 @@ from api.broker import BrokerUnavailable
 from api.deps import AdminAuthDep, AuthDep, CatalogueDep, DeviceDep, ReaderDep
 from api.downlinks import Downlink, DownlinkStore, StoreError
 from api.models import DownlinkIn, DownlinkOut, Downlinks
-from api.params import format_time
 from api.problems import COMMON_ERRORS, ApiError, bad_parameter, not_found, problem_doc
 from api.publisher import Publisher
 from api.typememo import device_type
-from catalogue.times import NS
+from catalogue.times import NS, format_time
 
 log = logging.getLogger(__name__)
 

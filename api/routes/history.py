@@ -18,7 +18,6 @@ from api.params import (
     Window,
     decode_cursor,
     fingerprint,
-    format_time,
     parse_duration,
     parse_fields,
     point_row,
@@ -26,6 +25,7 @@ from api.params import (
 )
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter
 from catalogue import DeviceType
+from catalogue.times import format_time
 from influx import query as q
 from influx.query import MESSAGE_FIELDS, Aggregate, Order
 

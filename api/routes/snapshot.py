@@ -25,10 +25,10 @@ from api.models import (
     SnapshotDevice,
     SnapshotType,
 )
-from api.params import format_time, point_row
+from api.params import point_row
 from api.problems import COMMON_ERRORS
 from catalogue import DeviceType
-from catalogue.times import NS
+from catalogue.times import NS, format_time
 from influx import query as q
 from influx import statement
 from influx.client import Series

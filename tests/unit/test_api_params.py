@@ -12,7 +12,6 @@ from api.params import (
     Window,
     decode_cursor,
     encode_cursor,
-    format_time,
     parse_device,
     parse_duration,
     parse_fields,
@@ -21,7 +20,7 @@ from api.params import (
 )
 from api.problems import ApiError
 from catalogue import load_catalogue
-from catalogue.times import NS
+from catalogue.times import NS, format_time
 
 WRIST = load_catalogue()["wristband"]
 
