@@ -152,8 +152,12 @@ def recorded(spec: StatusSpec, last: dict[str, tuple[str, int]]) -> Status | Non
         last_ns = since - ns(spec.offline_after)
     else:
         last_ns = since
-    alarms = {k: t for k, (s, t) in last.items() if k in ALARM_KINDS and s == RAISED}
-    return Status(_as_state(state_name), since, last_ns, alarms)
+    return Status(_as_state(state_name), since, last_ns, _raised(last))
+
+
+def _raised(last: dict[str, tuple[str, int]]) -> dict[str, int]:
+    """The alarms whose last record is `raised`, with when they were raised."""
+    return {k: t for k, (s, t) in last.items() if k in ALARM_KINDS and s == RAISED}
 
 
 def seed(spec: StatusSpec, last: dict[str, tuple[str, int]], reading: Reading) -> Status:
@@ -161,8 +165,7 @@ def seed(spec: StatusSpec, last: dict[str, tuple[str, int]], reading: Reading) -
     status = recorded(spec, last)
     if status is not None:
         return status
-    alarms = {k: t for k, (s, t) in last.items() if k in ALARM_KINDS and s == RAISED}
-    return replace(initial(reading), alarms=alarms)
+    return replace(initial(reading), alarms=_raised(last))
 
 
 @dataclass(frozen=True, slots=True)
