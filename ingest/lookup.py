@@ -13,8 +13,6 @@ import time
 from collections.abc import Iterable
 from typing import TypeGuard
 
-import httpx
-
 from influx import query as q
 from influx.client import InfluxClient
 from influx.errors import InfluxUnavailable, ReaderError
@@ -34,9 +32,8 @@ PAUSE_AFTER_FAILURE = 10.0
 class StoredLookup:
     """One `/query` request (one statement per device) for a whole chunk of cache misses."""
 
-    def __init__(self, client: httpx.AsyncClient, database: str) -> None:
-        self.influx = InfluxClient(client, database)
-        self.database = database
+    def __init__(self, influx: InfluxClient) -> None:
+        self.influx = influx
         self.failures = 0
         self.forbidden = False  # the user may not read: never ask again
         self._paused_until = 0.0
@@ -76,7 +73,7 @@ class StoredLookup:
                     log.warning(
                         "no right to read %r (%d): late copies are merged with the cache only; "
                         "grant READ to the ingester's user to merge them with what is stored",
-                        self.database,
+                        self.influx.database,
                         exc.status,
                     )
                 self.forbidden = True
@@ -111,14 +108,14 @@ def _write_only_account(exc: ReaderError) -> TypeGuard[InfluxUnavailable]:
     return isinstance(exc, InfluxUnavailable) and exc.status in (401, 403)
 
 
-async def newest_stored_time(client: httpx.AsyncClient, database: str) -> int | None:
+async def newest_stored_time(influx: InfluxClient) -> int | None:
     """The newest `uplink` time stored (-1 if none), or None if InfluxDB cannot say now.
 
     No copy of a transmission stamped later than this can have been written before our start,
     so the cache alone is right for those (one ingester).
     """
     try:
-        results = await InfluxClient(client, database).results(q.newest_uplink_time(), epoch="s")
+        results = await influx.results(q.newest_uplink_time(), epoch="s")
     except ReaderError:
         return None
     if not results or results[0].error is not None:

@@ -18,12 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from catalogue import Catalogue
-from influx.client import InfluxClient, ensure_database
+from influx.client import InfluxClient
 from influx.connection import async_client
-from influx.writer import InfluxWriter
 from ingest.batcher import Batch, Batcher
 from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
@@ -101,13 +98,12 @@ def _open_spool(settings: Settings) -> Spool:
 
 
 def _status_watcher(
-    settings: Settings, catalogue: Catalogue, http: httpx.AsyncClient, metrics: Metrics, emit: Emit
+    settings: Settings, catalogue: Catalogue, influx: InfluxClient, metrics: Metrics, emit: Emit
 ) -> StatusWatcher:
     """The status watcher on the ingester's InfluxDB client (it reads and writes little)."""
     return StatusWatcher(
         catalogue,
-        InfluxClient(http, settings.influx_database, bind_params=settings.influx_bind_params),
-        InfluxWriter(http, settings.influx_database),
+        influx,
         emit,
         events_prefix=settings.mqtt_events_prefix,
         gauges=metrics.set_status,
@@ -132,7 +128,7 @@ class _Wired:
 async def _wire(
     settings: Settings,
     catalogue: Catalogue,
-    http: httpx.AsyncClient,
+    influx: InfluxClient,
     *,
     spool: Spool,
     metrics: Metrics,
@@ -141,10 +137,10 @@ async def _wire(
     """Receive, process, batch and store, each handed what it shares with the others."""
     stamper = RejectStamper()  # one per ingester: no two of its rejects share a point
     sink = Sink(
-        InfluxWriter(http, settings.influx_database),
+        influx.writer,
         spool,
         metrics,
-        create_database=lambda: ensure_database(http, settings.influx_database),
+        create_database=influx.create_database,
         stamper=stamper,
     )
     inbox: asyncio.Queue[list[Incoming] | None] = asyncio.Queue(INBOX_CHUNKS)
@@ -152,12 +148,12 @@ async def _wire(
     batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
     source = make_source(settings, inbox, metrics.received.inc)
     # Spooled batches are not in InfluxDB yet: their times are unknown, stay conservative.
-    newest = await newest_stored_time(http, settings.influx_database) if spool.empty else None
+    newest = await newest_stored_time(influx) if spool.empty else None
     processor = Processor(
         settings,
         catalogue,
         metrics,
-        StoredLookup(http, settings.influx_database),
+        StoredLookup(influx),
         known_after=newest,
         stamper=stamper,
     )
@@ -231,9 +227,13 @@ async def run(
         log.info("%d spooled batches from an earlier run will be replayed", len(spool))
     # The spool's folder lock is held until the ingester has stopped.
     async with contextlib.aclosing(spool), async_client(settings) as http:
-        await ensure_database(http, settings.influx_database)
+        # one client for every read and write: the sink, the stored-copy lookup, the watcher
+        influx = InfluxClient(
+            http, settings.influx_database, bind_params=settings.influx_bind_params
+        )
+        await influx.create_database()
         wired = await _wire(
-            settings, catalogue, http, spool=spool, metrics=metrics, make_source=make_source
+            settings, catalogue, influx, spool=spool, metrics=metrics, make_source=make_source
         )
         metrics.watch_oldest(wired.source.oldest_unacked)
         if tune_gc:
@@ -245,7 +245,7 @@ async def run(
                 # Status events go out with the others; with events off, as DEBUG log lines.
                 watch_emit = wired.events.emit if wired.events is not None else emit
                 watch_task = tg.create_task(
-                    _status_watcher(settings, catalogue, http, metrics, watch_emit).run(stop)
+                    _status_watcher(settings, catalogue, influx, metrics, watch_emit).run(stop)
                 )
                 if wired.events is not None:
                     tg.create_task(wired.events.run())

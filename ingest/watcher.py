@@ -29,7 +29,6 @@ from influx.client import InfluxClient
 from influx.errors import ReaderError, WriteError
 from influx.lineprotocol import encode_point
 from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_TYPE
-from influx.writer import InfluxWriter
 from status.rules import ALARM_KINDS, STATES, Status, moments
 from status.tracker import FULL_POLL_SECONDS, Tracker, Update
 
@@ -79,16 +78,15 @@ class StatusWatcher:
     def __init__(
         self,
         catalogue: Catalogue,
-        reader: InfluxClient,
-        writer: InfluxWriter,
+        influx: InfluxClient,
         emit: Emit,
         *,
         events_prefix: str,
         gauges: Callable[[dict[str, int], dict[str, int]], None] | None = None,
         poll_seconds: float = 5.0,
     ) -> None:
-        self.tracker = Tracker(catalogue, reader)
-        self.writer = writer
+        self.tracker = Tracker(catalogue, influx)
+        self.influx = influx
         self.emit = emit
         self.prefix = events_prefix
         self.gauges = gauges
@@ -129,7 +127,7 @@ class StatusWatcher:
         for update in await self.tracker.updates(now_ns):
             lines = event_lines(update)
             if lines:
-                refused = await self.writer.write(lines)
+                refused = await self.influx.write(lines)
                 for r in refused:  # our own lines: a bug, never retried forever
                     log.error("event point refused by InfluxDB: %s: %r", r.message, r.line)
                 for c in update.changes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from influx.client import InfluxClient
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.merge import UNKNOWN_STATION, Copy, Merger
 from telemetry.servers import Influxd, free_port
@@ -25,10 +26,10 @@ async def test_lookup_finds_the_stored_stations(influxd: Influxd, database: str)
         ],
     )
     async with httpx.AsyncClient(base_url=influxd.url) as client:
-        lookup = StoredLookup(client, database)
+        lookup = StoredLookup(InfluxClient(client, database))
         found = await lookup([("A1", 5, 1000), ("B2", 6, 1001), ("B2", 7, 1002), ("C3", 1, 1000)])
-        newest = await newest_stored_time(client, database)
-        empty = await newest_stored_time(client, "no_such_database_here")
+        newest = await newest_stored_time(InfluxClient(client, database))
+        empty = await newest_stored_time(InfluxClient(client, "no_such_database_here"))
     assert found == {
         ("A1", 5, 1000): ("0A,0B", Copy("0B", -99.5, 3.0)),
         ("B2", 6, 1001): ("0C", Copy("0C", None, None)),
@@ -47,7 +48,7 @@ async def test_lookup_of_a_point_no_copy_named_a_station_for(
         ['uplink,device=D4,type=scale seq=74i,stations=1i,rssi=-120.0,station_ids="" 1000'],
     )
     async with httpx.AsyncClient(base_url=influxd.url) as client:
-        found = await StoredLookup(client, database)([("D4", 74, 1000)])
+        found = await StoredLookup(InfluxClient(client, database))([("D4", 74, 1000)])
     assert found == {("D4", 74, 1000): ("", Copy(UNKNOWN_STATION, -120.0, None))}
     merger = Merger()  # merged again: a named copy makes it that station's, still one
     merger.seed(("D4", 74, 1000), *found[("D4", 74, 1000)])
@@ -58,7 +59,7 @@ async def test_lookup_of_a_point_no_copy_named_a_station_for(
 @pytest.mark.asyncio
 async def test_failed_lookup_pauses_lookups() -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}") as client:
-        lookup = StoredLookup(client, "db")
+        lookup = StoredLookup(InfluxClient(client, "db"))
         assert await lookup([("A1", 1, 1)]) is None  # unknown, not "nothing stored"
         assert await lookup([("A1", 1, 1)]) is None
     assert lookup.failures == 1  # the second call did not even try

@@ -157,7 +157,7 @@ async def test_a_write_only_account_merges_with_the_cache_and_never_asks_again(
         return httpx.Response(status, text="forbidden")
 
     async with _client(answer) as http:
-        lookup = StoredLookup(http, "db")
+        lookup = StoredLookup(InfluxClient(http, "db"))
         assert await lookup([("A1", 1, 1)]) == {}  # nothing known stored: merge with the cache
         assert await lookup([("A1", 2, 2)]) == {}
     assert (lookup.forbidden, lookup.failures, len(calls)) == (True, 0, 1)
@@ -167,7 +167,7 @@ async def test_a_write_only_account_merges_with_the_cache_and_never_asks_again(
 @pytest.mark.parametrize("status", [400, 500, 503])
 async def test_any_other_failed_read_pauses_lookups(status: int) -> None:
     async with _client(lambda r: httpx.Response(status, json={"error": "x"})) as http:
-        lookup = StoredLookup(http, "db")
+        lookup = StoredLookup(InfluxClient(http, "db"))
         assert await lookup([("A1", 1, 1)]) is None
         assert await lookup([("A1", 1, 1)]) is None
     assert (lookup.forbidden, lookup.failures) == (False, 1)
@@ -176,7 +176,7 @@ async def test_any_other_failed_read_pauses_lookups(status: int) -> None:
 @pytest.mark.asyncio
 async def test_newest_stored_time_cannot_say_on_a_refused_read() -> None:
     async with _client(lambda r: httpx.Response(403, text="no")) as http:
-        assert await newest_stored_time(http, "db") is None
+        assert await newest_stored_time(InfluxClient(http, "db")) is None
     empty = {"results": [{"statement_id": 0}]}
     async with _client(lambda r: httpx.Response(200, json=empty)) as http:
-        assert await newest_stored_time(http, "db") == -1
+        assert await newest_stored_time(InfluxClient(http, "db")) == -1
