@@ -8,7 +8,8 @@
 - `middleware`: Prometheus metrics and the request body limit; `typememo`: a device's type.
 - `broker`: the one door to MQTT (aiomqtt), a reconnecting `Link`, used by `eventbus` (the
   events subscription, its ring and fan-out to streams) and `publisher` (callback uplinks and
-  downlink events, each returned once the broker acked it).
+  downlink events, each returned once the broker acked it); `hub`: the log of events that
+  every stream reads; `tasks`: how the lifespan ends its background tasks.
 
 Statements are built only in `influx.query`, and only `influx.client` sends them.
 """

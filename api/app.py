@@ -15,7 +15,7 @@ from api import problems
 from api.auth import keys_from
 from api.authlimit import FailedAuthLimiter
 from api.downlinks import DownlinkStore, StoreError
-from api.eventbus import EventBus, stop_task, watch_exit, watch_loop
+from api.eventbus import EventBus, watch_exit, watch_loop
 from api.hub import Hub
 from api.losscache import LossCache
 from api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
@@ -34,6 +34,7 @@ from api.routes import (
 from api.routes import downlinks as downlink_routes
 from api.routes.sigfox import CallbackMetrics
 from api.statuscache import StatusCache, running
+from api.tasks import stop_task
 from api.typememo import TypeMemo
 from catalogue import Catalogue
 from influx.client import InfluxClient
@@ -90,7 +91,6 @@ def create_app(settings: Settings, catalogue: Catalogue) -> FastAPI:
     state.settings = settings
     state.catalogue = catalogue
     state.keys = keys
-    state.api_keys = keys.read if keys else None  # the read keys, as before roles
     state.publisher = Publisher(settings)
     state.downlinks = downlinks
     state.background = set()  # tasks that must not be garbage-collected while running

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import Role, authenticate, matches
+from api.auth import Role, authenticate
 from api.params import parse_device
 from catalogue import Catalogue
 from influx.client import InfluxClient
@@ -38,11 +38,6 @@ def get_reader(request: Request) -> InfluxClient:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 ReaderDep = Annotated[InfluxClient, Depends(get_reader)]
-
-
-def key_matches(given: str, keys: list[bytes] | tuple[bytes, ...]) -> bool:
-    """Compare with every key, in constant time per key (kept for callers; see api/auth.py)."""
-    return matches(given, keys)
 
 
 def require_key(

@@ -8,7 +8,6 @@ The log of events, the clients' cursors, filters and overflow are in api/hub.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -62,9 +61,3 @@ async def watch_loop(hub: Hub) -> None:
         due = loop.time() + LAG_PERIOD
         await asyncio.sleep(LAG_PERIOD)
         hub.loop_lag.observe(max(0.0, loop.time() - due))
-
-
-async def stop_task(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

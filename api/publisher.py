@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from api.broker import BrokerUnavailable, Link
+from api.tasks import stop_task
 from telemetry.settings import Settings
 
 # Unacknowledged QoS 1 publishes paho keeps on the wire at once. uvicorn's limit_concurrency
@@ -77,6 +78,4 @@ async def publishing(publisher: Publisher) -> AsyncIterator[Publisher]:
     try:
         yield publisher
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from api.tasks import stop_task
 from catalogue import Catalogue
 from catalogue.times import format_time
 from influx.client import InfluxClient
@@ -173,6 +174,4 @@ async def running(cache: StatusCache) -> AsyncIterator[StatusCache]:
     try:
         yield cache
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)

@@ -39,4 +39,4 @@ def test_factory_without_keys_raises_startup_error() -> None:
 
 def test_factory_with_auth_disabled_starts_without_keys() -> None:
     app = create_app(Settings(api_keys=[], api_auth="disabled"), load_catalogue())
-    assert app.state.api_keys is None
+    assert app.state.keys is None
