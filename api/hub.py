@@ -120,8 +120,7 @@ class Hub:
         uplink_prefix: str = "uplink",
     ) -> None:
         self.log: list[StreamEvent] = []  # log[i].id == first_id + i
-        self.ring_size = ring_size  # the log keeps at least this many, more for a big backlog
-        self.keep = ring_size
+        self.keep = ring_size  # the log keeps at least this many, more for a big backlog
         self.uplink_prefix = uplink_prefix
         self._status_keys: dict[int, tuple[str, bytes]] = {}  # event id -> its topic and body
         self._status_seen: set[tuple[str, bytes]] = set()

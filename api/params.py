@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.problems import bad_parameter
-from catalogue import DeviceType
+from catalogue import Catalogue, DeviceType
 from catalogue.durations import parse_influxql_ns
 from catalogue.times import MAX_NS, MIN_NS, NS, TimeTextError, format_time, parse_time_ns
 from sigfox.limits import STORED_DEVICE_ID_RE
@@ -31,6 +31,13 @@ def parse_device(raw: str) -> str:
     if not STORED_DEVICE_ID_RE.match(device):
         raise bad_parameter("device", "device ids are 1 to 8 hex digits")
     return device
+
+
+def check_type(name: str, catalogue: Catalogue) -> str:
+    """`name` when the catalogue has that device type; else a 400 naming the known ones."""
+    if name not in catalogue:
+        raise bad_parameter("type", f"unknown device type; known: {', '.join(catalogue.names())}")
+    return name
 
 
 def parse_time(raw: str, parameter: str) -> int:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from api.deps import AuthDep, CatalogueDep, DeviceDep, ReaderDep
 from api.losscache import LossCache, LossMark, advance
 from api.models import Device, DeviceDetail, Devices, DeviceStatus, Point
-from api.params import point_row
+from api.params import check_type, point_row
 from api.problems import COMMON_ERRORS, NOT_FOUND, bad_parameter, not_found
 from api.statuscache import StatusCache
 from catalogue.times import format_time
@@ -36,8 +36,8 @@ async def devices(
 ) -> Devices:
     """Every device seen: its newest message's time and seq, and its status."""
     type = type or None  # `?type=` with no value lists every device, as no `type` does
-    if type is not None and type not in catalogue:
-        raise bad_parameter("type", f"unknown device type; known: {', '.join(catalogue.names())}")
+    if type is not None:
+        check_type(type, catalogue)
     status = status or None
     if status is not None and status not in STATES:
         raise bad_parameter("status", f"status must be one of {', '.join(STATES)}")

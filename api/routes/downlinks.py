@@ -21,7 +21,8 @@ from api.broker import BrokerUnavailable
 from api.deps import AdminAuthDep, AuthDep, CatalogueDep, DeviceDep, ReaderDep
 from api.downlinks import Downlink, DownlinkStore, StoreError
 from api.models import DownlinkIn, DownlinkOut, Downlinks
-from api.problems import COMMON_ERRORS, ApiError, bad_parameter, not_found, problem_doc
+from api.params import check_type
+from api.problems import COMMON_ERRORS, ApiError, not_found, problem_doc
 from api.publisher import Publisher
 from api.typememo import device_type
 from catalogue.times import NS, format_time
@@ -120,11 +121,7 @@ async def queue_downlink(
 ) -> DownlinkOut:
     """Queue 8 bytes for the device's next BIDIR callback (at most 4 go out a day)."""
     if downlink.type is not None:
-        if downlink.type not in catalogue:
-            raise bad_parameter(
-                "type", f"unknown device type; known: {', '.join(catalogue.names())}"
-            )
-        type_name = downlink.type
+        type_name = check_type(downlink.type, catalogue)
     else:
         type_name = await device_type(reader, request.app.state.type_memo, device)
     item = await in_store(request, lambda s: s.queue(device, downlink.data, type_name))

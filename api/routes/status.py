@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import AuthDep, CatalogueDep
 from api.models import Alarms, Fleet
-from api.problems import COMMON_ERRORS, bad_parameter
+from api.params import check_type
+from api.problems import COMMON_ERRORS
 from api.statuscache import StatusCache
 
 router = APIRouter(prefix="/v1", tags=["status"], dependencies=[AuthDep])
@@ -34,8 +35,8 @@ async def alarms(
 ) -> Response:
     """The active alarms of the fleet (`offline`, `battery_low`), oldest first."""
     type = type or None
-    if type is not None and type not in catalogue:
-        raise bad_parameter("type", f"unknown device type; known: {', '.join(catalogue.names())}")
+    if type is not None:
+        check_type(type, catalogue)
     return _json(_cache(request).rendered("alarms", type))
 
 
