@@ -232,6 +232,7 @@ def misbehaving(
 ) -> tuple[list[Device], list[Device]]:
     """The devices that go silent (the last `silent`) and those whose battery drains (the first
     `low_battery` with a battery field, never a silent one); deterministic for a seed."""
-    quiet = fleet[len(fleet) - silent :] if silent else []
-    draining = [d for d in fleet if d not in quiet and d.dtype.status.battery_field][:low_battery]
+    loud = max(0, len(fleet) - silent)  # more silent than devices (`--rate` sized it): all
+    quiet = fleet[loud:]
+    draining = [d for d in fleet[:loud] if d.dtype.status.battery_field][:low_battery]
     return quiet, draining

@@ -90,6 +90,14 @@ def test_misbehaving_devices_are_distinct_and_need_a_battery_to_drain() -> None:
     assert not set(map(id, quiet)) & set(map(id, draining))
 
 
+def test_more_silent_devices_than_the_fleet_silences_all_of_it() -> None:
+    """With --rate the fleet is sized after the check: a larger --silent silences every device."""
+    fleet = build_fleet(CATALOGUE, BUILTIN, 1, seed=1, loss=0.0)
+    quiet, draining = misbehaving(fleet, len(fleet) + 3, 2)
+    assert [d.device_id for d in quiet] == [d.device_id for d in fleet]
+    assert draining == []
+
+
 def test_more_misbehaving_devices_than_the_fleet_is_refused() -> None:
     result = CliRunner().invoke(simulate, ["--devices", "1", "--silent", "3", "--low-battery", "2"])
     assert result.exit_code == 2
