@@ -114,9 +114,9 @@ def generic_period(interval: float) -> float:
     return max(1.0, min(GENERIC_PERIOD, GENERIC_SHARE * interval))
 
 
-def schedule_for(
-    type_name: str, seed: int, device_id: str, interval: float = GENERIC_PERIOD
-) -> Schedule:
+def schedule_for(type_name: str, seed: int, device_id: str, interval: float) -> Schedule:
+    """A device's schedule; `interval` (its type's `[status]` interval, s) sets an added type's
+    period."""
     key = key_of(seed, "schedule", type_name, device_id)
     if type_name == "scale":
         return Daily(key, 2 + int(unit(key, -1) * 2))  # 2 or 3 weigh-ins a day

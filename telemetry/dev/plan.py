@@ -30,7 +30,6 @@ FIRST_BACKFILL = "2d"
 # The per-device rate limit counts on the uplinks' own clock: a backfill at ~140 a day passes,
 # but --speed runs devices up to once a second, so the dev ingester's limit is opened up to that,
 # with a burst of a day's worth and more for good measure.
-UPLINKS_PER_DAY = DAILY_UPLINKS
 SPEED_CAP_PER_HOUR = 3600
 
 
@@ -111,7 +110,7 @@ def child_env(
         "TELEMETRY_INGEST_SPOOL_DIR": str(data_dir / "spool"),
         "TELEMETRY_INGEST_METRICS_HOST": "127.0.0.1",
         "TELEMETRY_INGEST_METRICS_PORT": str(ports["metrics"]),
-        "TELEMETRY_INGEST_RATE_BURST": str(max(20, int(UPLINKS_PER_DAY * (backfill_days + 1)))),
+        "TELEMETRY_INGEST_RATE_BURST": str(max(20, int(DAILY_UPLINKS * (backfill_days + 1)))),
         "TELEMETRY_INGEST_RATE_PER_HOUR": str(SPEED_CAP_PER_HOUR),
         "PYTHONUNBUFFERED": "1",
         # The printed API key also manages downlinks; Sigfox callbacks take a key of their own.
