@@ -21,7 +21,7 @@ from tests.support.ledger import (
     influx_query,
     stored_uplinks,
 )
-from tests.support.poll import wait_for
+from tests.support.poll import WaitTimeout, seconds_until, wait_for
 
 # Scenarios that are not about rate limiting send many uplinks per device; a huge bucket keeps
 # the limiter out of their way (the flood scenario sets its own). The product's own flush
@@ -76,15 +76,16 @@ def stored_within(
 
     Never raises, so that the report still prints the figure the test then asserts on.
     """
-    t0 = time.monotonic()
     devices = {device for device, _ in keys}
-    while True:
-        stored = stored_uplinks(server, database, devices)
-        if keys <= stored.keys():
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            return float("inf")
-        time.sleep(0.2)
+    try:
+        return seconds_until(
+            lambda: keys <= stored_uplinks(server, database, devices).keys(),
+            timeout,
+            "every held uplink stored",
+            step=0.2,
+        )
+    except WaitTimeout:
+        return float("inf")
 
 
 def count_ours(server: Influxd, database: str, device_regex: str = "^1") -> int:

@@ -7,7 +7,6 @@ import signal
 import struct
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -201,11 +200,7 @@ class Publisher:
 def ingest_metric(ing: Ingester, name: str) -> float:
     """One sample from the ingester's `/metrics` (a name, or a name with its labels as the
     exposition writes them); NaN while it is not exported."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{ing.metrics_port}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return float("nan")
+    return ing.metrics().get(name, float("nan"))
 
 
 def count_points(
