@@ -112,8 +112,12 @@ class Client:
         writer.close()
 
 
-def metric(base: str, name: str) -> float:
-    text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+def scrape(base: str) -> str:
+    """The API's `/metrics` text, read once for every figure taken from it at one moment."""
+    return httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+
+
+def metric(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
@@ -203,9 +207,8 @@ def probe_broker(
     conn.send(((count[0], which.tobytes(), when.tobytes()), time.process_time()))
 
 
-def histogram(base: str, name: str) -> list[tuple[float, float]]:
+def histogram(text: str, name: str) -> list[tuple[float, float]]:
     """An API histogram's buckets: (upper bound, cumulative count)."""
-    text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
     out = []
     for m in re.finditer(rf'^{name}_bucket\{{le="([^"]+)"\}} (\S+)', text, re.M):
         out.append((float(m.group(1)), float(m.group(2))))
@@ -365,8 +368,9 @@ def run(  # noqa: PLR0912, PLR0915  # one scenario, top to bottom
             started = time.monotonic()
             while not stop_rss.is_set():
                 rss.append((time.monotonic() - started, rss_mb(api.pid)))
-                up = metric(base, 'telemetry_api_stream_events_total{kind="up"}')
-                ingress.append((time.time(), up, late(histogram(base, LAG), 0.1)))
+                text = scrape(base)  # one request each 5 s: the run is what is measured
+                up = metric(text, 'telemetry_api_stream_events_total{kind="up"}')
+                ingress.append((time.time(), up, late(histogram(text, LAG), 0.1)))
                 stop_rss.wait(5)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -395,10 +399,11 @@ def run(  # noqa: PLR0912, PLR0915  # one scenario, top to bottom
             name: cpu_seconds(p.pid) - cpu0[name] for name, p in (("api", api), ("ingest", ingest))
         }
         wall = time.time() - float(stamps[0])
-        overflows = metric(base, "telemetry_api_stream_overflows_total")
-        connected = metric(base, "telemetry_api_stream_clients")
-        fanout = histogram(base, "telemetry_api_stream_delay_seconds")
-        lag = histogram(base, LAG)
+        text = scrape(base)
+        overflows = metric(text, "telemetry_api_stream_overflows_total")
+        connected = metric(text, "telemetry_api_stream_clients")
+        fanout = histogram(text, "telemetry_api_stream_delay_seconds")
+        lag = histogram(text, LAG)
         for s in slow_holder:
             s.close()
         api.send_signal(signal.SIGTERM)
