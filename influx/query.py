@@ -52,11 +52,7 @@ def devices(type_name: str | None, known_types: list[str]) -> Query:
             raise QueryBuildError(f"unknown type {type_name!r}")
         where = f" WHERE {ident(TAG_TYPE)} = $type"
         params["type"] = type_name
-    return Query(
-        f'SELECT last("seq") AS "last_seq" FROM {ident(UPLINK)}{where} '
-        f"GROUP BY {ident(TAG_DEVICE)}, {ident(TAG_TYPE)}",
-        params,
-    )
+    return _newest_per_device(where, params)
 
 
 def _since(start_ns: int | None) -> tuple[str, dict[str, ParamValue]]:
@@ -67,7 +63,11 @@ def _since(start_ns: int | None) -> tuple[str, dict[str, ParamValue]]:
 
 def newest_uplinks(start_ns: int | None = None) -> Query:
     """Per device and type, the newest uplink's time (after `start_ns`: an incremental poll)."""
-    where, params = _since(start_ns)
+    return _newest_per_device(*_since(start_ns))
+
+
+def _newest_per_device(where: str, params: dict[str, ParamValue]) -> Query:
+    """Per device and type, the newest uplink (its time and seq), under `where`."""
     return Query(
         f'SELECT last("seq") AS "last_seq" FROM {ident(UPLINK)}{where} '
         f"GROUP BY {ident(TAG_DEVICE)}, {ident(TAG_TYPE)}",
