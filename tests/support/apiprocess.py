@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import queue
-import signal
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 import httpx
 
 from telemetry.servers import free_port
-from tests.support.cli import TELEMETRY, telemetry_env
+from tests.support.cli import TelemetryProcess, telemetry_env
 from tests.support.poll import wait_for
 
 READ_KEY = "read-key-0123456789"
@@ -31,12 +29,10 @@ CONNECTED = "publishing to the MQTT broker"
 SUBSCRIBED = "stream: subscribed"
 
 
-class ApiProcess:
+class ApiProcess(TelemetryProcess):
     """One API process with its settings in the environment; `url` is its base URL."""
 
     def __init__(self, workdir: Path, **settings: object) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         own = {
@@ -46,19 +42,12 @@ class ApiProcess:
             "api_port": self.port,
             "downlink_db": workdir / "downlinks.sqlite3",
         }
-        self.env = telemetry_env(**(own | settings))
-        self.log_path = workdir / "api.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        super().__init__("api", workdir, telemetry_env(**(own | settings)))
 
     def start(self, *, broker: bool = True, stream: bool = False) -> ApiProcess:
         """Start; wait until it serves and, with `broker`, until it is connected to the broker;
         with `stream`, until `/v1/stream` is subscribed to the events and the API is ready."""
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [TELEMETRY, "api"], env=self.env, stdout=log, stderr=log, cwd=self.workdir
-            )
+        self._spawn()
         wait_for(lambda: self._answers("/healthz") or self.exited(), 60, "the API to serve")
         assert not self.exited(), self.log()
         if broker:
@@ -83,12 +72,6 @@ class ApiProcess:
         except httpx.HTTPError:
             return False
 
-    def exited(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
     def metric(self, name: str) -> float:
         """One unlabelled sample of `/metrics`; NaN when absent."""
         text = httpx.get(f"{self.url}/metrics", headers=AUTH, timeout=10).text
@@ -96,17 +79,6 @@ class ApiProcess:
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return float("nan")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @dataclass(frozen=True)

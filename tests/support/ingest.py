@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import struct
 import subprocess
 import time
@@ -18,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from influx.writer import BACKOFF_CAP
 from telemetry.servers import Influxd, free_port
-from tests.support.cli import TELEMETRY, telemetry_env
+from tests.support.cli import TelemetryProcess, telemetry_env
 from tests.support.influx import select
 from tests.support.ledger import scrape_metrics
 from tests.support.poll import wait_for
@@ -36,7 +35,7 @@ QUICK: dict[str, object] = {"ingest_flush_interval": 0.1, "ingest_rate_burst": 1
 Ready = Literal["subscribed", "serving"]
 
 
-class Ingester:
+class Ingester(TelemetryProcess):
     """`telemetry ingest` in a subprocess, in a folder of its own (no stray `.env`), configured
     only by the environment built here: `TELEMETRY_*` of the caller's shell are not inherited.
 
@@ -57,8 +56,6 @@ class Ingester:
         defaults: Mapping[str, object] = QUICK,
         **settings: object,
     ) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
         self.metrics_port = free_port() if metrics or ready == "serving" else 0
         self.ready: Ready = ready
         own = {
@@ -70,10 +67,7 @@ class Ingester:
             "ingest_spool_dir": workdir / "spool",
             "ingest_metrics_port": self.metrics_port,
         }
-        self.env = telemetry_env(**(own | dict(defaults) | settings))
-        self.log_path = workdir / "ingest.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        super().__init__("ingest", workdir, telemetry_env(**(own | dict(defaults) | settings)))
 
     @property
     def pid(self) -> int:
@@ -82,11 +76,7 @@ class Ingester:
 
     def start(self, connected: bool = True) -> Ingester:
         """Start; unless not `connected`, wait until this start (not an earlier) is `ready`."""
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [TELEMETRY, "ingest"], env=self.env, stderr=log, stdout=log, cwd=self.workdir
-            )
+        self._spawn()
         if connected and self.ready == "subscribed":
             wait_for(
                 lambda: self.connections() >= self.starts or self.exited(),
@@ -104,18 +94,6 @@ class Ingester:
             return False
         return True
 
-    def exited(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
-
     def connections(self) -> int:
         """MQTT (re)connections so far, from the ingester's own log line."""
         return self.log().count("connected to MQTT")
@@ -126,13 +104,6 @@ class Ingester:
     def metrics(self) -> dict[str, float]:
         """Every sample of its `/metrics`, labelled ones included."""
         return scrape_metrics(self.metrics_port)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """Signal and wait for the exit code; a process still running past `timeout` fails."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
 
     def stop_timed(self, sig: int, timeout: float) -> tuple[int | None, float]:
         """Signal and wait; (exit code, seconds it took), the code None if killed past `timeout`."""
@@ -147,12 +118,6 @@ class Ingester:
             self.proc.wait(10)
             code = None
         return code, time.monotonic() - t0
-
-    def kill(self) -> None:
-        """SIGKILL if it still runs (a test's clean-up, whatever state the test left it in)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 class StartIngester(Protocol):
