@@ -21,7 +21,7 @@ from simulators.command import simulate
 from simulators.fleet import bodies, build_fleet, transmit
 from simulators.radio import radio_for, seq_number
 from simulators.runner import Runner, capped_speeds
-from simulators.schedule import speed_cap
+from simulators.schedule import Schedule, speed_cap
 from telemetry.options import Duration
 
 CATALOGUE = load_catalogue()
@@ -231,14 +231,20 @@ def test_batteries_drain(type_name: str) -> None:
 # --- schedule -------------------------------------------------------------------------------
 
 
+def slot_times(schedule: Schedule, start: float, end: float) -> list[float]:
+    """Every slot time of `schedule` from the first after `start` up to, not including, `end`."""
+    k = schedule.first_after(start)
+    times = []
+    while (t := schedule.slot_time(k)) < end:
+        times.append(t)
+        k += 1
+    return times
+
+
 @pytest.mark.parametrize("type_name", BUILTIN)
 def test_at_most_140_uplinks_a_day(type_name: str) -> None:
     for device in build_fleet(CATALOGUE, [type_name], 5, seed=1, loss=0.0):
-        k = device.schedule.first_after(T0)
-        times = []
-        while (t := device.schedule.slot_time(k)) < T0 + 10 * DAY:
-            times.append(t)
-            k += 1
+        times = slot_times(device.schedule, T0, T0 + 10 * DAY)
         assert times == sorted(times)
         for i, t in enumerate(times):  # every 24 h window starting at an uplink
             assert sum(1 for u in times[i : i + 200] if u < t + DAY) <= 140

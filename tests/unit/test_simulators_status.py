@@ -15,7 +15,7 @@ from simulators.behaviour import DRAIN_UPLINKS, Draining
 from simulators.command import simulate
 from simulators.fleet import build_fleet, transmit
 from simulators.runner import Runner, misbehaving
-from tests.unit.test_simulators import BUILTIN, T0, FakeClock, Recorder
+from tests.unit.test_simulators import BUILTIN, T0, FakeClock, Recorder, slot_times
 
 CATALOGUE = load_catalogue()
 DAY = 86400
@@ -26,11 +26,7 @@ def test_a_device_that_loses_one_uplink_is_still_online(type_name: str) -> None:
     """Over ten days, any two slots with one between them are at most two intervals apart."""
     late_after = CATALOGUE[type_name].status.late_after
     for device in build_fleet(CATALOGUE, [type_name], 5, seed=1, loss=0.0):
-        k = device.schedule.first_after(T0)
-        times = []
-        while (t := device.schedule.slot_time(k)) < T0 + 10 * DAY:
-            times.append(t)
-            k += 1
+        times = slot_times(device.schedule, T0, T0 + 10 * DAY)
         worst = max(b - a for a, _, b in zip(times, times[1:], times[2:], strict=False))
         assert worst <= late_after, (device.device_id, worst, late_after)
 
