@@ -50,60 +50,43 @@ def up_parts(  # noqa: PLR0917  # the fields of one stored message
     stations: int,
     best: Copy,
     values: dict[str, Value],
+    values_text: str,
 ) -> tuple[bytes, bytes]:
     """The `up` event as it waits to be published: its PUBLISH's (head, tail), see
-    `ingest.eventpackets`. Made for every stored uplink, so in few steps: the topic's field
-    cached per device, the body one template of the type (in the usual case: every field in
-    range, a station with RSSI and SNR, a type of numbers only), filled and encoded.
+    `ingest.eventpackets`. Made for every stored uplink, so from text already made: the
+    topic's field cached per device, and the values rewritten from `values_text`, their
+    line-protocol fields (`influx.lineprotocol.encode_fields(values)`, made for the stored
+    point anyway), rather than written a second time.
 
-    Only values need JSON encoding (device, station, type and field names are hex or
-    identifiers, checked at input and at catalogue load), and `str` of a finite int or float
-    (a stored point's numbers are finite: line protocol refuses the others) is its JSON."""
-    # Over 60 lines as one function: it runs once per event, and each call saved counts.
+    Line protocol writes a number or a bool as JSON does (`repr` of a finite float, the digits
+    of an int then `i`, `true`/`false`), and field names are identifiers (checked at catalogue
+    load), so `a=1.5,b=2i,c=true` becomes `{"a":1.5,"b":2,"c":true}` by three replacements
+    in C: "i," and a last "i" dropped, "," and "=" quoted. A type with text fields (whose values
+    may hold "," or "=") is encoded from `up_document` instead. Device and station are hex or
+    "-" (checked at input): no escaping."""
     field = _up_topic(prefix, dtype.name, device)
-    rssi, snr, station = best.rssi, best.snr, best.station
-    template = _templates.get(dtype.name)
-    if template is None:
-        template = _templates[dtype.name] = _template(dtype)
-    if not template:  # a type with text or booleans: JSON's own spelling
+    plain = _plain.get(dtype.name)
+    if plain is None:
+        plain = _plain[dtype.name] = all(f.slot.kind != "char" for f in dtype.fields.values())
+    if not plain:  # text values: JSON's own spelling
         doc = up_document(dtype, device, time_s, seq, stations, best, values)
-        text = "\x00" + _dumps(doc)
-    elif (
-        rssi is not None
-        and snr is not None
-        and station != UNKNOWN_STATION
-        and len(values) == len(dtype.fields)
-    ):
-        # `_number` inlined for the usual hit (a call costs a third of what it saves).
-        rssi_text = _FLOAT_TEXT.get(rssi)
-        if rssi_text is None or type(rssi) is not float:
-            rssi_text = _number(rssi)
-        snr_text = _FLOAT_TEXT.get(snr)
-        if snr_text is None or type(snr) is not float:
-            snr_text = _number(snr)
-        text = template % (
-            device,
-            rfc3339(time_s),
-            seq,
-            stations,
-            station,
-            rssi_text,
-            snr_text,
-            *values.values(),
-        )
+        tail = ("\x00" + _dumps(doc)).encode()
+        return publish_header(len(field) + 2 + len(tail)) + field, tail
+    if values_text:
+        if values_text[-1] == "i":
+            values_text = values_text[:-1]
+        values_text = values_text.replace("i,", ",").replace(",", ',"').replace("=", '":')
+        values_text = f'{{"{values_text}}}'
     else:
-        text = _UP % (
-            device,
-            dtype.name,
-            rfc3339(time_s),
-            seq,
-            stations,
-            "null" if station == UNKNOWN_STATION else f'"{station}"',
-            "null" if rssi is None else rssi,
-            "null" if snr is None else snr,
-            _values_template(tuple(values)) % tuple(values.values()),
-        )
-    tail = text.encode()
+        values_text = "{}"
+    rssi, snr, station = best.rssi, best.snr, best.station
+    station = "null" if station == UNKNOWN_STATION else f'"{station}"'
+    tail = (
+        f'\x00{{"device":"{device}","type":"{dtype.name}","time":"{rfc3339(time_s)}",'
+        f'"seq":{seq},"stations":{stations},"station":{station},'
+        f'"rssi":{"null" if rssi is None else _number(rssi)},'
+        f'"snr":{"null" if snr is None else _number(snr)},"values":{values_text}}}'
+    ).encode()
     return publish_header(len(field) + 2 + len(tail)) + field, tail
 
 
@@ -151,41 +134,13 @@ FLOAT_TEXTS = 20_000
 _FLOAT_TEXT: dict[object, str] = {}  # float keys only (see `_number`)
 
 
-_UP = (
-    '\x00{"device":"%s","type":"%s","time":"%s","seq":%d,"stations":%d,"station":%s,"rssi":%s,'
-    '"snr":%s,"values":%s}'
-)
-
-
-@functools.lru_cache(maxsize=1024)
-def _values_template(names: tuple[str, ...]) -> str:
-    """`{"name":%s,...}` for values of an all-number type (some left out as out of range)."""
-    return "{" + ",".join(f'"{name}":%s' for name in names) + "}"
-
-
 @functools.lru_cache(maxsize=65_536)
 def _up_topic(prefix: str, type_name: str, device: str) -> bytes:
     return topic_field(f"{prefix}/{type_name}/{device}/up".encode())
 
 
-_NUMERIC_KINDS = frozenset(("uint", "int", "float"))
-# Type name -> its tail template ("" for a type with text). Float values are written by `%s`
-# (through `_number` they measured 2,900 instructions more an event, the calls costing more
-# than the floats' text saved, for a type of three floats).
-_templates: dict[str, str] = {}
-
-
-def _template(dtype: DeviceType) -> str:
-    """The tail of an `up` event of `dtype` with %-placeholders ("" unless all numbers).
-
-    `%s` and not `%r`: the same text for ints and floats, and measured faster."""
-    if not all(f.slot.kind in _NUMERIC_KINDS for f in dtype.fields.values()):
-        return ""  # bool and char values need JSON's own spelling
-    fields = ",".join(f'"{name}":%s' for name in dtype.fields)
-    return (
-        f'\x00{{"device":"%s","type":"{dtype.name}","time":"%s","seq":%d,"stations":%d,'
-        f'"station":"%s","rssi":%s,"snr":%s,"values":{{{fields}}}}}'
-    )
+# Type name -> whether its values are all numbers and bools (no text): `up_parts`.
+_plain: dict[str, bool] = {}
 
 
 def rejected_event(  # noqa: PLR0917  # the fields of one reject

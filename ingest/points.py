@@ -32,8 +32,14 @@ DETAIL_KEEP_CHARS = 512  # enough for any pydantic or InfluxDB message we produc
 PointKey = tuple[str, str, int]
 
 
-def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, str]]:
+def accepted_points(
+    acc: Accepted, state: Transmission, values_text: str | None = None
+) -> list[tuple[PointKey, str]]:
     """The decoded `<type>` point and the raw `uplink` point of one (merged) transmission.
+
+    `values_text`: the decoded values as fields, `encode_fields(acc.decoded.values)` ("" for
+    none), when the caller has made it already (the processor makes it once for the point and
+    the `up` event, `ingest.eventbodies.up_parts`).
 
     Fields in this order: decoded point `<values>`, seq, stations, [rssi], [snr]; uplink point
     data, seq, stations, [rssi], [snr], station_ids, out_of_range, [station], [device_type_id].
@@ -57,7 +63,9 @@ def accepted_points(acc: Accepted, state: Transmission) -> list[tuple[PointKey, 
     # Series texts are cached; tags are given in sorted order (device < type).
     decoded_series = series(name, ((TAG_DEVICE, device),))
     # The loader reserves the link fields' names, so no decoded value can clash with them.
-    decoded_text = f"{encode_fields(values)},{link}" if values else link
+    if values_text is None:
+        values_text = encode_fields(values) if values else ""
+    decoded_text = f"{values_text},{link}" if values_text else link
     raw = (
         f'{series(UPLINK, ((TAG_DEVICE, device), (TAG_TYPE, name)))} data="{up.data}",{link},'
         f"station_ids={string_text('station_ids', state.station_ids)},"

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from catalogue import Catalogue
-from influx.lineprotocol import LineProtocolError
+from influx.lineprotocol import LineProtocolError, encode_fields
 from ingest.eventbodies import rejected_event, up_parts
 from ingest.eventpackets import publish_parts
 from ingest.gaps import GapCounter
@@ -204,8 +204,10 @@ class Processor:
         merged = added if known else added - 1  # a new transmission's first station
         if merged:
             self.metrics.merged.inc(merged)
+        values = acc.decoded.values
         try:
-            lines.extend(accepted_points(acc, state))
+            values_text = encode_fields(values) if values else ""
+            lines.extend(accepted_points(acc, state, values_text))
         except LineProtocolError as exc:  # e.g. a char field decoding to a control character
             return Rejection("decode", str(exc), acc.device)
         if prefix is not None and (not known or added or state.best != prior):
@@ -217,7 +219,8 @@ class Processor:
                 up.seqNumber,
                 len(state.stations) or 1,  # as stored: 1 when no copy names a station
                 state.best,
-                acc.decoded.values,
+                values,
+                values_text,
             )
         if acc.decoded.out_of_range:
             self.metrics.out_of_range.inc(len(acc.decoded.out_of_range))

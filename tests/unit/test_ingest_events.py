@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catalogue import load_catalogue
+from catalogue import DeviceType, load_catalogue
 from catalogue.codec import Value
+from catalogue.loader import load_type_file
+from influx.lineprotocol import encode_fields
 from ingest.eventbodies import rejected_event, rfc3339_ns, up_document, up_parts
 from ingest.eventlink import EventLink
 from ingest.eventpackets import (
@@ -29,6 +32,13 @@ from ingest.metrics import Metrics
 from telemetry.settings import Settings
 
 CATALOGUE = load_catalogue(None)
+# Built-in types, and a type with bools (`door`) and one with text (`beacon`, encoded apart).
+CASES = Path(__file__).parents[1] / "cases"
+EVENT_TYPES = [
+    *(CATALOGUE[name] for name in sorted(CATALOGUE.names())),
+    load_type_file(CASES / "events" / "types" / "door.toml"),
+    load_type_file(CASES / "uplinks" / "types" / "beacon.toml"),
+]
 
 
 def _split(packet: bytes) -> tuple[bytes, bytes]:
@@ -42,8 +52,10 @@ def _split(packet: bytes) -> tuple[bytes, bytes]:
 
 
 def up_event(*args: Any) -> tuple[str, bytes]:
-    """Topic and body of what `up_parts(*args)` publishes, read back from its packet."""
-    head, tail = up_parts(*args)
+    """Topic and body of what `up_parts(*args, <values' fields>)` publishes, read back from its
+    packet; the values' fields made as the processor makes them for the stored point."""
+    values = args[-1]
+    head, tail = up_parts(*(*args, encode_fields(values) if values else ""))
     topic, body = _split(head + b"\x00\x01" + tail)
     return topic.decode(), body
 
@@ -201,11 +213,13 @@ def test_emit_never_blocks_and_counts_what_it_drops() -> None:
 
 
 _NUMBER = st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), max_size=4)
+_KIND_VALUES: dict[str, st.SearchStrategy[Value]] = {"bool": st.booleans(), "char": _TEXT}
 _HEX = st.text(alphabet="0123456789ABCDEF", min_size=1, max_size=8)
 
 
 @given(
-    name=st.sampled_from(sorted(CATALOGUE.names())),
+    dtype=st.sampled_from(EVENT_TYPES),
     data=st.data(),
     device=_HEX,
     time_s=st.integers(0, 4_102_444_800),
@@ -219,7 +233,7 @@ _HEX = st.text(alphabet="0123456789ABCDEF", min_size=1, max_size=8)
     ),
 )
 def test_fast_up_event_is_json_dumps_of_up_document(  # noqa: PLR0917  # hypothesis's draws
-    name: str,
+    dtype: DeviceType,
     data: st.DataObject,
     device: str,
     time_s: int,
@@ -227,16 +241,22 @@ def test_fast_up_event_is_json_dumps_of_up_document(  # noqa: PLR0917  # hypothe
     stations: int,
     best: Copy,
 ) -> None:
-    """The pair: `up_parts` (templates, what is published) and `up_document` (spelled out)."""
-    dtype = CATALOGUE[name]
-    # Every field, or some left out (out of range), with random numbers of either kind.
-    names = data.draw(st.sampled_from([list(dtype.fields), *([f] for f in dtype.fields)]))
-    values: dict[str, Value] = {f: data.draw(_NUMBER) for f in names}
+    """The pair: `up_parts` (rewritten line protocol, what is published) and `up_document`
+    (spelled out)."""
+    name = dtype.name
+    # Every field, one, or none (the others out of range), numbers of either kind for numbers.
+    fields = list(dtype.fields)
+    names = data.draw(st.sampled_from([fields, [], *([f] for f in fields)]))
+    values: dict[str, Value] = {
+        f: data.draw(_KIND_VALUES.get(dtype.fields[f].slot.kind, _NUMBER)) for f in names
+    }
     topic, body = up_event("ev", dtype, device, time_s, seq, stations, best, values)
     slow = up_document(dtype, device, time_s, seq, stations, best, values)
-    assert body == json.dumps(slow, separators=(",", ":")).encode()
+    # Text as UTF-8, not \u escapes: both are JSON, and the product writes the shorter.
+    assert body == json.dumps(slow, separators=(",", ":"), ensure_ascii=False).encode()
     assert topic == f"ev/{name}/{device}/up"
-    head, tail = up_parts("ev", dtype, device, time_s, seq, stations, best, values)
+    text = encode_fields(values) if values else ""
+    head, tail = up_parts("ev", dtype, device, time_s, seq, stations, best, values, text)
     assert head + MIDS[7] + tail == publish_packet(topic.encode(), body, 7)
 
 
