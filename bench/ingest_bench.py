@@ -15,13 +15,10 @@ section `## Ingest`). It starts a fresh Mosquitto and InfluxDB under a temporary
 4. latency: a paced publisher sends at half the sustained rate for about 10 s; p50/p99 from
    each publish until InfluxDB counts the uplink; then the ingester's peak RSS and exit status.
 
-`--events`: instead, the cost of publishing DESIGN section 9's events, in one run: rounds of a
-new live stream of N uplinks, each round to a fresh ingester with events off
-(`TELEMETRY_INGEST_EVENTS=false`) and to one with them on (the order alternating), the events
-counted by the ingester's own counters (no subscriber: Mosquitto answers "no matching
-subscribers"); rates, CPU per uplink (the ingester's user and system time, and Mosquitto's),
-the ratios of the medians and of each back-to-back pair are reported (`--write` puts them
-under `## Ingest events`); `--profile PATH` profiles every round's ingester.
+`--events`: instead, the cost of publishing DESIGN section 9's events, in one run: rounds with
+events off, on, and off with the same events published by a bare publisher (the broker's part),
+see `bench/ingest_events.py` (`--write` puts them under `## Ingest events`); `--profile PATH`
+profiles every round's ingester.
 
 Publishing is done by a separate process (`--publish` mode of this script) with
 `bench/rawpub.py`: pre-encoded packets, far faster than the broker takes them in, so the
@@ -57,7 +54,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from benchmarks_md import cpu_model, write_section  # noqa: E402
 from rawpub import RawPublisher  # noqa: E402
 
-from telemetry.servers import Influxd, Mosquitto, free_port  # noqa: E402
+from telemetry.servers import Influxd, Mosquitto  # noqa: E402
 
 _POLL = httpx.Client(timeout=30)
 TELEMETRY = str(Path(sys.executable).with_name("telemetry"))
@@ -96,19 +93,36 @@ def make_uplinks(count: int, devices: int, t_end: int) -> list[tuple[str, bytes,
     return out
 
 
-def publish_main(path: str, host: str, port: int, prefix: str, rate: float = 0.0) -> None:
-    """Child-process mode: publish every line of `path` at QoS 1 (at `rate`/s if given).
+def publish_main(
+    path: str,
+    host: str,
+    port: int,
+    prefix: str,
+    rate: float = 0.0,
+    *,
+    v5: bool = False,
+    start_at: float = 0.0,
+) -> None:
+    """Child-process mode: publish every line of `path` at QoS 1 (at `rate`/s if given; over
+    MQTT 5 if `v5`, as the ingester's events; from the wall-clock time `start_at` if given).
 
     Prints one JSON object: the overall rate (until the last PUBACK), the wall-clock start,
-    and (paced mode) the wall-clock time of every publish, for latency.
+    its CPU seconds from then, and (paced mode) the wall-clock time of every publish, for
+    latency.
     """
     items = [json.loads(line) for line in Path(path).read_text().splitlines()]
-    pub = RawPublisher(host, port, f"bench-pub-{os.getpid()}")
+    pub = RawPublisher(host, port, f"bench-pub-{os.getpid()}", v5=v5)
     stamps: list[float] = []
-    started = pub.publish_all([(f"{prefix}/{t}", b.encode()) for t, b in items], rate, stamps)
-    elapsed = time.time() - started
+    messages = [(f"{prefix}/{t}", b.encode()) for t, b in items]
+    started = pub.publish_all(messages, rate, stamps, start_at)
+    elapsed, cpu = time.time() - started, time.process_time() - pub.started_cpu
     pub.close()
-    out = {"rate": len(items) / elapsed, "start": started, "stamps": stamps if rate else []}
+    out = {
+        "rate": len(items) / elapsed,
+        "start": started,
+        "cpu": cpu,
+        "stamps": stamps if rate else [],
+    }
     print(json.dumps(out))
 
 
@@ -118,11 +132,17 @@ def publish(
     prefix: str,
     tmp: Path,
     rate: float = 0.0,
+    *,
+    v5: bool = False,
+    start_at: float = 0.0,
 ) -> dict[str, Any]:
+    """Publish `uplinks` (topic suffix, body) under `prefix` from a child process (`rawpub`),
+    as `publish_main` says; what it prints."""
     path = tmp / f"pub-{prefix}.jsonl"
     path.write_text("\n".join(json.dumps([t, b.decode()]) for t, b, _ in uplinks))
     argv = [sys.executable, __file__, "--publish", str(path), mosq.host, str(mosq.port), prefix]
-    out = subprocess.run([*argv, str(rate)], capture_output=True, text=True, check=True)
+    argv += [str(rate), str(start_at), *(["v5"] if v5 else [])]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
@@ -433,137 +453,6 @@ def run(
     return rows, f"{n:,} uplinks from {devices:,} devices (wristband, weather_station, scale)"
 
 
-def events_counted(port: int, what: str = "published") -> int:
-    """The ingester's `telemetry_ingest_events_<what>_total`."""
-    text = _POLL.get(f"http://127.0.0.1:{port}/metrics").text
-    m = re.search(rf"^telemetry_ingest_events_{what}_total (\S+)$", text, flags=re.M)
-    return int(float(m.group(1))) if m else -1
-
-
-def events_cost(
-    n: int, devices: int, rounds: int, profile: str | None = None
-) -> tuple[list[tuple[str, str, str]], str]:
-    """Live rounds to an ingester with events off, then on (alternating): rates and CPU.
-
-    With `profile`, each round's ingester runs under cProfile, its stats to
-    `<profile>.<round>-<on|off>` (the profiler's overhead then weighs on every figure)."""
-    tmp = Path(tempfile.mkdtemp(prefix="ingest-events-bench-"))
-    started, load_before = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.getloadavg()[0]
-    mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
-    mosq.start()
-    influx.start()
-    results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
-    split: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
-    dropped: list[int] = []
-    try:
-        now, span = int(time.time()), -(-n // devices) + 5
-        sets = [
-            make_uplinks(n, devices, now - 60 - (2 * rounds - k) * span) for k in range(2 * rounds)
-        ]
-        influx.create_database("bench")
-        assert mosq.proc is not None
-        mosq_pid = mosq.proc.pid
-        for k, uplinks in enumerate(sets):
-            events = (k % 2 == 1) != (k // 2 % 2 == 1)  # off/on, then on/off, ...
-            port = free_port()
-            proc = start_ingest(
-                mosq,
-                influx,
-                tmp,
-                f"{profile}.{k}-{'on' if events else 'off'}" if profile else None,
-                events=events,
-                client_id=f"bench-ingest-{k}",
-                metrics_port=port,
-                # Each round's ingester leaves a persistent session subscribed to its prefix:
-                # with one prefix for all, the broker queued every later round's uplinks for
-                # every earlier session too (and saved them each second), its CPU per uplink
-                # growing from 14 to 60 us over 12 rounds and later rounds slower either way.
-                topic_prefix=f"uplink{k}",
-            )
-            time.sleep(2)  # set-up: let it connect and subscribe (not a measured interval)
-            cpu_before, broker_before = cpu_split(proc.pid), cpu_seconds(mosq_pid)
-            with ThreadPoolExecutor(1) as pool:
-                sent = pool.submit(publish, mosq, uplinks, f"uplink{k}", tmp)
-                _, _, done = wait_stored(influx, uplinks, first=False)
-                live_pub = sent.result()
-            rate = n / (done - live_pub["start"])
-            # The same pause in both modes for the last events to go out and be acked: no
-            # polling of the ingester's /metrics meanwhile (each scrape costs it CPU).
-            time.sleep(1.0)
-            user, system = (
-                (after - before) / n * 1e6
-                for after, before in zip(cpu_split(proc.pid), cpu_before, strict=True)
-            )
-            cpu_us = user + system  # events' work included
-            broker_us = (cpu_seconds(mosq_pid) - broker_before) / n * 1e6
-            got, lost = events_counted(port), events_counted(port, "dropped")
-            results[events].append((rate, cpu_us))
-            split[events].append((user, system, broker_us))
-            dropped.append(lost)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-            print(
-                f"round {k}: events {'on' if events else 'off'}: {rate:,.0f} uplinks/s, "
-                f"{cpu_us:.1f} us CPU per uplink (user {user:.1f}, system {system:.1f}; broker "
-                f"{broker_us:.1f}), {got:,} events published, {lost:,} dropped",
-                flush=True,
-            )
-    finally:
-        mosq.stop()
-        influx.stop()
-    off, on = results[False], results[True]
-    rate_off, rate_on = median([r for r, _ in off]), median([r for r, _ in on])
-    cpu_off, cpu_on = median([c for _, c in off]), median([c for _, c in on])
-
-    def each(values: list[tuple[float, float]], i: int, fmt: str) -> str:
-        return " / ".join(fmt.format(v[i]) for v in values)
-
-    def mid(values: list[tuple[float, float, float]], i: int) -> str:
-        return f"{median([v[i] for v in values]):.1f}"
-
-    # Rounds 2j and 2j+1 ran one after the other (one off, one on): their ratios.
-    paired = " / ".join(
-        f"{on[j][0] / off[j][0] - 1:+.0%} rate, {on[j][1] / off[j][1] - 1:+.0%} CPU"
-        for j in range(min(len(on), len(off)))
-    )
-
-    rows = [
-        (
-            f"**telemetry ingest, events off** (TELEMETRY_INGEST_EVENTS=false), median of {rounds}",
-            f"{rate_off:,.0f} uplinks/s",
-            f"rounds: {each(off, 0, '{:,.0f}')}; CPU {each(off, 1, '{:.1f}')} us per uplink",
-        ),
-        (
-            f"**telemetry ingest, events on** (an `up` event per uplink), median of {rounds}",
-            f"{rate_on:,.0f} uplinks/s",
-            f"rounds: {each(on, 0, '{:,.0f}')}; CPU {each(on, 1, '{:.1f}')} us per uplink; "
-            f"events dropped (the broker too slow to take them): {sum(dropped):,} of "
-            f"{n * rounds:,}",
-        ),
-        (
-            "**cost of the events**",
-            f"**{rate_on / rate_off - 1:+.0%} throughput, {cpu_on / cpu_off - 1:+.0%} CPU per "
-            "uplink**",
-            "on over off, medians of the rounds; target: at most 10% less throughput. The "
-            "machine is shared: rounds of one mode differ by more than the modes, so the CPU "
-            "per uplink (the ingester's own, events' work included) is the steadier figure; "
-            f"round pairs run back to back (on over off): {paired}",
-        ),
-        (
-            "**where the CPU goes**, medians, off / on",
-            f"{cpu_off:.1f} / {cpu_on:.1f} us per uplink",
-            f"ingester user {mid(split[False], 0)} / {mid(split[True], 0)}, system "
-            f"{mid(split[False], 1)} / {mid(split[True], 1)}; Mosquitto "
-            f"{mid(split[False], 2)} / {mid(split[True], 2)} us per uplink",
-        ),
-    ]
-    when = (
-        f"{started}-{time.strftime('%H:%M', time.gmtime())} UTC, load average (1 min) "
-        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
-    )
-    return rows, f"{n:,} uplinks a round from {devices:,} devices, {2 * rounds} rounds, {when}"
-
-
 def table(rows: list[tuple[str, str, str]], workload: str, *, notes: bool = True) -> str:
     head = (
         f"Machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}, "
@@ -579,7 +468,9 @@ def table(rows: list[tuple[str, str, str]], workload: str, *, notes: bool = True
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--publish":
-        publish_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], float(sys.argv[6]))
+        host, port, prefix = sys.argv[3], int(sys.argv[4]), sys.argv[5]
+        rate, start_at, v5 = float(sys.argv[6]), float(sys.argv[7]), sys.argv[8:] == ["v5"]
+        publish_main(sys.argv[2], host, port, prefix, rate, v5=v5, start_at=start_at)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=60_000)
@@ -600,6 +491,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.events:
+        from ingest_events import events_cost  # noqa: PLC0415  # it imports this module
+
         rows, workload = events_cost(args.count, args.devices, args.rounds, args.profile)
         text = table(rows, workload, notes=False).replace(
             "ingest_bench.py --write",
