@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -48,6 +49,9 @@ from status.rules import ALARM_KINDS, STATES, Status, state_at
 from status.tracker import FULL_POLL_SECONDS, Tracker
 
 log = logging.getLogger(__name__)
+
+# An `up` event's time, read once per distinct text: events come in runs of one second.
+_event_time = functools.lru_cache(maxsize=4096)(parse_time_ns)
 
 # No `up` event for this long: take it that the ingester publishes none, and poll every time.
 EVENTS_QUIET_SECONDS = 60.0
@@ -94,7 +98,7 @@ class StatusCache:
         if type_name not in self.catalogue or not isinstance(raw := doc.get("time"), str):
             return
         try:
-            time_ns = parse_time_ns(raw)
+            time_ns = _event_time(raw)
         except TimeTextError:
             return
         battery = None
