@@ -13,8 +13,8 @@ changes another process recorded) and an incremental poll (the last 5 min of upl
 of InfluxDB's time for 10,000 devices) either every time or, while the events are followed,
 only every `TELEMETRY_STATUS_BACKSTOP_SECONDS` (60 s).
 
-The events are followed while (1) the subscription is up, (2) an incremental poll has run since
-it was made (events published before it are lost; the poll reads their points instead), and
+The events are followed while (1) the subscription is up, (2) a poll has run since it was
+made (events published before it are lost; the poll reads their points instead), and
 (3) an `up` event came in the last EVENTS_QUIET_SECONDS. (3) tells "the ingester publishes no
 events" (TELEMETRY_INGEST_EVENTS=false) from "they flow": a fleet where polling costs much sends
 `up` events every second (10,000 devices at 10 min are ~17/s), and one quiet for a minute is
