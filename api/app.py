@@ -135,12 +135,17 @@ def _lifespan(
                 app.state.reader,
                 app.state.metrics.set_fleet,
                 poll_seconds=settings.status_poll_seconds,
+                backstop_seconds=settings.status_backstop_seconds,
             )
-            # DESIGN 9: one subscription to the events for the process, whatever the clients.
+            # DESIGN 9: one subscription to the events for the process, whatever the clients;
+            # its `up` events are also the status cache's readings.
             hub = app.state.hub = Hub(
-                app.state.metrics.registry, uplink_prefix=settings.mqtt_topic_prefix
+                app.state.metrics.registry,
+                uplink_prefix=settings.mqtt_topic_prefix,
+                on_up=status_cache.observe,
             )
             bus = app.state.eventbus = EventBus(settings, hub)
+            status_cache.follow(lambda: bus.link.subscription)
             async with running(status_cache) as cache, publishing(app.state.publisher):
                 app.state.status = cache
                 tasks = [asyncio.create_task(bus.run()), asyncio.create_task(watch_loop(hub))]

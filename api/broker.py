@@ -47,6 +47,8 @@ class Link:
     """One reconnecting connection; `connected` is set while it is up.
 
     `lost` is resolved when the current connection is lost: it wakes whoever waits on it.
+    `subscription` numbers the subscriptions `keep_subscribed` made, 0 while there is none: a
+    new number means that messages published in between were missed.
     """
 
     def __init__(self, settings: Settings, name: str, *, cap: float, **options: Any) -> None:
@@ -58,6 +60,8 @@ class Link:
         self.where = f"{settings.mqtt.host}:{settings.mqtt.port}"
         self.connected = asyncio.Event()
         self.lost: asyncio.Future[None] | None = None
+        self.subscription = 0
+        self._subscriptions = 0
         self._client: aiomqtt.Client | None = None
 
     def _make_client(self) -> aiomqtt.Client:
@@ -102,6 +106,7 @@ class Link:
 
     def _disconnected(self) -> None:
         self.connected.clear()
+        self.subscription = 0
         self._client = None
         if self.lost is not None and not self.lost.done():
             self.lost.set_result(None)
@@ -111,6 +116,9 @@ class Link:
 
         async def session(client: aiomqtt.Client) -> None:
             await client.subscribe(topic, qos=1)
+            # after the SUBACK: every message published from now on reaches `handle`
+            self._subscriptions += 1
+            self.subscription = self._subscriptions
             log.info("%s: subscribed to %r as %r", self.name, topic, self.client_id)
             async for message in client.messages:
                 body = message.payload

@@ -11,6 +11,8 @@
   cursor that matches its filter, in one write (api/routes/stream.py).
 - A `rejected` event has the type its uplink's topic names (`<uplink prefix>/<type>/<device>`
   in the body's `topic`) and the body's `device`, so `type=` and `device=` filters keep it.
+- Every `up` event's type, device and parsed body also go to `on_up`: the status cache takes
+  them as readings (api/statuscache.py), so the one subscription serves both.
 - A `status` event whose topic and body equal one in the log is dropped: two ingesters noticing
   the same change publish the same event, and a client sees it once.
 - A client may be at most `api_stream_backlog` matching events behind (counted every
@@ -23,16 +25,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from api.eventparse import KINDS, parse_event
+
 log = logging.getLogger(__name__)
 
-KINDS = ("up", "status", "rejected", "downlink")
 # DESIGN 9: resume from the last 10,000 events at least; at ~500 bytes each, ~5 MB.
 RING_EVENTS = 10_000
 OVERFLOW_GRACE = 10.0  # s an overflowed stream may take to send its last words, then it is cut
@@ -118,10 +122,13 @@ class Hub:
         ring_size: int = RING_EVENTS,
         *,
         uplink_prefix: str = "uplink",
+        on_up: Callable[[str, str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.log: list[StreamEvent] = []  # log[i].id == first_id + i
         self.keep = ring_size  # the log keeps at least this many, more for a big backlog
         self.uplink_prefix = uplink_prefix
+        # Given (type, device, parsed body) of every `up` event: the status cache's readings.
+        self.on_up = on_up
         self._status_keys: dict[int, tuple[str, bytes]] = {}  # event id -> its topic and body
         self._status_seen: set[tuple[str, bytes]] = set()
         self.next_id = time.time_ns() // 1000
@@ -177,8 +184,13 @@ class Hub:
         if parsed is None:
             self.received["unknown"].inc()
             return None
-        kind, type_name, device, data = parsed
+        kind, type_name, device, data, doc = parsed
         self.received[kind].inc()
+        if kind == "up" and self.on_up is not None and type_name and device:
+            try:
+                self.on_up(type_name, device, doc)
+            except Exception:  # a bug there must not cost the stream its subscription
+                log.exception("the up event of %s could not be taken as a reading", device)
         key = (topic, payload)
         if kind == "status":
             if key in self._status_seen:
@@ -299,46 +311,3 @@ class Hub:
                 log.info("ending %d open streams", len(self.subscriptions))
         for sub in self.subscriptions:
             sub.close()
-
-
-def parse_event(
-    prefix: str, topic: str, payload: bytes, uplink_prefix: str = "uplink"
-) -> tuple[str, str | None, str | None, str] | None:
-    """(kind, type, device, one-line JSON) of an events topic and body; None if it is not one.
-
-    `<prefix>/<type>/<device>/<kind>` (up, status, downlink) or `<prefix>/rejected/<reason>`,
-    whose device is the body's `device` when it names one and whose type is the one its
-    uplink's topic names (the body's `topic`, `<uplink_prefix>/<type>/<device>`), if any.
-    """
-    head = prefix + "/"
-    if not topic.startswith(head):
-        return None
-    parts = topic[len(head) :].split("/")
-    try:
-        doc = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    text = payload.decode()
-    if "\n" in text or "\r" in text:  # one `data:` line, always
-        text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-    if len(parts) == 2 and parts[0] == "rejected":
-        device = doc.get("device")
-        device = device.upper() if isinstance(device, str) else None
-        return "rejected", _uplink_type(doc.get("topic"), uplink_prefix), device, text
-    if len(parts) == 3 and parts[2] in KINDS and parts[2] != "rejected":
-        return parts[2], parts[0], parts[1].upper(), text
-    return None
-
-
-def _uplink_type(topic: object, uplink_prefix: str) -> str | None:
-    """The `<type>` of `<uplink_prefix>/<type>/<device>`; None for any other topic.
-
-    Not checked against the catalogue: the stream's `type=` accepts known types only, so an
-    unknown one here matches no filter.
-    """
-    if not isinstance(topic, str) or not topic.startswith(uplink_prefix + "/"):
-        return None
-    parts = topic[len(uplink_prefix) + 1 :].split("/")
-    return parts[0] if len(parts) == 2 and parts[0] and parts[1] else None

@@ -88,13 +88,20 @@ def write(server: Influxd, lines: list[str]) -> None:
             r.raise_for_status()
 
 
-def start_api(influx_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | {
-        "TELEMETRY_INFLUX_URL": influx_url,
-        "TELEMETRY_INFLUX_DATABASE": DATABASE,
-        "TELEMETRY_API_KEYS": API_KEY,
-        "TELEMETRY_LOG_LEVEL": "WARNING",
-    }
+def start_api(
+    influx_url: str, port: int, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`telemetry api` on `port`, ready on return; `extra_env` adds settings (a broker)."""
+    env = (
+        os.environ
+        | {
+            "TELEMETRY_INFLUX_URL": influx_url,
+            "TELEMETRY_INFLUX_DATABASE": DATABASE,
+            "TELEMETRY_API_KEYS": API_KEY,
+            "TELEMETRY_LOG_LEVEL": "WARNING",
+        }
+        | (extra_env or {})
+    )
     cmd = [sys.executable, "-c", "from telemetry.cli import main; main()", "api"]
     proc = subprocess.Popen(  # our own argv, no shell
         [*cmd, "--host", "127.0.0.1", "--port", str(port)],

@@ -6,6 +6,10 @@ few minutes otherwise, so a poll of 10,000 devices reads what changed rather tha
 A full poll also reads the newest `event` point of each device and kind, the status recorded
 before (by this process before a restart, or by another process), and starts from it.
 
+`observe` takes one uplink as a poll would (the API's cache feeds it every `up` event it
+receives, api/statuscache.py): only a newer time counts, a battery value only if newer, and the
+device is marked for the rules, so a reading is the same whichever way it came.
+
 `updates()` then runs the rules for every device and returns those whose status changed; the
 caller commits each one (the watcher after the `event` points are stored, so a failed write is
 tried again on the next poll; the API at once, it records nothing).
@@ -40,6 +44,9 @@ class Update:
     previous: Status
     status: Status
     changes: list[Change]
+    # The reading it was computed from: one taken since (`observe` runs while `updates` awaits
+    # a query) leaves the device marked for the rules on commit.
+    reading: Reading | None = None
 
 
 class Tracker:
@@ -63,16 +70,8 @@ class Tracker:
         (uplinks,) = await self.reader.query(q.newest_uplinks(start))
         for s in uplinks:
             device, type_name = s.tags.get("device", ""), s.tags.get("type", "")
-            if not s.values or type_name not in self.catalogue:
-                continue
-            last_ns = int(s.values[0][0])
-            known = self.readings.get(device)
-            if known is None or last_ns > known.last_ns:
-                self.types[device] = type_name
-                self.readings[device] = Reading(
-                    last_ns, known.battery if known else None, known.battery_ns if known else 0
-                )
-                self._dirty.add(device)
+            if s.values and type_name in self.catalogue:
+                self._take_uplink(device, type_name, int(s.values[0][0]))
         for dtype in self.catalogue:
             field_name = dtype.status.battery_field
             if field_name is None:
@@ -80,15 +79,41 @@ class Tracker:
             (batteries,) = await self.reader.query(q.latest_values(dtype, field_name, start))
             for s in batteries:
                 device = s.tags.get("device", "")
-                reading = self.readings.get(device)
-                if reading is None or not s.values or self.types.get(device) != dtype.name:
-                    continue
-                t, value = int(s.values[0][0]), s.values[0][1]
-                if value is not None and t > reading.battery_ns:
-                    self.readings[device] = Reading(reading.last_ns, float(value), t)
-                    self._dirty.add(device)
+                if s.values and self.types.get(device) == dtype.name:
+                    t, value = int(s.values[0][0]), s.values[0][1]
+                    if value is not None:
+                        self._take_battery(device, t, float(value))
         if full:
             await self._load_records()
+
+    def observe(
+        self, device: str, type_name: str, time_ns: int, battery: float | None = None
+    ) -> None:
+        """One uplink known otherwise than by a poll (an `up` event), taken as a poll takes it.
+
+        `battery` is its value of the type's battery field, None when it has none."""
+        if type_name not in self.catalogue:
+            return
+        self._take_uplink(device, type_name, time_ns)
+        if battery is not None and self.types.get(device) == type_name:
+            self._take_battery(device, time_ns, battery)
+
+    def _take_uplink(self, device: str, type_name: str, last_ns: int) -> None:
+        """A device's newest uplink, when newer than the one known."""
+        known = self.readings.get(device)
+        if known is None or last_ns > known.last_ns:
+            self.types[device] = type_name
+            self.readings[device] = Reading(
+                last_ns, known.battery if known else None, known.battery_ns if known else 0
+            )
+            self._dirty.add(device)
+
+    def _take_battery(self, device: str, t: int, value: float) -> None:
+        """A known device's battery value at `t`, when newer than the one known."""
+        reading = self.readings.get(device)
+        if reading is not None and t > reading.battery_ns:
+            self.readings[device] = Reading(reading.last_ns, value, t)
+            self._dirty.add(device)
 
     async def _load_records(self) -> None:
         (series,) = await self.reader.query(q.recorded_events())
@@ -112,7 +137,7 @@ class Tracker:
         out: list[Update] = []
         due = [d for d, t in self._due.items() if t < now_ns and d not in self._dirty]
         for device in [*self._dirty, *due]:
-            reading = self.readings[device]
+            reading = source = self.readings[device]
             spec = self.catalogue[self.types[device]].status
             prev = self.status.get(device)
             if prev is None:
@@ -121,9 +146,9 @@ class Tracker:
                 reading = await self._with_return(device, reading, prev)
             status, changes = step(spec, prev, reading, now_ns)
             if status != self.status.get(device):
-                out.append(Update(device, self.types[device], prev, status, changes))
+                out.append(Update(device, self.types[device], prev, status, changes, source))
             else:  # nothing new: look again when it next crosses a rule
-                self._settle(device, self.types[device], status)
+                self._settle(device, self.types[device], status, source)
         return out
 
     async def _with_return(self, device: str, reading: Reading, prev: Status) -> Reading:
@@ -139,10 +164,11 @@ class Tracker:
     def commit(self, update: Update) -> None:
         """Take `update` as the device's status; its rules run again at its next crossing."""
         self.status[update.device] = update.status
-        self._settle(update.device, update.type, update.status)
+        self._settle(update.device, update.type, update.status, update.reading)
 
-    def _settle(self, device: str, type_name: str, status: Status) -> None:
-        self._dirty.discard(device)
+    def _settle(self, device: str, type_name: str, status: Status, reading: Reading | None) -> None:
+        if reading is None or self.readings.get(device) is reading:
+            self._dirty.discard(device)
         spec = self.catalogue[type_name].status
         if status.state == "online":
             self._due[device] = status.last_ns + ns(spec.late_after)

@@ -114,10 +114,15 @@ class Settings(BaseSettings):
     api_stream_heartbeat: float = Field(15.0, gt=0, le=300)
 
     # --- Device status (DESIGN section 10) ---
-    # How often ingest's status watcher and the API's status cache poll InfluxDB. A device is
+    # How often ingest's status watcher and the API's status cache run the status rules and poll
+    # InfluxDB (the API's less often while it follows the `up` events: below). A device is
     # late within 15 s of crossing two intervals, so at most 10 s; each poll costs InfluxDB
     # about a third of a second per 10,000 devices (BENCHMARKS.md), so not much faster either.
     status_poll_seconds: float = Field(5.0, ge=0.2, le=10.0)
+    # While the API follows the `up` events (api/statuscache.py), its incremental poll runs only
+    # this often, to catch events lost on the way (the broker dropping, an ingester's dropped
+    # count): such an uplink is seen this late at most. Within the poll's 5 min window.
+    status_backstop_seconds: float = Field(60.0, ge=1.0, le=300.0)
 
     # --- Catalogue (DESIGN section 2) ---
     catalogue_dir: Path | None = None

@@ -11,7 +11,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.deps import AuthDep, CatalogueDep, SettingsDep
-from api.hub import KINDS, Filter, Hub, Subscription
+from api.eventparse import KINDS
+from api.hub import Filter, Hub, Subscription
 from api.params import parse_device
 from api.problems import COMMON_ERRORS, ApiError, bad_parameter
 

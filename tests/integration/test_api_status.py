@@ -7,8 +7,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
+from catalogue import load_catalogue
+from catalogue.times import NS
+from influx.client import InfluxClient
+from status.rules import Reading
+from status.tracker import Tracker
 from telemetry.servers import Influxd
 from tests.support.apiclient import api_client
 from tests.support.influx import write_lines
@@ -100,3 +106,39 @@ async def test_snapshot_is_the_shared_view(influxd: Influxd, database: str) -> N
     assert snapshot == {
         "B7": {"state": "offline", "since": since, "alarms": [{"kind": "offline", "since": since}]}
     }
+
+
+async def test_readings_from_up_events_equal_those_of_a_poll(
+    influxd: Influxd, database: str
+) -> None:
+    """What an uplink's `up` event gives the tracker is what a poll of its stored point gives."""
+    now = int(time.time())
+    stored = [  # (device, time, battery or None: an uplink without the battery value)
+        ("C1", now - 100, 50),
+        ("C1", now - 50, 12),
+        ("C2", now - 20, 40),
+        ("C2", now - 10, None),
+        ("C3", now - 3 * 3600, 80),
+    ]
+    lines = []
+    for device, t, battery in stored:
+        lines.append(f"uplink,device={device},type=wristband seq=1i,stations=1i {t}")
+        fields = "heart_rate=70i" + ("" if battery is None else f",battery={battery}i")
+        lines.append(f"wristband,device={device} {fields} {t}")
+    write_lines(influxd, database, lines)
+    catalogue = load_catalogue()
+    async with httpx.AsyncClient(base_url=influxd.url, timeout=30) as http:
+        reader = InfluxClient(http, database)
+        polled, observed = Tracker(catalogue, reader), Tracker(catalogue, reader)
+        await polled.poll(time.time_ns(), full=True)
+        # events in any order: a spool replayed sends old uplinks after new ones
+        for device, t, battery in [*stored[3:], *stored[:3]]:
+            observed.observe(
+                device, "wristband", t * NS, None if battery is None else float(battery)
+            )
+        assert observed.readings == polled.readings
+        assert observed.readings["C2"] == Reading((now - 10) * NS, 40.0, (now - 20) * NS)
+        now_ns = time.time_ns()
+        mine, theirs = await observed.updates(now_ns), await polled.updates(now_ns)
+        assert sorted(mine, key=repr) == sorted(theirs, key=repr)
+        assert len(mine) == 3

@@ -1,5 +1,6 @@
 """Device status against real servers: `telemetry ingest` notices silence and records each change
 once in `event`, at the moment the rule was crossed; restarts and a second ingester add nothing.
+The API's status cache sees a device return from its `up` event, and polls as before without them.
 
 The `beacon` test type (tests/support/status_types) has a 2 s interval and goes offline after 6 s.
 """
@@ -11,8 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.support.apiprocess import AUTH, ApiProcess
 from tests.support.influx import select
 from tests.support.ingest import Ingester, ingest_metric
 from tests.support.pipeline import Pipeline
@@ -153,3 +156,50 @@ def test_a_restart_raises_no_false_change_and_records_what_happened_meanwhile(
         ("state", "offline", "late", t1 + OFFLINE_S),
         ("offline", "raised", "cleared", t1 + OFFLINE_S),
     ]
+
+
+# api/statuscache.py's debug lines: whether it follows the up events, and each poll it makes.
+FOLLOWING = "following the up events True"
+INCREMENTAL = "incremental poll of InfluxDB done"
+
+
+def _api_state(api: ApiProcess, device: str) -> str | None:
+    got = httpx.get(f"{api.url}/v1/devices/{device}", headers=AUTH, timeout=5)
+    return str(got.json()["status"]["state"]) if got.status_code == 200 else None
+
+
+def test_the_api_sees_a_return_from_its_up_event_with_the_poll_slowed_to_the_backstop(
+    stack: Stack,
+) -> None:
+    stack.ingester()
+    api = stack.make_api(
+        catalogue_dir=TYPES,
+        status_poll_seconds=1,
+        status_backstop_seconds=300,  # longer than the test: no incremental poll can help
+        log_level="DEBUG",
+    ).start(stream=True)
+    t0 = int(time.time())
+    stack.uplink("B0006", t0, 1)
+    wait_for(lambda: _api_state(api, "B0006") == "offline", what="the API to show it offline")
+    assert FOLLOWING in api.log()
+    polls = api.log().count(INCREMENTAL)
+    stack.uplink("B0006", int(time.time()), 2)
+    wait_for(lambda: _api_state(api, "B0006") == "online", what="the API to show it online")
+    assert api.log().count(INCREMENTAL) == polls  # seen from its event: no poll came between
+    alarms = httpx.get(f"{api.url}/v1/alarms", headers=AUTH, timeout=5).json()["alarms"]
+    assert [a for a in alarms if a["device"] == "B0006"] == []
+
+
+def test_with_no_up_events_the_api_polls_as_before_and_sees_a_return(stack: Stack) -> None:
+    stack.ingester(ingest_events=False)
+    api = stack.make_api(catalogue_dir=TYPES, status_poll_seconds=1, log_level="DEBUG").start(
+        stream=True
+    )
+    t0 = int(time.time())
+    stack.uplink("B0007", t0, 1)
+    wait_for(lambda: _api_state(api, "B0007") == "offline", what="the API to show it offline")
+    polls = api.log().count(INCREMENTAL)
+    stack.uplink("B0007", int(time.time()), 2)
+    wait_for(lambda: _api_state(api, "B0007") == "online", what="the API to show it online")
+    assert api.log().count(INCREMENTAL) > polls
+    assert FOLLOWING not in api.log()

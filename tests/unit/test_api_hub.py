@@ -1,4 +1,5 @@
-"""api/hub.py: events parsed from their topic and body, matched, logged and taken at a cursor."""
+"""api/hub.py and api/eventparse.py: events parsed from their topic and body, matched, logged and
+taken at a cursor."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 
 from prometheus_client import CollectorRegistry
 
-from api.hub import Filter, Hub, StreamEvent, parse_event
+from api.eventparse import parse_event
+from api.hub import Filter, Hub, StreamEvent
 
 UP = b'{"device":"1A2B3C","type":"wristband","seq":%d}'
 
