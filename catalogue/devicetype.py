@@ -116,8 +116,12 @@ class DeviceType:
     status: StatusSpec = field(default_factory=StatusSpec)
     # Per field, in slot order, what `decode` needs: computed once, read for every uplink.
     _plan: tuple[_Step, ...] = field(init=False, repr=False, compare=False)
+    # Whether a field holds text (`char`): its values then need JSON's own escaping, where
+    # numbers and bools are written alike by line protocol and JSON (`ingest.eventbodies`).
+    has_text: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "has_text", any(s.kind == "char" for s in self.layout.slots))
         plan = []
         for slot in self.layout.slots:
             spec = self.fields[slot.name]

@@ -9,8 +9,9 @@ Topics and bodies (times RFC 3339 UTC, as the API writes them):
 - `<prefix>/<type>/<device>/status`: made by the status watcher (`ingest.watcher`).
 
 An `up` event is made for every stored uplink, so it is made as its PUBLISH's two halves
-(`up_parts`, see `ingest.eventpackets`) from one template per type; `up_document` is the
-same event spelled out slowly, and the tests hold the two to the same bytes.
+(`up_parts`, see `ingest.eventpackets`), its values rewritten from the stored point's
+line-protocol fields; `up_document` is the same event spelled out slowly, and the tests hold
+the two to the same bytes.
 """
 
 from __future__ import annotations
@@ -65,10 +66,7 @@ def up_parts(  # noqa: PLR0917  # the fields of one stored message
     may hold "," or "=") is encoded from `up_document` instead. Device and station are hex or
     "-" (checked at input): no escaping."""
     field = _up_topic(prefix, dtype.name, device)
-    plain = _plain.get(dtype.name)
-    if plain is None:
-        plain = _plain[dtype.name] = all(f.slot.kind != "char" for f in dtype.fields.values())
-    if not plain:  # text values: JSON's own spelling
+    if dtype.has_text:  # text values: JSON's own spelling
         doc = up_document(dtype, device, time_s, seq, stations, best, values)
         tail = ("\x00" + _dumps(doc)).encode()
         return publish_header(len(field) + 2 + len(tail)) + field, tail
@@ -101,8 +99,8 @@ def up_document(  # noqa: PLR0917  # the fields of one stored message
 ) -> dict[str, object]:
     """The `up` event's body as a document: DESIGN section 9 spelled out, the slow way.
 
-    The templates of `up_parts` must give exactly its JSON (the unit tests hold the two
-    together); types the templates do not cover are encoded from it."""
+    `up_parts` must give exactly its JSON (the unit tests hold the two together); it encodes
+    the types with text fields from it."""
     return {
         "device": device,
         "type": dtype.name,
@@ -137,10 +135,6 @@ _FLOAT_TEXT: dict[object, str] = {}  # float keys only (see `_number`)
 @functools.lru_cache(maxsize=65_536)
 def _up_topic(prefix: str, type_name: str, device: str) -> bytes:
     return topic_field(f"{prefix}/{type_name}/{device}/up".encode())
-
-
-# Type name -> whether its values are all numbers and bools (no text): `up_parts`.
-_plain: dict[str, bool] = {}
 
 
 def rejected_event(  # noqa: PLR0917  # the fields of one reject
