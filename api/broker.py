@@ -32,6 +32,7 @@ from typing import Any
 import aiomqtt
 
 from telemetry.backoff import backoff
+from telemetry.mqttclient import mqtt_client
 from telemetry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,19 +66,7 @@ class Link:
         self._client: aiomqtt.Client | None = None
 
     def _make_client(self) -> aiomqtt.Client:
-        ep = self.settings.mqtt
-        return aiomqtt.Client(
-            ep.host,
-            ep.port,
-            username=ep.username,
-            password=ep.password,
-            identifier=self.client_id,
-            protocol=aiomqtt.ProtocolVersion.V311,
-            clean_session=True,
-            keepalive=self.settings.mqtt_keepalive,
-            tls_params=aiomqtt.TLSParameters() if ep.tls else None,
-            **self.options,
-        )
+        return mqtt_client(self.settings, self.client_id, clean_session=True, **self.options)
 
     async def _run(self, session: Callable[[aiomqtt.Client], Awaitable[None]]) -> None:
         """Run `session` on a connection, connecting again whenever it ends; until cancelled."""

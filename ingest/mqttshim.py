@@ -46,6 +46,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from ingest.frames import PUBLISH, Framer, parse_publish
 from ingest.received import Incoming
+from telemetry.mqttclient import mqtt_client
 from telemetry.settings import Settings
 
 # Socket reads per loop turn at most, so that acks and writes still get their turns: up to
@@ -58,17 +59,10 @@ def make_client(
     settings: Settings, received: list[Incoming], generation: int, wake: Callable[[], None]
 ) -> aiomqtt.Client:
     """An aiomqtt client with manual acks whose PUBLISH packets land in `received`."""
-    ep = settings.mqtt
-    client = aiomqtt.Client(
-        ep.host,
-        ep.port,
-        username=ep.username,
-        password=ep.password,
-        identifier=settings.mqtt_client_id,
-        protocol=aiomqtt.ProtocolVersion.V311,
+    client = mqtt_client(
+        settings,
+        settings.mqtt_client_id,
         clean_session=False,
-        keepalive=settings.mqtt_keepalive,
-        tls_params=aiomqtt.TLSParameters() if ep.tls else None,
         # never fed (_BlockReader takes every PUBLISH before on_message); unlimited so
         # it could not discard one if it were (RELIABILITY.md, fact 1)
         max_queued_incoming_messages=None,
