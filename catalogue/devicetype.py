@@ -119,9 +119,14 @@ class DeviceType:
     # Whether a field holds text (`char`): its values then need JSON's own escaping, where
     # numbers and bools are written alike by line protocol and JSON (`ingest.eventbodies`).
     has_text: bool = field(init=False, repr=False, compare=False)
+    # The fields stored as InfluxDB floats, in field order: their values read back are floats
+    # (JSON may have written 21.0 as 21), as the API returns them.
+    float_fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "has_text", any(s.kind == "char" for s in self.layout.slots))
+        floats = tuple(n for n, spec in self.fields.items() if spec.storage == "float")
+        object.__setattr__(self, "float_fields", floats)
         plan = []
         for slot in self.layout.slots:
             spec = self.fields[slot.name]

@@ -93,8 +93,7 @@ async def device(
     latest: Point | None = None
     row = _first_row(latest_rows or [])
     if row:
-        fields = catalogue[type_name].fields if type_name in catalogue else {}
-        floats = tuple(n for n, spec in fields.items() if spec.storage == "float")
+        floats = catalogue[type_name].float_fields if type_name in catalogue else ()
         latest = Point(**point_row(row, floats))
     cache: StatusCache = request.app.state.status
     return DeviceDetail(

@@ -160,7 +160,7 @@ def _history_body(
     A count per bucket (`counted`) is an integer whatever the field; other values of a float
     field are floats.
     """
-    floats = () if counted else tuple(n for n in names if dtype.fields[n].storage == "float")
+    floats = () if counted else dtype.float_fields  # those not asked for are not in a row
     return {
         "device": device,
         "type": dtype.name,

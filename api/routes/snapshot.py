@@ -127,7 +127,7 @@ def _per_type(
     curves: Curves = {}
     for t in types:
         (rows,) = next(answers)
-        floats = tuple(n for n, spec in t.fields.items() if spec.storage == "float")
+        floats = t.float_fields
         for s in rows:
             if s.values:
                 latest[_device(s)] = point_row(s.rows()[0], floats)
