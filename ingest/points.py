@@ -32,14 +32,21 @@ DETAIL_KEEP_CHARS = 512  # enough for any pydantic or InfluxDB message we produc
 PointKey = tuple[str, str, int]
 
 
+def values_fields(values: dict[str, Value]) -> str:
+    """Decoded values as line-protocol fields ("" for none): made once per uplink, for its
+    point (`accepted_points`) and its `up` event (`ingest.eventbodies.up_parts`).
+
+    Raises `LineProtocolError` as `encode_fields` does (a char field with a control character).
+    """
+    return encode_fields(values) if values else ""
+
+
 def accepted_points(
-    acc: Accepted, state: Transmission, values_text: str | None = None
+    acc: Accepted, state: Transmission, values_text: str
 ) -> list[tuple[PointKey, str]]:
     """The decoded `<type>` point and the raw `uplink` point of one (merged) transmission.
 
-    `values_text`: the decoded values as fields, `encode_fields(acc.decoded.values)` ("" for
-    none), when the caller has made it already (the processor makes it once for the point and
-    the `up` event, `ingest.eventbodies.up_parts`).
+    `values_text`: the decoded values as fields, `values_fields(acc.decoded.values)`.
 
     Fields in this order: decoded point `<values>`, seq, stations, [rssi], [snr]; uplink point
     data, seq, stations, [rssi], [snr], station_ids, out_of_range, [station], [device_type_id].
@@ -52,7 +59,6 @@ def accepted_points(
     up = acc.uplink
     ts = up.time * NS
     best = state.best
-    values: dict[str, Value] = acc.decoded.values
     name, device = acc.dtype.name, acc.device
     # `stations` counts named stations; 1 when none is named (`Transmission.count`, inlined)
     link = f"seq={up.seqNumber}i,stations={len(state.stations) or 1}i"
@@ -63,8 +69,6 @@ def accepted_points(
     # Series texts are cached; tags are given in sorted order (device < type).
     decoded_series = series(name, ((TAG_DEVICE, device),))
     # The loader reserves the link fields' names, so no decoded value can clash with them.
-    if values_text is None:
-        values_text = encode_fields(values) if values else ""
     decoded_text = f"{values_text},{link}" if values_text else link
     raw = (
         f'{series(UPLINK, ((TAG_DEVICE, device), (TAG_TYPE, name)))} data="{up.data}",{link},'

@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from catalogue import Catalogue
-from influx.lineprotocol import LineProtocolError, encode_fields
+from influx.lineprotocol import LineProtocolError
 from ingest.eventbodies import rejected_event, up_parts
 from ingest.eventpackets import publish_parts
 from ingest.gaps import GapCounter
 from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger
 from ingest.metrics import Metrics
-from ingest.points import PointKey, RejectStamper, accepted_points
+from ingest.points import PointKey, RejectStamper, accepted_points, values_fields
 from ingest.ratelimit import RateLimiter
 from ingest.received import AckToken, Incoming
 from ingest.validate import Accepted, Rejection, validate
@@ -206,7 +206,7 @@ class Processor:
             self.metrics.merged.inc(merged)
         values = acc.decoded.values
         try:
-            values_text = encode_fields(values) if values else ""
+            values_text = values_fields(values)
             lines.extend(accepted_points(acc, state, values_text))
         except LineProtocolError as exc:  # e.g. a char field decoding to a control character
             return Rejection("decode", str(exc), acc.device)

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from catalogue import DeviceType, load_catalogue
 from catalogue.codec import Value
 from catalogue.loader import load_type_file
-from influx.lineprotocol import encode_fields
 from ingest.eventbodies import rejected_event, rfc3339_ns, up_document, up_parts
 from ingest.eventlink import EventLink
 from ingest.eventpackets import (
@@ -29,6 +28,7 @@ from ingest.eventpackets import (
 from ingest.events import EventPublisher
 from ingest.merge import Copy
 from ingest.metrics import Metrics
+from ingest.points import values_fields
 from telemetry.settings import Settings
 
 CATALOGUE = load_catalogue(None)
@@ -55,7 +55,7 @@ def up_event(*args: Any) -> tuple[str, bytes]:
     """Topic and body of what `up_parts(*args, <values' fields>)` publishes, read back from its
     packet; the values' fields made as the processor makes them for the stored point."""
     values = args[-1]
-    head, tail = up_parts(*(*args, encode_fields(values) if values else ""))
+    head, tail = up_parts(*(*args, values_fields(values)))
     topic, body = _split(head + b"\x00\x01" + tail)
     return topic.decode(), body
 
@@ -255,7 +255,7 @@ def test_fast_up_event_is_json_dumps_of_up_document(  # noqa: PLR0917  # hypothe
     # Text as UTF-8, not \u escapes: both are JSON, and the product writes the shorter.
     assert body == json.dumps(slow, separators=(",", ":"), ensure_ascii=False).encode()
     assert topic == f"ev/{name}/{device}/up"
-    text = encode_fields(values) if values else ""
+    text = values_fields(values)
     head, tail = up_parts("ev", dtype, device, time_s, seq, stations, best, values, text)
     assert head + MIDS[7] + tail == publish_packet(topic.encode(), body, 7)
 

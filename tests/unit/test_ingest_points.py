@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from catalogue import CodecError, load_catalogue
 from influx.lineprotocol import FieldValue, LineProtocolError, encode_point, printable
 from ingest.merge import UNKNOWN_STATION, Copy, Merger
-from ingest.points import accepted_points
+from ingest.points import accepted_points, values_fields
 from ingest.validate import Accepted, validate
 
 CAT = load_catalogue(None)
@@ -103,9 +103,9 @@ def test_points_match_the_plain_encoding(  # noqa: PLR0917  # hypothesis's draws
         expected = reference(acc, heard)
     except LineProtocolError as exc:
         with pytest.raises(LineProtocolError, match=str(exc.args[0]).split(" ")[0]):
-            accepted_points(acc, state)
+            accepted_points(acc, state, values_fields(acc.decoded.values))
         return
-    got = accepted_points(acc, state)
+    got = accepted_points(acc, state, values_fields(acc.decoded.values))
     assert [line for _, line in got] == expected
     ts = acc.uplink.time * 1_000_000_000
     assert [key for key, _ in got] == [(type_name, "1A2B", ts), ("uplink", "1A2B", ts)]
