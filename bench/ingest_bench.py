@@ -225,6 +225,14 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def metric(text: str, name: str) -> float:
+    """The value of sample `name` (with its labels, if any) in a `/metrics` text; NaN if absent."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
 def peak_rss_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
     m = re.search(r"VmHWM:\s+(\d+) kB", text)

@@ -21,8 +21,8 @@ under `## Ingest events` in BENCHMARKS.md, with `bench/ingest_events_notes.md` a
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import signal
 import tempfile
 import time
@@ -36,6 +36,7 @@ from ingest_bench import (
     cpu_split,
     make_uplinks,
     median,
+    metric,
     publish,
     start_ingest,
     wait_stored,
@@ -54,8 +55,8 @@ Uplinks = list[tuple[str, bytes, str]]
 def events_counted(port: int, what: str = "published") -> int:
     """The ingester's `telemetry_ingest_events_<what>_total`."""
     text = _POLL.get(f"http://127.0.0.1:{port}/metrics").text
-    m = re.search(rf"^telemetry_ingest_events_{what}_total (\S+)$", text, flags=re.M)
-    return int(float(m.group(1))) if m else -1
+    value = metric(text, f"telemetry_ingest_events_{what}_total")
+    return -1 if math.isnan(value) else int(value)
 
 
 def up_events(uplinks: Uplinks) -> Uplinks:

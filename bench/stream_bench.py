@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from benchmarks_md import write_section  # noqa: E402
-from ingest_bench import make_uplinks, publish  # noqa: E402
+from ingest_bench import cpu_seconds, make_uplinks, metric, publish  # noqa: E402
 
 from telemetry.servers import Influxd, Mosquitto, free_port  # noqa: E402
 
@@ -115,18 +115,6 @@ class Client:
 def scrape(base: str) -> str:
     """The API's `/metrics` text, read once for every figure taken from it at one moment."""
     return httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
-
-
-def metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stuck_client(port: int) -> socket.socket:
