@@ -3,7 +3,8 @@ restart or an eviction, or a copy handled by another ingester of a share group).
 
 The statements come from influx/query.py and go through influx/client.py; what stays here is
 ingest's policy on the answers: a 401/403 means a write-only account (`_write_only_account`:
-merge with the cache only, never ask again), any other failure pauses lookups for a while.
+merge with the cache only, never ask again); any other failure, a statement InfluxDB answered
+with an error included, pauses lookups for a while. Only a missing database is "nothing stored".
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TypeGuard
 
 from influx import query as q
 from influx.client import InfluxClient
-from influx.errors import InfluxUnavailable, ReaderError
+from influx.errors import InfluxQueryError, InfluxUnavailable, ReaderError
 from ingest.merge import UNKNOWN_STATION, Copy, Key
 
 log = logging.getLogger(__name__)
@@ -66,28 +67,14 @@ class StoredLookup:
                 q.stored_copies(ranges), epoch="s", request_timeout=LOOKUP_TIMEOUT
             )
         except ReaderError as exc:
-            if _write_only_account(exc):
-                # A write-only user (least privilege): reading will never work, so merge with
-                # the cache only; a copy arriving after a restart may then lower `stations`.
-                if not self.forbidden:
-                    log.warning(
-                        "no right to read %r (%d): late copies are merged with the cache only; "
-                        "grant READ to the ingester's user to merge them with what is stored",
-                        self.influx.database,
-                        exc.status,
-                    )
-                self.forbidden = True
-                return {}
-            self.failures += 1
-            self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
-            log.warning(
-                "cannot read stored copies (%s); copies that may be stored wait for %.0f s",
-                exc,
-                PAUSE_AFTER_FAILURE,
-            )
-            return None
+            return self._failed(exc)
+        # A statement InfluxDB answered with an error (it says "query engine shutdown" to a
+        # query that reaches it as it stops) was not read: its device's copies may well be
+        # stored. Only a missing database surely holds nothing yet (the sink creates it).
+        refused = next((r.error for r in results if r.error and not _no_database(r.error)), None)
+        if refused is not None:
+            return self._failed(InfluxQueryError(f"InfluxDB refused the lookup: {refused!r}"))
         found: dict[Key, tuple[str, Copy]] = {}
-        # A statement InfluxDB refused has no series: nothing found for its device.
         for keys, result in zip(by_device.values(), results, strict=False):
             wanted = {k[2]: k for k in keys}
             for series in result.series:
@@ -101,6 +88,35 @@ class StoredLookup:
                     best = Copy(station, row.get("rssi"), row.get("snr"))
                     found[key] = (row.get("station_ids") or "", best)
         return found
+
+    def _failed(self, exc: ReaderError) -> dict[Key, tuple[str, Copy]] | None:
+        """A lookup that did not read: a write-only account never asks again (merge with the
+        cache only), any other failure pauses lookups (None: the caller holds what must wait)."""
+        if _write_only_account(exc):
+            # A write-only user (least privilege): reading will never work, so merge with the
+            # cache only; a copy arriving after a restart may then lower `stations`.
+            if not self.forbidden:
+                log.warning(
+                    "no right to read %r (%d): late copies are merged with the cache only; "
+                    "grant READ to the ingester's user to merge them with what is stored",
+                    self.influx.database,
+                    exc.status,
+                )
+            self.forbidden = True
+            return {}
+        self.failures += 1
+        self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
+        log.warning(
+            "cannot read stored copies (%s); copies that may be stored wait for %.0f s",
+            exc,
+            PAUSE_AFTER_FAILURE,
+        )
+        return None
+
+
+def _no_database(error: str) -> bool:
+    """A statement's error that says the database does not exist: nothing is stored in it."""
+    return error.startswith("database not found")
 
 
 def _write_only_account(exc: ReaderError) -> TypeGuard[InfluxUnavailable]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -63,3 +65,42 @@ async def test_failed_lookup_pauses_lookups() -> None:
         assert await lookup([("A1", 1, 1)]) is None  # unknown, not "nothing stored"
         assert await lookup([("A1", 1, 1)]) is None
     assert lookup.failures == 1  # the second call did not even try
+
+
+class _RefusingInfluxd(Influxd):
+    """An InfluxDB that answers a statement reading more than one series with an error."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = self.conf_path.read_text()
+        self.conf_path.write_text(
+            text.replace("[coordinator]", "[coordinator]\n  max-select-series = 1")
+        )
+
+
+@pytest.mark.asyncio
+async def test_a_statement_answered_with_an_error_is_no_answer(tmp_path: Path) -> None:
+    """Before, an error in a statement's result counted as "nothing stored" for its device: a
+    late copy was merged with the cache alone and lowered the stored `stations`. InfluxDB says
+    "query engine shutdown" that way to a lookup that reaches it as it stops."""
+    server = _RefusingInfluxd(tmp_path / "influxd")
+    server.start()
+    try:
+        server.create_database("db")
+        write_lines(
+            server,
+            "db",
+            [  # two series for one device: its statement is refused
+                'uplink,device=A1,type=wristband seq=5i,stations=2i,station_ids="0A,0B" 1000',
+                'uplink,device=A1,type=scale seq=6i,stations=1i,station_ids="0C" 1001',
+            ],
+        )
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            lookup = StoredLookup(InfluxClient(client, "db"))
+            assert await lookup([("A1", 5, 1000)]) is None  # unknown, not "nothing stored"
+            assert lookup.failures == 1
+            missing = StoredLookup(InfluxClient(client, "no_such_database_here"))
+            assert await missing([("A1", 5, 1000)]) == {}  # no database: surely nothing stored
+            assert missing.failures == 0
+    finally:
+        server.stop()
