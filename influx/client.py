@@ -38,6 +38,24 @@ class Series:
         return [dict(zip(self.columns, row, strict=True)) for row in self.values]
 
 
+# Statement errors of InfluxDB 1.x that say it cannot answer now, not that the statement is
+# wrong: the database is missing, or the query engine is stopping, was interrupted or is over
+# its limits. It sends them in a 200 answer, as the result of the statement.
+UNAVAILABLE_STATEMENT_ERRORS = (
+    "database not found",
+    "query engine shutdown",
+    "query interrupted",
+    "query aborted",
+    "query-timeout limit exceeded",
+    "max-concurrent-queries limit exceeded",
+)
+
+
+def unavailable_statement(error: str) -> bool:
+    """Whether a statement's error means "InfluxDB cannot answer now" (retry later)."""
+    return error.startswith(UNAVAILABLE_STATEMENT_ERRORS)
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """The answer to one statement: its series, or the error InfluxDB gave for it."""
@@ -62,7 +80,7 @@ class InfluxClient:
         out: list[list[Series]] = []
         for result in await self.results(query, epoch=epoch):
             if result.error is not None:
-                if "database not found" in result.error:
+                if unavailable_statement(result.error):
                     raise InfluxUnavailable(f"InfluxDB: {result.error}")
                 log.warning("query refused: %r for %r", result.error, query.text)
                 raise InfluxQueryError(f"InfluxDB refused the query: {result.error!r}")

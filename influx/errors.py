@@ -4,8 +4,9 @@ Errors::
 
     InfluxError                 talking to InfluxDB failed
     ├── ReaderError             a `/query` failed
-    │   ├── InfluxUnavailable   network failure, timeout, 5xx, auth refused, database missing:
-    │   │                       the caller should retry later (API: 503 + Retry-After);
+    │   ├── InfluxUnavailable   network failure, timeout, 5xx, auth refused, database missing,
+    │   │                       a statement error saying the engine stops or is over its
+    │   │                       limits: the caller should retry later (API: 503 + Retry-After);
     │   │                       `status` is the HTTP status when there was an answer
     │   └── InfluxQueryError    InfluxDB refused the statement (a bug on our side: API 502)
     └── WriteError              a `/write` that may succeed later (network, 5xx, 429, auth,

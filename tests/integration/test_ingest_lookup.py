@@ -11,7 +11,7 @@ from influx.client import InfluxClient
 from ingest.lookup import StoredLookup, newest_stored_time
 from ingest.merge import UNKNOWN_STATION, Copy, Merger
 from telemetry.servers import Influxd, free_port
-from tests.support.influx import write_lines
+from tests.support.influx import TunedInfluxd, write_lines
 
 pytestmark = pytest.mark.integration
 
@@ -67,23 +67,12 @@ async def test_failed_lookup_pauses_lookups() -> None:
     assert lookup.failures == 1  # the second call did not even try
 
 
-class _RefusingInfluxd(Influxd):
-    """An InfluxDB that answers a statement reading more than one series with an error."""
-
-    def write_config(self) -> None:
-        super().write_config()
-        text = self.conf_path.read_text()
-        self.conf_path.write_text(
-            text.replace("[coordinator]", "[coordinator]\n  max-select-series = 1")
-        )
-
-
 @pytest.mark.asyncio
 async def test_a_statement_answered_with_an_error_is_no_answer(tmp_path: Path) -> None:
     """Before, an error in a statement's result counted as "nothing stored" for its device: a
     late copy was merged with the cache alone and lowered the stored `stations`. InfluxDB says
     "query engine shutdown" that way to a lookup that reaches it as it stops."""
-    server = _RefusingInfluxd(tmp_path / "influxd")
+    server = TunedInfluxd(tmp_path / "influxd", coordinator={"max-select-series": "1"})
     server.start()
     try:
         server.create_database("db")

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from telemetry.servers import Influxd
+
+
+class TunedInfluxd(Influxd):
+    """InfluxDB with settings of its own in `[coordinator]`, TOML values: `{"query-timeout":
+    '"1ns"'}` has every SELECT answered with the statement error `query-timeout limit exceeded`."""
+
+    def __init__(self, data_dir: Path, *, coordinator: dict[str, str]) -> None:
+        super().__init__(data_dir)
+        self.coordinator = coordinator
+
+    def write_config(self) -> None:
+        super().write_config()
+        # A key may appear once in a TOML table: ours replace those of the default config.
+        keys = tuple(f"  {k} =" for k in self.coordinator)
+        lines = [ln for ln in self.conf_path.read_text().splitlines() if not ln.startswith(keys)]
+        at = lines.index("[coordinator]") + 1
+        lines[at:at] = [f"  {k} = {v}" for k, v in self.coordinator.items()]
+        self.conf_path.write_text("\n".join(lines) + "\n")
 
 
 def select(server: Influxd, database: str, q: str) -> list[dict[str, Any]]:

@@ -99,6 +99,32 @@ async def test_results_keep_each_statements_error_and_query_raises_it() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "error",
+    [
+        "database not found: db",
+        "query engine shutdown",  # what InfluxDB 1.6.7 answered in CI, as it stopped
+        "query interrupted",
+        "query-timeout limit exceeded",
+        "max-concurrent-queries limit exceeded(5, 4)",
+    ],
+)
+async def test_a_statement_error_saying_influxdb_cannot_answer_now_is_unavailable(
+    error: str,
+) -> None:
+    answer = {"results": [{"statement_id": 0, "error": error}]}
+    async with _client(lambda r: httpx.Response(200, json=answer)) as http:
+        with pytest.raises(InfluxUnavailable):  # the API: 503 + Retry-After, not 502
+            await InfluxClient(http, "db").query(q.newest_uplink_time())
+        lookup = StoredLookup(InfluxClient(http, "db"))
+        found = await lookup([("A1", 1, 1)])
+    if error.startswith("database not found"):
+        assert (found, lookup.failures) == ({}, 0)  # no database: nothing stored in it
+    else:
+        assert (found, lookup.failures) == (None, 1)  # unknown, not "nothing stored"
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("status", [401, 403, 503])
 async def test_an_answer_that_is_not_about_the_statement_is_unavailable(status: int) -> None:
     async with _client(lambda r: httpx.Response(status, text="no")) as http:
