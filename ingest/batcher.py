@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from ingest.points import PointKey
-from ingest.processor import Processed
+from ingest.processor import EventKey, Processed
 from ingest.received import AckToken
 
 
@@ -23,6 +23,7 @@ class Batch:
     started: float = 0.0
     accepted: int = 0
     events: list[bytes] = field(default_factory=list)  # as `Processed.events`
+    event_keys: list[EventKey] = field(default_factory=list)  # as `Processed.event_keys`
 
     def add(self, processed: Processed) -> None:
         for key, line in processed.lines:
@@ -31,6 +32,7 @@ class Batch:
         self.acks.extend(processed.acks)
         self.accepted += processed.accepted
         self.events += processed.events
+        self.event_keys += processed.event_keys
 
     def __bool__(self) -> bool:
         return bool(self.points or self.acks)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from catalogue import Catalogue
+from catalogue.times import NS
 from influx.lineprotocol import LineProtocolError
 from ingest.eventbodies import rejected_event, up_parts
 from ingest.eventpackets import publish_parts
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # What is stored for some transmissions; None when InfluxDB could not be read.
 Lookup = Callable[[Iterable[Key]], Awaitable[dict[Key, tuple[str, Copy]] | None]]
+EventKey = tuple[str, int] | None
 DEFERRED_RETRY = 1.0  # s between retries of held messages when no new message comes
 
 
@@ -54,6 +56,9 @@ class Processed:
     accepted: int = 0  # messages among `acks` that were accepted (not rejected)
     # Published once stored: flat (head, tail) pairs of PUBLISH packets (ingest/eventpackets.py).
     events: list[bytes] = field(default_factory=list)
+    # One per event: the (device, time in ns) of the points an `up` event reports, None for
+    # a reject's. An `up` event of a point InfluxDB refuses is not published (`Storer`).
+    event_keys: list[EventKey] = field(default_factory=list)
 
 
 class Processor:
@@ -95,6 +100,7 @@ class Processor:
         # DESIGN section 9: the events of what is stored; None: none are made.
         self.events_prefix = settings.mqtt_events_prefix if settings.ingest_events else None
         self._events: list[bytes] = []
+        self._event_keys: list[EventKey] = []
 
     async def process(self, messages: list[Incoming]) -> Processed:
         # Messages held back because what is stored for them could not be read: retried first.
@@ -118,6 +124,7 @@ class Processor:
         acks: list[AckToken] = []
         accepted = 0
         events = self._events = []
+        event_keys = self._event_keys = []
         for m, r in zip(messages, results, strict=True):
             if r is HELD:
                 continue
@@ -131,7 +138,7 @@ class Processor:
                 log.exception("internal error on a message from %r", m.topic)
                 lines.append(self._reject(m, Rejection("internal", f"internal error: {exc!r}")))
             acks.append((m.mid, m.qos, m.generation))
-        return Processed(lines, acks, accepted, events)
+        return Processed(lines, acks, accepted, events, event_keys)
 
     async def _look_up(
         self, lookup: Lookup, messages: list[Incoming], results: list[Accepted | Rejection | Held]
@@ -222,6 +229,7 @@ class Processor:
                 values,
                 values_text,
             )
+            self._event_keys.append((acc.device, up.time * NS))
         if acc.decoded.out_of_range:
             self.metrics.out_of_range.inc(len(acc.decoded.out_of_range))
         return None
@@ -237,6 +245,7 @@ class Processor:
                 self.events_prefix, r.reason, m.topic, r.device, ts, r.detail
             )
             self._events += publish_parts(topic.encode(), body)
+            self._event_keys.append(None)
         return point
 
     async def run(

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 
 from influx.errors import WriteError
 from influx.lineprotocol import LineProtocolError
+from influx.schema import REJECTED
 from influx.writer import BACKOFF_CAP, InfluxWriter, Refused
 from ingest.batcher import Batch
 from ingest.metrics import Metrics
@@ -85,8 +86,8 @@ class Sink:
             return None
         return max(0.0, self.deadline - asyncio.get_running_loop().time())
 
-    async def _write(self, lines: list[str]) -> None:
-        """One attempt; refused lines are kept as rejects (in the same call)."""
+    async def _write(self, lines: list[str]) -> list[Refused]:
+        """One attempt; refused lines are kept as rejects (in the same call) and returned."""
         started = time.perf_counter()
         try:
             refused = await self.writer.write(lines)
@@ -98,6 +99,7 @@ class Sink:
         if self._failing:
             log.info("InfluxDB takes writes again")
             self._failing = False
+        return refused
 
     async def _keep_refused(self, refused: list[Refused]) -> None:
         keep, kept = [], []
@@ -119,19 +121,21 @@ class Sink:
         for item in again:  # the reject record itself refused: nothing more we can do
             log.error("InfluxDB refused a rejected-message record: %s", item.message)
 
-    async def store(self, lines: list[str]) -> None:
-        """Return once `lines` are in InfluxDB or fsynced in the spool."""
+    async def store(self, lines: list[str]) -> set[str]:
+        """Return once `lines` are in InfluxDB or fsynced in the spool: the lines InfluxDB
+        refused, when it was written to at once (a spooled batch's are known only later)."""
         if not lines:
-            return
+            return set()
         if self.spool.empty:
             try:
                 async with asyncio.timeout(self._remaining()):
-                    await self._write(lines)
+                    refused = await self._write(lines)
             except (WriteError, TimeoutError) as exc:
                 self._note_failure(exc)
             else:
-                return
+                return {item.line for item in refused}
         await self._append(lines)
+        return set()
 
     async def _append(self, lines: list[str]) -> None:
         while self.spool.full:
@@ -231,7 +235,7 @@ class Storer:
     async def run(self, inbox: asyncio.Queue[Batch | None]) -> None:
         while (batch := await inbox.get()) is not None:
             try:
-                await self.sink.store(list(batch.points.values()))
+                refused = await self.sink.store(list(batch.points.values()))
             except NotStored as exc:  # deadline with a full spool: the broker keeps them
                 log.error(  # noqa: TRY400  # an expected condition, no traceback
                     "%d messages not stored before the deadline (%s); not acked",
@@ -242,4 +246,19 @@ class Storer:
             self.metrics.stored.inc(batch.accepted)
             self.metrics.acks.inc(self.ack(batch.acks))
             if self.publish is not None and batch.events:
-                self.publish(batch.events)
+                self.publish(stored_events(batch, refused) if refused else batch.events)
+
+
+def stored_events(batch: Batch, refused: set[str]) -> list[bytes]:
+    """The batch's events but the `up` events of transmissions InfluxDB refused a line of (a
+    field type conflict, say): DESIGN section 9 publishes an uplink once it is stored."""
+    gone = {
+        (k[1], k[2]) for k, line in batch.points.items() if line in refused and k[0] != REJECTED
+    }
+    events = batch.events
+    return [
+        part
+        for i, key in enumerate(batch.event_keys)
+        if key is None or key not in gone
+        for part in events[2 * i : 2 * i + 2]
+    ]

@@ -14,12 +14,14 @@ import pytest
 
 from telemetry.servers import Mosquitto
 from tests.support.events import EventSubscriber
+from tests.support.influx import write_lines
 from tests.support.ingest import (
     Publisher,
     count_points,
     decode_wristband,
     ingest_metric,
     wristband_payload,
+    wristband_uplinks,
 )
 from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_for
@@ -126,6 +128,38 @@ def test_rejects_are_events(pipeline: Pipeline) -> None:
         assert got.body["topic"] == f"{topic_prefix}/wristband/NOT-HEX"
     # Kept as rejected points too, as before.
     wait_for(lambda: count_points(influxd, database, "detail", "rejected") == 2)
+
+
+def test_no_up_event_for_an_uplink_influxdb_refused(pipeline: Pipeline) -> None:
+    """A line InfluxDB refuses (here a field type conflict) is kept as `write_refused`, which
+    is an event; its uplink is not stored as decoded, so it has no `up` event. The others
+    written with it have theirs."""
+    events, topic_prefix = pipeline.events_prefix, pipeline.prefix
+    mosquitto, influxd, database = pipeline.mosquitto, pipeline.influxd, pipeline.database
+    t0 = int(time.time()) - 100
+    # An older decoder stored heart_rate as a float: an integer heart_rate now conflicts, in
+    # this week's shard. DD's uplinks, 30 days older, go to another shard: they are stored.
+    write_lines(influxd, database, [f"wristband,device=CC heart_rate=1.5 {t0 - 1000}"])
+    old = t0 - 30 * 86_400
+    pipeline.start(ingest_flush_interval=0.5)
+    uplinks = wristband_uplinks(topic_prefix, 2, "CC", t0) + wristband_uplinks(
+        topic_prefix, 2, "DD", old
+    )
+    with EventSubscriber(mosquitto.host, mosquitto.port, events) as sub:
+        pipeline.publisher.many(uplinks)  # within one flush interval: one write
+        got = sub.until(4)
+        # The last event out: nothing of the batch before can come after it.
+        pipeline.publisher.many(wristband_uplinks(topic_prefix, 1, "DD", old + 10))
+        last = sub.next()
+    assert last.topic == f"{events}/wristband/DD/up"
+    assert sorted(e.topic for e in got) == [
+        f"{events}/rejected/write_refused",
+        f"{events}/rejected/write_refused",
+        f"{events}/wristband/DD/up",
+        f"{events}/wristband/DD/up",
+    ]
+    assert all("conflict" in e.body["detail"] for e in got if "rejected" in e.topic)
+    assert sub.messages.empty()
 
 
 def test_broker_refusing_events_never_stops_storing(

@@ -17,8 +17,9 @@ import pytest
 
 import ingest.sink
 from influx.writer import InfluxWriter
+from ingest.batcher import Batch
 from ingest.metrics import Metrics
-from ingest.sink import NotStored, Sink
+from ingest.sink import NotStored, Sink, stored_events
 from ingest.spool import Spool
 
 DOWN = 0  # `FakeInflux.status` meaning: the connection is refused
@@ -300,3 +301,19 @@ async def test_a_full_spool_at_the_shutdown_deadline_is_not_stored(tmp_path: Pat
         with pytest.raises(NotStored):
             await sink.store(["m f=2i 2"])
         assert len(sink.spool) == 1
+
+
+def test_stored_events_leave_out_the_up_events_of_refused_points() -> None:
+    batch = Batch(
+        points={
+            ("wristband", "CC", 5): "wristband,device=CC heart_rate=1i 5",
+            ("uplink", "CC", 5): "uplink,device=CC,type=wristband seq=1i 5",
+            ("wristband", "DD", 5): "wristband,device=DD heart_rate=2i 5",
+            ("rejected", "DD", 7): 'rejected,device=DD,reason=json detail="x" 7',
+        },
+        events=[b"up-cc", b"1", b"up-cc-again", b"2", b"reject", b"3", b"up-dd", b"4"],
+        event_keys=[("CC", 5), ("CC", 5), None, ("DD", 5)],
+    )
+    refused = {"wristband,device=CC heart_rate=1i 5", 'rejected,device=DD,reason=json detail="x" 7'}
+    # Both events of CC go (either of its lines would); a refused reject record drops no `up`.
+    assert stored_events(batch, refused) == [b"reject", b"3", b"up-dd", b"4"]
