@@ -35,13 +35,8 @@ from playwright.sync_api import sync_playwright  # noqa: E402  # after the path 
 
 from telemetry.dev.stack import telemetry_argv  # noqa: E402
 from telemetry.servers import free_port  # noqa: E402
+from tests.support.chromium import launch_chromium  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 MB = 1024 * 1024
 
 
@@ -110,9 +105,7 @@ def soak(
     breaks = recovered = 0
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(p)
         context = browser.new_context(viewport={"width": 1920, "height": 1080})
         page = context.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))

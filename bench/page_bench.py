@@ -32,14 +32,9 @@ from playwright.sync_api import sync_playwright  # noqa: E402  # after the path 
 
 from catalogue import DeviceType, load_catalogue  # noqa: E402
 from telemetry.servers import Influxd, free_port  # noqa: E402
+from tests.support.chromium import launch_chromium  # noqa: E402
 
 PER_DAY = 144  # one uplink every 10 minutes: the catalogue's default status interval
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 # True once the fleet is drawn and each sparkline container in view has its canvas.
 COMPLETE = """() => {
   if (document.body.dataset.ready !== '1') return false;
@@ -136,9 +131,7 @@ def main() -> None:
             api_proc = start_api(influx.url, port, Path(tmp) / "api.log")
             url = f"http://127.0.0.1:{port}"
             with sync_playwright() as p:
-                browser = p.chromium.launch(
-                    executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-                )
+                browser = launch_chromium(p)
                 results = [load_once(browser, url) for _ in range(args.loads)]
                 browser.close()
         finally:

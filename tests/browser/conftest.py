@@ -2,8 +2,7 @@
 leaving the loopback is blocked and reported, and a real stack (mosquitto, influxd, `telemetry
 ingest` and `telemetry api` processes) with a small fleet of every built-in type.
 
-Chromium is Debian's `/usr/bin/chromium` (scripts/setup installs it): Playwright's own browser
-download (`playwright install`) needs the internet, which CI and a demo stand may not have.
+Chromium is Debian's, launched by tests/support/chromium.py (as the page benches launch it).
 """
 
 from __future__ import annotations
@@ -23,17 +22,11 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Route
 from catalogue import Catalogue, DeviceType, load_catalogue
 from tests.support.apiclient import API_KEY, AUTH
 from tests.support.apiprocess import ApiProcess
+from tests.support.chromium import CHROMIUM, launch_chromium
 from tests.support.ingest import Ingester
 from tests.support.pipeline import Pipeline
 from tests.support.poll import wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # tests run as root in CI; the sandbox refuses root
-    "--disable-gpu",
-    "--disable-background-networking",  # no update checks, no safe-browsing lists
-    "--disable-component-update",
-]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # Screenshots of every run land here (var/ is gitignored); docs/page.png is committed apart.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "browser"
@@ -57,7 +50,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    b = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    b = launch_chromium(playwright)
     yield b
     b.close()
 
