@@ -72,6 +72,7 @@ class MqttSource:
         self._intake = True
         self._reader: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._connected_at = 0.0  # monotonic time of the current connection's subscription
         self._received: list[Incoming] = []  # of the current connection, unread
         # Handed downstream, not acked yet (current connection): mid -> receipt time (ns), in
         # the order handed down, so the first is the oldest.
@@ -120,6 +121,7 @@ class MqttSource:
                 async with client:
                     self._check_granted(await client.subscribe(self.topic, qos=1))
                     self._client = client
+                    self._connected_at = time.monotonic()
                     self.connected.set()
                     attempt = 0
                     log.info(
@@ -227,6 +229,10 @@ class MqttSource:
         if client is not None and mids:
             mqttshim.queue_pubacks(client, mids)
         return len(mids)
+
+    def connected_for(self) -> float:
+        """Seconds since the current connection subscribed; 0 while there is none."""
+        return time.monotonic() - self._connected_at if self.connected.is_set() else 0.0
 
     def oldest_unacked(self) -> float:
         """Seconds since the oldest message still unacked was received (0 when none is).

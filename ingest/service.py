@@ -53,6 +53,7 @@ class Source(Protocol):
     def close(self) -> None: ...
     def ack(self, tokens: list[AckToken]) -> int: ...
     def oldest_unacked(self) -> float: ...
+    def connected_for(self) -> float: ...
 
 
 # Makes the source from the settings, the queue it fills and the received-messages counter.
@@ -97,10 +98,27 @@ def _open_spool(settings: Settings) -> Spool:
         ) from None
 
 
-def _status_watcher(
-    settings: Settings, catalogue: Catalogue, influx: InfluxClient, metrics: Metrics, emit: Emit
+def _status_watcher(  # noqa: PLR0917  # the parts it watches
+    settings: Settings,
+    catalogue: Catalogue,
+    influx: InfluxClient,
+    metrics: Metrics,
+    emit: Emit,
+    wired: _Wired,
 ) -> StatusWatcher:
-    """The status watcher on the ingester's InfluxDB client (it reads and writes little)."""
+    """The status watcher on the ingester's InfluxDB client (it reads and writes little).
+
+    It judges silence only while InfluxDB holds every uplink received: subscribed for
+    `TELEMETRY_STATUS_SETTLE_SECONDS` and the spool empty. Otherwise a device whose uplinks
+    still wait in the broker (an ingester restart, a lost connection) or in the spool (an
+    InfluxDB outage) would be recorded late or offline, and then back, though it never stopped
+    talking. The broker delivers what it kept for the session first: at most
+    `max_queued_messages` + `max_inflight_messages` of telemetry/servers.py's config (110,000),
+    stored in about 8 s at ingest's 13,000 a second. The crossings are recorded at their own
+    times once it judges again, so waiting loses none.
+    """
+    source, spool = wired.source, wired.sink.spool
+    settle = settings.status_settle_seconds
     return StatusWatcher(
         catalogue,
         influx,
@@ -108,6 +126,7 @@ def _status_watcher(
         events_prefix=settings.mqtt_events_prefix,
         gauges=metrics.set_status,
         poll_seconds=settings.status_poll_seconds,
+        caught_up=lambda: spool.empty and source.connected_for() >= settle,
     )
 
 
@@ -245,7 +264,9 @@ async def run(
                 # Status events go out with the others; with events off, as DEBUG log lines.
                 watch_emit = wired.events.emit if wired.events is not None else emit
                 watch_task = tg.create_task(
-                    _status_watcher(settings, catalogue, influx, metrics, watch_emit).run(stop)
+                    _status_watcher(settings, catalogue, influx, metrics, watch_emit, wired).run(
+                        stop
+                    )
                 )
                 if wired.events is not None:
                     tg.create_task(wired.events.run())

@@ -84,6 +84,7 @@ class StatusWatcher:
         events_prefix: str,
         gauges: Callable[[dict[str, int], dict[str, int]], None] | None = None,
         poll_seconds: float = 5.0,
+        caught_up: Callable[[], bool] = lambda: True,
     ) -> None:
         self.tracker = Tracker(catalogue, influx)
         self.influx = influx
@@ -91,14 +92,19 @@ class StatusWatcher:
         self.prefix = events_prefix
         self.gauges = gauges
         self.poll_seconds = poll_seconds
+        # Whether InfluxDB holds every uplink received so far (ingest/service.py): until it
+        # does, the watcher neither polls nor runs the rules.
+        self.caught_up = caught_up
         self._next_full = 0.0
+        self._behind_logged = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: poll, record, announce. InfluxDB failures are logged and retried."""
         failing = False
         while not stop.is_set():
             try:
-                await self.once()
+                if not self._behind():
+                    await self.once()
             except (ReaderError, WriteError) as exc:
                 if not failing:  # one line per outage, not one per poll
                     log.warning("status watcher: InfluxDB failed, retrying quietly: %s", exc)
@@ -114,6 +120,14 @@ class StatusWatcher:
                     await stop.wait()
             except TimeoutError:
                 pass
+
+    def _behind(self) -> bool:
+        """Whether to skip this poll: uplinks received may not all be in InfluxDB yet."""
+        behind = not self.caught_up()
+        if behind and not self._behind_logged:
+            log.info("status watcher: waiting until the uplinks received are stored")
+        self._behind_logged = behind
+        return behind
 
     async def once(self) -> int:
         """One poll; returns the number of changes recorded."""

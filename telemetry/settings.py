@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     # this often, to catch events lost on the way (the broker dropping, an ingester's dropped
     # count): such an uplink is seen this late at most. Within the poll's 5 min window.
     status_backstop_seconds: float = Field(60.0, ge=1.0, le=300.0)
+    # How long ingest's watcher waits after (re)subscribing before it judges silence: the broker
+    # first delivers the uplinks it kept for the session while ingest was away, and they must be
+    # stored first (ingest/service.py). 10 s stores the most our broker config keeps (110,000).
+    status_settle_seconds: float = Field(10.0, ge=0.0, le=300.0)
 
     # --- Catalogue (DESIGN section 2) ---
     catalogue_dir: Path | None = None

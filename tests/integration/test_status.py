@@ -8,6 +8,7 @@ The `beacon` test type (tests/support/status_types) has a 2 s interval and goes 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,43 @@ def test_a_restart_raises_no_false_change_and_records_what_happened_meanwhile(
         ("state", "offline", "late", t1 + OFFLINE_S),
         ("offline", "raised", "cleared", t1 + OFFLINE_S),
     ]
+
+
+def test_uplinks_kept_by_the_broker_while_ingest_was_down_raise_no_false_change(
+    stack: Stack,
+) -> None:
+    """The device never stops talking, but for 8 s (past offline_after) its uplinks wait in the
+    broker for the stopped ingester's session. On start they are stored before the watcher
+    judges silence (`TELEMETRY_STATUS_SETTLE_SECONDS`, 1 s in tests): no late, no offline, no
+    return. Judged at once (0 s), the first poll ran before they were stored: all three came."""
+    ing = stack.ingester()
+    t0 = int(time.time())
+    stack.uplink("B0006", t0, 1)
+    wait_for(lambda: stack.rows("SELECT * FROM uplink WHERE device = 'B0006'"), what="stored")
+    ing.stop()
+    seq = 1
+
+    def talk_until(done: Callable[[], bool], timeout: float, what: str) -> None:
+        nonlocal seq
+
+        def step() -> bool:
+            nonlocal seq
+            if int(time.time()) > t0 + seq:
+                seq += 1
+                stack.uplink("B0006", t0 + seq - 1, seq)
+            return done()
+
+        wait_for(step, timeout, what)
+
+    talk_until(lambda: time.time() > t0 + OFFLINE_S + 2, 20, "the ingester away past offline")
+    polls = ing.log().count("status watcher: full poll done")
+    ing.start()
+    talk_until(
+        lambda: ing.log().count("status watcher: full poll done") > polls,
+        40,
+        "the restarted watcher's first poll",
+    )
+    assert stack.events("B0006") == []
 
 
 # api/statuscache.py's debug lines: whether it follows the up events, and each poll it makes.

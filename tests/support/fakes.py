@@ -63,3 +63,6 @@ class FakeSource:
 
     def oldest_unacked(self) -> float:
         return 0.0
+
+    def connected_for(self) -> float:
+        return 0.0  # never "caught up": its run records no status change

@@ -29,7 +29,12 @@ RECOVERY = 2 * BACKOFF_CAP
 
 # What an integration test wants by default: a stored point soon after it is published (a flush
 # every 0.1 s), and a rate bucket that lets a test's burst of uplinks through.
-QUICK: dict[str, object] = {"ingest_flush_interval": 0.1, "ingest_rate_burst": 1000}
+# Status judged 1 s after subscribing, not 10: the tests' backlogs are small, their beacons fast.
+QUICK: dict[str, object] = {
+    "ingest_flush_interval": 0.1,
+    "ingest_rate_burst": 1000,
+    "status_settle_seconds": 1,
+}
 # Readiness `start` waits for: "subscribed" (its connection line logged, so a publish now is
 # received) or "serving" (its `/metrics` answers: for scenarios whose broker may be away).
 Ready = Literal["subscribed", "serving"]

@@ -79,6 +79,7 @@ def test_dotenv_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
         ("TELEMETRY_INFLUX_DATABASE", "bad name;", "TELEMETRY_INFLUX_DATABASE"),
         # past the incremental poll's 5 min window, a lost event would wait for a full poll
         ("TELEMETRY_STATUS_BACKSTOP_SECONDS", "600", "TELEMETRY_STATUS_BACKSTOP_SECONDS"),
+        ("TELEMETRY_STATUS_SETTLE_SECONDS", "-1", "TELEMETRY_STATUS_SETTLE_SECONDS"),
     ],
 )
 def test_a_bad_setting_is_one_clear_line(
