@@ -24,6 +24,7 @@ class Batch:
     accepted: int = 0
     events: list[bytes] = field(default_factory=list)  # as `Processed.events`
     event_keys: list[EventKey] = field(default_factory=list)  # as `Processed.event_keys`
+    newest: int = -1  # as `Processed.newest`
 
     def add(self, processed: Processed) -> None:
         for key, line in processed.lines:
@@ -33,6 +34,7 @@ class Batch:
         self.accepted += processed.accepted
         self.events += processed.events
         self.event_keys += processed.event_keys
+        self.newest = max(self.newest, processed.newest)
 
     def __bool__(self) -> bool:
         return bool(self.points or self.acks)

@@ -81,6 +81,7 @@ class Merger:
         known_after: int = -1,
         measured: bool = False,
         always_lookup: bool = False,
+        hold_horizon: int | None = None,
     ) -> None:
         self.capacity = capacity
         self._cache: OrderedDict[Key, Transmission] = OrderedDict()
@@ -88,9 +89,10 @@ class Merger:
         self.evicted_max_time = -1
         # The cache knows every transmission stamped after `known_after` (one ingester). Only
         # a `measured` one (the newest time stored at start) says which transmissions are
-        # surely stored already: it is then the hold horizon.
+        # surely stored already: it is then the hold horizon. Unmeasured, the caller may still
+        # know one (what an earlier run on the same spool folder acked).
         self.known_after = known_after
-        self.hold_horizon: int | None = known_after if measured else None
+        self.hold_horizon: int | None = known_after if measured else hold_horizon
         # In a share group other ingesters write copies too: always look up on a miss.
         self.always_lookup = always_lookup
 
@@ -106,7 +108,8 @@ class Merger:
 
         A transmission at or before the hold horizon was heard before (a copy redelivered
         after a restart): merging it with the cache alone could lower its `stations`. With
-        no measured horizon (InfluxDB unreachable at start) copies merge with the cache only.
+        no horizon (InfluxDB unreachable at the first start on a spool folder) copies merge
+        with the cache only.
         """
         return self.hold_horizon is not None and key[2] <= self.hold_horizon
 

@@ -59,6 +59,7 @@ class Processed:
     # One per event: the (device, time in ns) of the points an `up` event reports, None for
     # a reject's. An `up` event of a point InfluxDB refuses is not published (`Storer`).
     event_keys: list[EventKey] = field(default_factory=list)
+    newest: int = -1  # the newest uplink time (s) among the accepted ones, -1 if none
 
 
 class Processor:
@@ -73,6 +74,7 @@ class Processor:
         *,
         clock: Callable[[], float] = time.time,
         known_after: int | None = None,
+        taken_before: int | None = None,
         stamper: RejectStamper | None = None,
     ) -> None:
         self.catalogue = catalogue
@@ -84,6 +86,10 @@ class Processor:
         # The cache knows every transmission stamped after `known_after` (one ingester): the
         # newest time stored when we started, or, when that is unknown, our start plus the
         # future tolerance (an earlier process may have written up to its clock plus that).
+        # `taken_before`: the newest uplink time an earlier run on our spool folder acked
+        # (stored or spooled); when InfluxDB cannot say, copies up to it still wait for it.
+        if known_after is not None and taken_before is not None:
+            known_after = max(known_after, taken_before)
         self.merger = Merger(
             known_after=(
                 known_after
@@ -92,6 +98,7 @@ class Processor:
             ),
             measured=known_after is not None,
             always_lookup=settings.mqtt_share_group is not None,
+            hold_horizon=taken_before,
         )
         self.limiter = RateLimiter(settings.ingest_rate_burst, settings.ingest_rate_per_hour)
         self.gaps = GapCounter()
@@ -101,6 +108,7 @@ class Processor:
         self.events_prefix = settings.mqtt_events_prefix if settings.ingest_events else None
         self._events: list[bytes] = []
         self._event_keys: list[EventKey] = []
+        self._newest = -1
 
     async def process(self, messages: list[Incoming]) -> Processed:
         # Messages held back because what is stored for them could not be read: retried first.
@@ -138,7 +146,8 @@ class Processor:
                 log.exception("internal error on a message from %r", m.topic)
                 lines.append(self._reject(m, Rejection("internal", f"internal error: {exc!r}")))
             acks.append((m.mid, m.qos, m.generation))
-        return Processed(lines, acks, accepted, events, event_keys)
+        newest, self._newest = self._newest, -1
+        return Processed(lines, acks, accepted, events, event_keys, newest)
 
     async def _look_up(
         self, lookup: Lookup, messages: list[Incoming], results: list[Accepted | Rejection | Held]
@@ -208,6 +217,7 @@ class Processor:
         # A copy of a known transmission is an event only if it changes what is stored.
         prior = self.merger.merge(key, [])[0].best if known and prefix is not None else None
         state, added = self.merger.merge(key, copies)
+        self._newest = max(self._newest, up.time)
         merged = added if known else added - 1  # a new transmission's first station
         if merged:
             self.metrics.merged.inc(merged)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from influx.connection import async_client
 from ingest.batcher import Batch, Batcher
 from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
+from ingest.merge import Copy, Key
 from ingest.metrics import Metrics
 from ingest.mqtt import MqttSource
 from ingest.points import RejectStamper
@@ -166,14 +167,22 @@ async def _wire(
     processed: asyncio.Queue[Processed | None] = asyncio.Queue(INBOX_CHUNKS)
     batches: asyncio.Queue[Batch | None] = asyncio.Queue(BATCHES_AHEAD)
     source = make_source(settings, inbox, metrics.received.inc)
-    # Spooled batches are not in InfluxDB yet: their times are unknown, stay conservative.
-    newest = await newest_stored_time(influx) if spool.empty else None
+    # What InfluxDB holds, and what earlier runs on this spool folder acked (stored, or still
+    # spooled and so not in InfluxDB yet): transmissions up to either may have a point already.
+    lookup = StoredLookup(influx)
+
+    async def stored_or_spooled(keys: Iterable[Key]) -> dict[Key, tuple[str, Copy]] | None:
+        # While batches wait in the spool, InfluxDB lacks their points: "nothing stored" could
+        # be wrong, so the copies that must wait do (ingest/processor.py, `_look_up`).
+        return await lookup(keys) if spool.empty else None
+
     processor = Processor(
         settings,
         catalogue,
         metrics,
-        StoredLookup(influx),
-        known_after=newest,
+        stored_or_spooled,
+        known_after=await newest_stored_time(influx),
+        taken_before=spool.newest_acked,
         stamper=stamper,
     )
     # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.

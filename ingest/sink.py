@@ -243,10 +243,24 @@ class Storer:
                     exc,
                 )
                 return
+            if batch.newest >= 0:  # kept before the acks: the next run's hold horizon
+                await self._note_acked(batch.newest)
             self.metrics.stored.inc(batch.accepted)
             self.metrics.acks.inc(self.ack(batch.acks))
             if self.publish is not None and batch.events:
                 self.publish(stored_events(batch, refused) if refused else batch.events)
+
+    async def _note_acked(self, newest: int) -> None:
+        spool = self.sink.spool
+        if spool.newest_acked is not None and newest <= spool.newest_acked:
+            return  # the usual case while nothing newer comes: no I/O at all
+        try:
+            if spool.empty:  # written to InfluxDB, which has it durably
+                spool.note_acked(newest, durable=False)
+            else:  # spooled: as durable as the spool
+                await asyncio.to_thread(spool.note_acked, newest, durable=True)
+        except OSError as exc:  # the next run then holds less: say so, never stop storing
+            log.error("cannot keep the newest acked uplink time (%s)", exc)  # noqa: TRY400
 
 
 def stored_events(batch: Batch, refused: set[str]) -> list[bytes]:

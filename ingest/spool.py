@@ -22,8 +22,31 @@ from pathlib import Path
 
 SUFFIX = ".lp"
 LOCK_NAME = ".lock"
+# The newest uplink time (s) acked by any run on this folder, stored or spooled: the next run's
+# hold horizon when InfluxDB cannot say what is stored (ingest/merge.py `must_hold`).
+ACKED_NAME = "newest-acked"
 
 log = logging.getLogger(__name__)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the renames in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_acked(path: Path) -> int | None:
+    """What `Spool.note_acked` kept; None when there is none or it cannot be read (logged)."""
+    try:
+        return int(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read %r (%s); late copies merge with the cache alone", str(path), exc)
+        return None
 
 
 class SpoolBusy(Exception):
@@ -79,6 +102,25 @@ class Spool:
             self.close()
             raise
         self._next = int(self._files[-1].stem) + 1 if self._files else 1
+        self.newest_acked = _read_acked(directory / ACKED_NAME)
+
+    def note_acked(self, newest: int, *, durable: bool) -> None:
+        """Keep `newest` (an uplink time about to be acked) if it is the newest yet, before the
+        ack goes out. `durable` (the batch went to the spool, which survives a machine crash)
+        fsyncs it too; otherwise a process crash is what it must survive."""
+        if self.newest_acked is not None and newest <= self.newest_acked:
+            return
+        path = self.directory / ACKED_NAME
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            f.write(f"{newest}\n")
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        tmp.replace(path)
+        if durable:
+            _fsync_dir(self.directory)
+        self.newest_acked = newest
 
     def close(self) -> None:
         """Release the folder (also released by the kernel when the process ends)."""
@@ -116,11 +158,7 @@ class Spool:
         except OSError:
             tmp.unlink(missing_ok=True)  # e.g. disk full: leave nothing half written behind
             raise
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync_dir(self.directory)
         self._files.append(final)
         self.bytes += len(data)
 

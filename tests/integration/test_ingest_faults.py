@@ -104,6 +104,44 @@ def test_a_copy_held_until_influx_can_be_read_shows_in_the_oldest_unacked_age(
     assert ing.stop() == 0
 
 
+@pytest.mark.parametrize("influx_at_restart", ["down", "up"])
+def test_copies_spooled_before_a_sigkill_are_merged_with_a_late_copy_after_it(
+    own_influx: Pipeline, influx_at_restart: str
+) -> None:
+    """Two copies are spooled (and acked) while InfluxDB is down; the ingester is killed; the
+    third copy comes to the next one. That one knows from its spool folder which transmissions
+    were taken before it, so the third copy waits, unacked, until InfluxDB can be read and the
+    spool is replayed, and is then merged with the two: 3 stations, not 1."""
+    p = own_influx
+    influxd, topic_prefix = p.influxd, p.prefix
+    ing = p.start(metrics=True, influx_timeout=2)
+    wait_for(lambda: count_points(influxd, "telemetry") == 0, what="database created")
+    influxd.stop()
+    [(topic, body)] = wristband_uplinks(topic_prefix, 1, "DD")
+    p.publisher.publish(topic, body | {"station": "01", "rssi": -120.0})
+    p.publisher.publish(topic, body | {"station": "02", "rssi": -110.0})
+    wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 2, what="2 spooled")
+    ing.kill()
+    p.publisher.publish(topic, body | {"station": "03", "rssi": -100.0})
+    if influx_at_restart == "up":
+        influxd.start()
+    ing.start()
+    if influx_at_restart == "down":
+        wait_for(
+            lambda: ingest_metric(ing, "telemetry_ingest_oldest_unacked_seconds") >= 1.0,
+            what="the late copy held",
+        )
+        influxd.start()
+
+    def merged() -> list[tuple[object, object]]:
+        rows = select(influxd, "telemetry", "SELECT stations, station FROM uplink")
+        return [(r["stations"], r["station"]) for r in rows]
+
+    wait_for(lambda: ingest_metric(ing, "telemetry_ingest_acked_total") == 1, RECOVERY, "acked")
+    wait_for(lambda: merged() == [(3, "03")], RECOVERY, "the three copies merged")
+    assert ing.stop() == 0
+
+
 def test_refused_write_goes_to_rejected_and_the_rest_is_stored(pipeline: Pipeline) -> None:
     p = pipeline
     influxd, database, topic_prefix = p.influxd, p.database, p.prefix

@@ -92,3 +92,20 @@ def test_unreadable_spool_file_is_set_aside(tmp_path: Path) -> None:
     assert oldest[1] == ["m f=2i 2"]
     assert first.with_suffix(".bad").exists()
     assert len(spool) == 1
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_the_newest_acked_time_outlives_the_run_and_only_grows(
+    tmp_path: Path, durable: bool
+) -> None:
+    spool = Spool(tmp_path, max_bytes=1024)
+    assert spool.newest_acked is None  # a first run: nothing taken before it
+    spool.note_acked(1_700_000_100, durable=durable)
+    spool.note_acked(1_700_000_050, durable=durable)  # an older uplink acked later
+    spool.close()
+    again = Spool(tmp_path, max_bytes=1024)
+    assert again.newest_acked == 1_700_000_100
+    assert (tmp_path / "newest-acked").read_text() == "1700000100\n"
+    again.close()
+    (tmp_path / "newest-acked").write_text("garbage")
+    assert Spool(tmp_path, max_bytes=1024).newest_acked is None  # unreadable: none, logged
