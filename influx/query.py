@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from catalogue import DeviceType
-from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_TYPE, UPLINK
+from influx.schema import EVENT, TAG_DEVICE, TAG_KIND, TAG_STATION, TAG_TYPE, UPLINK, UPLINK_COPY
 from influx.statement import (
     ParamValue,
     Query,
@@ -212,6 +212,19 @@ def stored_copies(ranges: dict[str, tuple[int, int]]) -> Query:
     return Query(
         ";".join(
             f"SELECT {cols} FROM {UPLINK} WHERE {TAG_DEVICE} = {string_literal(device_value(d))} "
+            f"AND time >= {seconds(lo)}s AND time <= {seconds(hi)}s"
+            for d, (lo, hi) in ranges.items()
+        )
+    )
+
+
+def station_copies(ranges: dict[str, tuple[int, int]]) -> Query:
+    """The `uplink_copy` points of each device in [first, last] seconds, their station a
+    column: one statement per device (share groups, ingest/processor.py)."""
+    return Query(
+        ";".join(
+            f"SELECT seq, rssi, snr, {TAG_STATION} FROM {UPLINK_COPY} "
+            f"WHERE {TAG_DEVICE} = {string_literal(device_value(d))} "
             f"AND time >= {seconds(lo)}s AND time <= {seconds(hi)}s"
             for d, (lo, hi) in ranges.items()
         )

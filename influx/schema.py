@@ -16,6 +16,14 @@ measurement `event` (DESIGN section 10: one point per change of status or alarm)
     fields: state (the new state, or `raised`/`cleared`), previous, detail
     time: the moment the rule was crossed (not when it was noticed), so that every process
           noticing one change writes the same point
+measurement `uplink_copy` (only with a share group: ingest's own, not DESIGN's)
+    tags: device, station
+    fields: seq (int), rssi, snr (those of that station's copy, when it had them)
+    time: the uplink's `time`, in seconds
+    Each named station's copy of a transmission is its own series, so the copies that several
+    ingesters of a share group wrote add up in InfluxDB where one `uplink` point overwrites the
+    other; each member reads them back after its write and rewrites `uplink` and `<type>`
+    when the union differs (ingest/processor.py, `_verify`).
 measurement `rejected`
     tags: reason, device (when known)
     fields: topic, body (cut at 1 KiB), detail
@@ -37,6 +45,7 @@ measurement `rejected`
 from __future__ import annotations
 
 UPLINK = "uplink"
+UPLINK_COPY = "uplink_copy"
 REJECTED = "rejected"
 EVENT = "event"
 
@@ -44,6 +53,7 @@ TAG_DEVICE = "device"
 TAG_TYPE = "type"
 TAG_REASON = "reason"
 TAG_KIND = "kind"
+TAG_STATION = "station"
 
 BODY_KEEP_BYTES = 1024  # DESIGN section 3: rejected bodies are cut at 1 KiB
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from ingest.merge import Key
 from ingest.points import PointKey
 from ingest.processor import EventKey, Processed
 from ingest.received import AckToken
@@ -25,6 +26,7 @@ class Batch:
     events: list[bytes] = field(default_factory=list)  # as `Processed.events`
     event_keys: list[EventKey] = field(default_factory=list)  # as `Processed.event_keys`
     newest: int = -1  # as `Processed.newest`
+    verify: list[Key] = field(default_factory=list)  # as `Processed.verify`
 
     def add(self, processed: Processed) -> None:
         for key, line in processed.lines:
@@ -35,6 +37,7 @@ class Batch:
         self.events += processed.events
         self.event_keys += processed.event_keys
         self.newest = max(self.newest, processed.newest)
+        self.verify += processed.verify
 
     def __bool__(self) -> bool:
         return bool(self.points or self.acks)

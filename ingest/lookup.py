@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from typing import TypeGuard
+from collections.abc import Callable, Iterable
+from typing import Any, TypeGuard
 
 from influx import query as q
 from influx.client import InfluxClient
 from influx.errors import InfluxQueryError, InfluxUnavailable, ReaderError
+from influx.statement import Query
 from ingest.merge import UNKNOWN_STATION, Copy, Key
 
 log = logging.getLogger(__name__)
+
+Statement = Callable[[dict[str, tuple[int, int]]], Query]  # (first, last) s per device
+Row = tuple[Key, dict[str, Any]]  # a row read, with the key it answers
 
 DEVICES_PER_QUERY = 200  # statements per /query request: one per device
 # A lookup that hangs (a stalled server) must not hold the stream for the full write timeout:
@@ -41,30 +45,60 @@ class StoredLookup:
 
     async def __call__(self, keys: Iterable[Key]) -> dict[Key, tuple[str, Copy]] | None:
         """What is stored for `keys`; None when InfluxDB cannot be read (failed, or paused)."""
+        rows = await self._rows(keys, q.stored_copies)
+        if rows is None:
+            return None
+        found: dict[Key, tuple[str, Copy]] = {}
+        for key, row in rows:
+            # No `station` stored: no copy named one, and the stored RSSI/SNR (if any) came
+            # from a copy naming none; `Merger.seed` keeps it apart.
+            best = Copy(row.get("station") or UNKNOWN_STATION, row.get("rssi"), row.get("snr"))
+            found[key] = (row.get("station_ids") or "", best)
+        return found
+
+    async def copies(self, keys: Iterable[Key]) -> dict[Key, list[Copy]] | None:
+        """Every station's copy in `uplink_copy` for `keys`, whichever member of a share group
+        wrote it; None when InfluxDB cannot be read."""
+        rows = await self._rows(keys, q.station_copies)
+        if rows is None:
+            return None
+        found: dict[Key, list[Copy]] = {}
+        for key, row in rows:
+            if row.get("seq") == key[1] and row.get("station"):
+                copy = Copy(row["station"], row.get("rssi"), row.get("snr"))
+                found.setdefault(key, []).append(copy)
+        return found
+
+    async def _rows(self, keys: Iterable[Key], statement: Statement) -> list[Row] | None:
+        """The rows `statement` reads for `keys`, each with its key: one request per
+        `DEVICES_PER_QUERY` devices; None when InfluxDB cannot be read (failed, or paused), []
+        for a write-only account."""
         if self.forbidden:
-            return {}
+            return []
         if time.monotonic() < self._paused_until:
             return None
         by_device: dict[str, list[Key]] = {}
         for key in keys:
             by_device.setdefault(key[0], []).append(key)
-        found: dict[Key, tuple[str, Copy]] = {}
+        found: list[Row] = []
         devices = sorted(by_device)
         for i in range(0, len(devices), DEVICES_PER_QUERY):
-            part = devices[i : i + DEVICES_PER_QUERY]
-            got = await self._query({d: by_device[d] for d in part})
+            part = {d: by_device[d] for d in devices[i : i + DEVICES_PER_QUERY]}
+            got = await self._query(part, statement)
             if got is None:
                 return None
-            found |= got
+            found += got
         return found
 
-    async def _query(self, by_device: dict[str, list[Key]]) -> dict[Key, tuple[str, Copy]] | None:
+    async def _query(
+        self, by_device: dict[str, list[Key]], statement: Statement
+    ) -> list[Row] | None:
         ranges = {
             d: (min(k[2] for k in keys), max(k[2] for k in keys)) for d, keys in by_device.items()
         }
         try:
             results = await self.influx.results(
-                q.stored_copies(ranges), epoch="s", request_timeout=LOOKUP_TIMEOUT
+                statement(ranges), epoch="s", request_timeout=LOOKUP_TIMEOUT
             )
         except ReaderError as exc:
             return self._failed(exc)
@@ -74,22 +108,17 @@ class StoredLookup:
         refused = next((r.error for r in results if r.error and not _no_database(r.error)), None)
         if refused is not None:
             return self._failed(InfluxQueryError(f"InfluxDB refused the lookup: {refused!r}"))
-        found: dict[Key, tuple[str, Copy]] = {}
+        found: list[Row] = []
         for keys, result in zip(by_device.values(), results, strict=False):
-            wanted = {k[2]: k for k in keys}
+            wanted: dict[int, list[Key]] = {}
+            for k in keys:
+                wanted.setdefault(k[2], []).append(k)
             for series in result.series:
                 for row in series.rows():
-                    key = wanted.get(row["time"])
-                    if key is None:
-                        continue
-                    # No `station` stored: no copy named one, and the stored RSSI/SNR (if
-                    # any) came from a copy naming none; `Merger.seed` keeps it apart.
-                    station = row.get("station") or UNKNOWN_STATION
-                    best = Copy(station, row.get("rssi"), row.get("snr"))
-                    found[key] = (row.get("station_ids") or "", best)
+                    found += [(key, row) for key in wanted.get(row["time"], ())]
         return found
 
-    def _failed(self, exc: ReaderError) -> dict[Key, tuple[str, Copy]] | None:
+    def _failed(self, exc: ReaderError) -> list[Row] | None:
         """A lookup that did not read: a write-only account never asks again (merge with the
         cache only), any other failure pauses lookups (None: the caller holds what must wait)."""
         if _write_only_account(exc):
@@ -103,7 +132,7 @@ class StoredLookup:
                     exc.status,
                 )
             self.forbidden = True
-            return {}
+            return []
         self.failures += 1
         self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
         log.warning(

@@ -19,10 +19,12 @@ from influx.schema import (
     REJECTED,
     TAG_DEVICE,
     TAG_REASON,
+    TAG_STATION,
     TAG_TYPE,
     UPLINK,
+    UPLINK_COPY,
 )
-from ingest.merge import UNKNOWN_STATION, Transmission
+from ingest.merge import UNKNOWN_STATION, Copy, Transmission
 from ingest.validate import Accepted
 
 DETAIL_KEEP_CHARS = 512  # enough for any pydantic or InfluxDB message we produce or relay
@@ -83,6 +85,32 @@ def accepted_points(
         ((name, device, ts), f"{decoded_series} {decoded_text} {ts}"),
         ((UPLINK, device, ts), f"{raw} {ts}"),
     ]
+
+
+def copy_points(
+    device: str, seq: int, time_s: int, copies: list[Copy]
+) -> list[tuple[PointKey, str]]:
+    """An `uplink_copy` point for each named station's copy (share groups): one series per
+    device and station, so that the copies several ingesters write add up. Keyed by
+    `<device>/<station>` in a batch, where `<type>` and `uplink` points are keyed by device."""
+    ts = time_s * NS
+    out = []
+    for c in copies:
+        if c.station == UNKNOWN_STATION:
+            continue
+        fields = f"seq={seq}i"
+        if c.rssi is not None:
+            fields = f"{fields},rssi={float_text('rssi', c.rssi)}"
+        if c.snr is not None:
+            fields = f"{fields},snr={float_text('snr', c.snr)}"
+        tags = ((TAG_DEVICE, device), (TAG_STATION, c.station))
+        out.append(
+            (
+                (UPLINK_COPY, f"{device}/{c.station}", ts),
+                f"{series(UPLINK_COPY, tags)} {fields} {ts}",
+            )
+        )
+    return out
 
 
 def rejected_point(  # noqa: PLR0917  # the fields of one record

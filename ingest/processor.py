@@ -22,9 +22,9 @@ from influx.lineprotocol import LineProtocolError
 from ingest.eventbodies import rejected_event, up_parts
 from ingest.eventpackets import publish_parts
 from ingest.gaps import GapCounter
-from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger
+from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger, Transmission
 from ingest.metrics import Metrics
-from ingest.points import PointKey, RejectStamper, accepted_points, values_fields
+from ingest.points import PointKey, RejectStamper, accepted_points, copy_points, values_fields
 from ingest.ratelimit import RateLimiter
 from ingest.received import AckToken, Incoming
 from ingest.validate import Accepted, Rejection, validate
@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 
 # What is stored for some transmissions; None when InfluxDB could not be read.
 Lookup = Callable[[Iterable[Key]], Awaitable[dict[Key, tuple[str, Copy]] | None]]
+# Every station's copy stored for some transmissions (share groups); None: cannot be read.
+CopiesLookup = Callable[[Iterable[Key]], Awaitable[dict[Key, list[Copy]] | None]]
 EventKey = tuple[str, int] | None
 DEFERRED_RETRY = 1.0  # s between retries of held messages when no new message comes
+VERIFY_WAIT = 0.1  # s a share group's check of what was stored waits for new messages at most
 
 
 class Held(enum.Enum):
@@ -60,6 +63,19 @@ class Processed:
     # a reject's. An `up` event of a point InfluxDB refuses is not published (`Storer`).
     event_keys: list[EventKey] = field(default_factory=list)
     newest: int = -1  # the newest uplink time (s) among the accepted ones, -1 if none
+    # Share groups: transmissions whose points these lines write, to check once stored.
+    verify: list[Key] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Written:
+    """What a share group's member last wrote for a transmission, until it is checked."""
+
+    acc: Accepted
+    values_text: str
+    count: int
+    best: Copy
+    pending: int = 1  # writes of it not yet checked
 
 
 class Processor:
@@ -76,6 +92,7 @@ class Processor:
         known_after: int | None = None,
         taken_before: int | None = None,
         stamper: RejectStamper | None = None,
+        copies: CopiesLookup | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.prefix = settings.mqtt_topic_prefix
@@ -109,6 +126,17 @@ class Processor:
         self._events: list[bytes] = []
         self._event_keys: list[EventKey] = []
         self._newest = -1
+        # Share groups: the copies of one transmission go to several members, which may all
+        # miss it in their caches and find nothing stored yet, and the last `uplink` point
+        # written wins. So each member also writes every copy as its own `uplink_copy` point
+        # (they add up), and checks each transmission it wrote once its write is stored
+        # (`stored`, then `_verify`): if the copies stored by all differ from what it wrote, it
+        # rewrites the union. Whoever writes last checks last and sees every copy.
+        self.copies = copies if settings.mqtt_share_group is not None else None
+        self._written: dict[Key, Written] = {}
+        self._to_verify: list[Key] = []
+        self._verify_out: list[Key] = []
+        self._verify_due = asyncio.Event()
 
     async def process(self, messages: list[Incoming]) -> Processed:
         # Messages held back because what is stored for them could not be read: retried first.
@@ -133,6 +161,9 @@ class Processor:
         accepted = 0
         events = self._events = []
         event_keys = self._event_keys = []
+        verify = self._verify_out = []
+        if self._to_verify and self.copies is not None:
+            await self._verify(self.copies, lines)
         for m, r in zip(messages, results, strict=True):
             if r is HELD:
                 continue
@@ -147,7 +178,37 @@ class Processor:
                 lines.append(self._reject(m, Rejection("internal", f"internal error: {exc!r}")))
             acks.append((m.mid, m.qos, m.generation))
         newest, self._newest = self._newest, -1
-        return Processed(lines, acks, accepted, events, event_keys, newest)
+        return Processed(lines, acks, accepted, events, event_keys, newest, verify)
+
+    def stored(self, keys: list[Key]) -> None:
+        """Told by the storer: the points of these transmissions are stored (or spooled)."""
+        self._to_verify += keys
+        self._verify_due.set()  # wakes `run` if it waits for messages
+
+    async def _verify(self, copies: CopiesLookup, lines: list[tuple[PointKey, str]]) -> None:
+        """Check stored transmissions against every member's copies; rewrite what differs."""
+        keys, self._to_verify = self._to_verify, []
+        found = await copies(set(keys))
+        if found is None:  # cannot be read now (or the spool holds batches): later
+            self._to_verify = keys + self._to_verify
+            return
+        for key in keys:
+            written = self._written.get(key)
+            if written is None:
+                continue
+            written.pending -= 1
+            state, _ = self.merger.merge(key, found.get(key, []))
+            best, count = state.best, state.count
+            if (count, best) != (written.count, written.best):
+                written.count, written.best = count, best
+                written.pending += 1
+                self._verify_out.append(key)
+                self.metrics.merged.inc()
+                lines.extend(accepted_points(written.acc, state, written.values_text))
+                if self.events_prefix is not None:
+                    self._up_event(self.events_prefix, written.acc, state, written.values_text)
+            elif not written.pending:
+                del self._written[key]
 
     async def _look_up(
         self, lookup: Lookup, messages: list[Incoming], results: list[Accepted | Rejection | Held]
@@ -228,21 +289,38 @@ class Processor:
         except LineProtocolError as exc:  # e.g. a char field decoding to a control character
             return Rejection("decode", str(exc), acc.device)
         if prefix is not None and (not known or added or state.best != prior):
-            self._events += up_parts(
-                prefix,
-                acc.dtype,
-                acc.device,
-                up.time,
-                up.seqNumber,
-                len(state.stations) or 1,  # as stored: 1 when no copy names a station
-                state.best,
-                values,
-                values_text,
-            )
-            self._event_keys.append((acc.device, up.time * NS))
+            self._up_event(prefix, acc, state, values_text)
+        if self.copies is not None:
+            lines.extend(copy_points(acc.device, up.seqNumber, up.time, copies))
+            self._wrote(key, acc, values_text, state)
         if acc.decoded.out_of_range:
             self.metrics.out_of_range.inc(len(acc.decoded.out_of_range))
         return None
+
+    def _up_event(self, prefix: str, acc: Accepted, state: Transmission, values_text: str) -> None:
+        up = acc.uplink
+        self._events += up_parts(
+            prefix,
+            acc.dtype,
+            acc.device,
+            up.time,
+            up.seqNumber,
+            len(state.stations) or 1,  # as stored: 1 when no copy names a station
+            state.best,
+            acc.decoded.values,
+            values_text,
+        )
+        self._event_keys.append((acc.device, up.time * NS))
+
+    def _wrote(self, key: Key, acc: Accepted, values_text: str, state: Transmission) -> None:
+        """Share groups: this transmission's points are in the lines; check them once stored."""
+        written = self._written.get(key)
+        if written is None:
+            self._written[key] = Written(acc, values_text, state.count, state.best)
+        else:
+            written.count, written.best = state.count, state.best
+            written.pending += 1
+        self._verify_out.append(key)
 
     def _reject(self, m: Incoming, r: Rejection) -> tuple[PointKey, str]:
         self.metrics.rejected.labels(r.reason).inc()
@@ -258,20 +336,39 @@ class Processor:
             self._event_keys.append(None)
         return point
 
+    async def _next_or_verify(
+        self, inbox: asyncio.Queue[list[Incoming] | None]
+    ) -> list[Incoming] | None:
+        self._verify_due.clear()
+        if self._to_verify:
+            return []
+        get = asyncio.ensure_future(inbox.get())
+        due = asyncio.ensure_future(self._verify_due.wait())
+        try:
+            await asyncio.wait((get, due), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            due.cancel()
+            if not get.done():
+                get.cancel()
+        return get.result() if get.done() and not get.cancelled() else []
+
     async def run(
         self, inbox: asyncio.Queue[list[Incoming] | None], outbox: asyncio.Queue[Processed | None]
     ) -> None:
         while True:
-            if self._deferred:  # retry held messages even when nothing new arrives
+            if self._deferred or self._to_verify:  # retried even when nothing new arrives
+                wait = VERIFY_WAIT if self._to_verify else DEFERRED_RETRY
                 try:
-                    messages = await asyncio.wait_for(inbox.get(), DEFERRED_RETRY)
+                    messages = await asyncio.wait_for(inbox.get(), wait)
                 except TimeoutError:
                     messages = []
-            else:
+            elif self.copies is None:
                 messages = await inbox.get()
+            else:  # a share group: also woken when a stored batch's points are to be checked
+                messages = await self._next_or_verify(inbox)
             if messages is None:  # shutdown: held messages stay unacked with the broker
                 break
             processed = await self.process(messages)
-            if processed.acks:
+            if processed.acks or processed.lines:
                 await outbox.put(processed)
         await outbox.put(None)

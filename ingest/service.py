@@ -176,6 +176,9 @@ async def _wire(
         # be wrong, so the copies that must wait do (ingest/processor.py, `_look_up`).
         return await lookup(keys) if spool.empty else None
 
+    async def copies_stored(keys: Iterable[Key]) -> dict[Key, list[Copy]] | None:
+        return await lookup.copies(keys) if spool.empty else None  # likewise
+
     processor = Processor(
         settings,
         catalogue,
@@ -184,10 +187,12 @@ async def _wire(
         known_after=await newest_stored_time(influx),
         taken_before=spool.newest_acked,
         stamper=stamper,
+        copies=copies_stored,
     )
     # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
     events = EventPublisher(settings, metrics) if settings.ingest_events else None
     storer = Storer(sink, source.ack, metrics, events.emit_many if events else None)
+    storer.on_stored = processor.stored if settings.mqtt_share_group is not None else None
     if events is not None:
         sink.on_refused = events.on_write_refused
     return _Wired(source, sink, processor, storer, events, inbox, processed, batches)

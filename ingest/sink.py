@@ -31,6 +31,7 @@ from influx.lineprotocol import LineProtocolError
 from influx.schema import REJECTED
 from influx.writer import BACKOFF_CAP, InfluxWriter, Refused
 from ingest.batcher import Batch
+from ingest.merge import Key
 from ingest.metrics import Metrics
 from ingest.points import RejectStamper
 from ingest.received import AckToken
@@ -231,6 +232,8 @@ class Storer:
         self.ack = ack
         self.metrics = metrics
         self.publish = publish  # the batch's events, once it is stored and acked; never blocks
+        # Share groups: the transmissions a stored batch wrote, to check (`Processor.stored`).
+        self.on_stored: Callable[[list[Key]], None] | None = None
 
     async def run(self, inbox: asyncio.Queue[Batch | None]) -> None:
         while (batch := await inbox.get()) is not None:
@@ -247,6 +250,8 @@ class Storer:
                 await self._note_acked(batch.newest)
             self.metrics.stored.inc(batch.accepted)
             self.metrics.acks.inc(self.ack(batch.acks))
+            if self.on_stored is not None and batch.verify:
+                self.on_stored(batch.verify)
             if self.publish is not None and batch.events:
                 self.publish(stored_events(batch, refused) if refused else batch.events)
 

@@ -194,6 +194,40 @@ def test_shared_subscription_splits_the_stream_without_loss(pipeline: Pipeline) 
         assert ing.stop() == 0
 
 
+def test_copies_split_across_a_share_group_are_merged(pipeline: Pipeline) -> None:
+    """Each transmission heard by three stations: its copies go round-robin to two members,
+    each of which misses it in its cache and finds nothing stored yet. Every point ends with
+    all three stations and the best one, whichever member wrote last."""
+    p = pipeline
+    influxd, database, topic_prefix = p.influxd, p.database, p.prefix
+    group = f"g{topic_prefix[-6:]}"
+    ings = [p.start(metrics=True, mqtt_share_group=group) for _ in range(2)]
+    n = 30
+    heard = (("0A", -120.0), ("0B", -100.5), ("0C", -110.0))
+    messages = [
+        (topic, body | {"station": station, "rssi": rssi, "snr": 5.0})
+        for topic, body in wristband_uplinks(topic_prefix, n, "D1")
+        for station, rssi in heard
+    ]
+    p.publisher.many(messages)
+
+    def merged() -> list[tuple[object, object, object, object]]:
+        rows = select(influxd, database, "SELECT stations, station, station_ids, rssi FROM uplink")
+        return sorted({(r["stations"], r["station"], r["station_ids"], r["rssi"]) for r in rows})
+
+    def all_merged() -> bool:
+        return count_points(influxd, database) == n and merged() == [(3, "0B", "0A,0B,0C", -100.5)]
+
+    wait_for(all_merged, RECOVERY, "every transmission with its three stations")
+    received = [ingest_metric(ing, "telemetry_ingest_received_total") for ing in ings]
+    assert sum(received) == 3 * n
+    assert min(received) > 0  # both members had copies
+    decoded = select(influxd, database, "SELECT stations, rssi FROM wristband")
+    assert {(r["stations"], r["rssi"]) for r in decoded} == {(3, -100.5)}
+    for ing in ings:
+        assert ing.stop() == 0
+
+
 def test_influx_unreachable_at_start_spools_then_creates_the_database(
     make_influxd: Callable[..., Influxd], pipeline: Pipeline
 ) -> None:

@@ -233,3 +233,43 @@ def test_merger_says_when_to_look_up_and_what_to_hold() -> None:
     assert not taken.must_hold(("AB", 1, NOW - 54))
     shared = Merger(known_after=NOW - 50, always_lookup=True)  # a share group
     assert shared.needs_lookup(("AB", 1, NOW - 10))
+
+
+@pytest.mark.asyncio
+async def test_a_share_group_member_rewrites_what_the_copies_of_all_members_change() -> None:
+    """Copy 01 came here, copy 02 to another member: once our point is stored, the copies
+    stored by all say 2 stations, so we write both points again (and the `up` event); a
+    transmission whose stored copies are ours alone is not written again."""
+    stored: dict[Key, list[Copy]] = {}
+
+    async def copies(keys: object) -> dict[Key, list[Copy]]:
+        return stored
+
+    proc = Processor(
+        Settings(mqtt_share_group="g"),
+        load_catalogue(None),
+        Metrics(),
+        clock=lambda: float(NOW),
+        copies=copies,
+    )
+    first = await proc.process([msg(1, station="01", rssi=-120), msg(2, seq=2, t=NOW - 4)])
+    copy_lines = [line for _, line in first.lines if line.startswith("uplink_copy,")]
+    assert copy_lines == [
+        f"uplink_copy,device=AB,station=01 seq=1i,rssi=-120.0 {(NOW - 5) * 10**9}"
+    ]
+    assert first.verify == [("AB", 1, NOW - 5), ("AB", 2, NOW - 4)]
+    stored[("AB", 1, NOW - 5)] = [Copy("01", -120.0, None), Copy("02", -100.0, 3.0)]
+    proc.stored(first.verify)
+    again = await proc.process([])
+    uplink = [line for _, line in again.lines if line.startswith("uplink,")]
+    assert len(uplink) == 1
+    assert "stations=2i" in uplink[0]
+    assert 'station="02"' in uplink[0]
+    assert 'station_ids="01,02"' in uplink[0]
+    assert any(line.startswith("wristband,") and "stations=2i" in line for _, line in again.lines)
+    assert again.verify == [("AB", 1, NOW - 5)]  # the rewrite is checked in turn
+    assert len(again.events) == 2  # one `up` event: its (head, tail)
+    proc.stored(again.verify)
+    last = await proc.process([])
+    assert last.lines == []  # stored as we wrote it: done
+    assert proc._written == {}
