@@ -41,8 +41,9 @@ class Series:
 # Statement errors of InfluxDB 1.x that say it cannot answer now, not that the statement is
 # wrong: the database is missing, or the query engine is stopping, was interrupted or is over
 # its limits. It sends them in a 200 answer, as the result of the statement.
+NO_DATABASE = "database not found"
 UNAVAILABLE_STATEMENT_ERRORS = (
-    "database not found",
+    NO_DATABASE,
     "query engine shutdown",
     "query interrupted",
     "query aborted",

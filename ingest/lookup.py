@@ -3,8 +3,8 @@ restart or an eviction, or a copy handled by another ingester of a share group).
 
 The statements come from influx/query.py and go through influx/client.py; what stays here is
 ingest's policy on the answers: a 401/403 means a write-only account (`_write_only_account`:
-merge with the cache only, never ask again); any other failure, a statement InfluxDB answered
-with an error included, pauses lookups for a while. Only a missing database is "nothing stored".
+merge with the cache only, never ask again); any other failure, a statement error saying that
+InfluxDB cannot answer now included, pauses lookups for a while (see `_query`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeGuard
 
 from influx import query as q
-from influx.client import InfluxClient
-from influx.errors import InfluxQueryError, InfluxUnavailable, ReaderError
+from influx.client import NO_DATABASE, InfluxClient, unavailable_statement
+from influx.errors import InfluxUnavailable, ReaderError
 from influx.statement import Query
 from ingest.merge import UNKNOWN_STATION, Copy, Key
 
@@ -102,12 +102,22 @@ class StoredLookup:
             )
         except ReaderError as exc:
             return self._failed(exc)
-        # A statement InfluxDB answered with an error (it says "query engine shutdown" to a
-        # query that reaches it as it stops) was not read: its device's copies may well be
-        # stored. Only a missing database surely holds nothing yet (the sink creates it).
-        refused = next((r.error for r in results if r.error and not _no_database(r.error)), None)
-        if refused is not None:
-            return self._failed(InfluxQueryError(f"InfluxDB refused the lookup: {refused!r}"))
+        # A statement InfluxDB answered with an error saying it cannot answer now (it says
+        # "query engine shutdown" to a query that reaches it as it stops) was not read: its
+        # device's copies may well be stored, so this is a failed lookup. A missing database
+        # surely holds nothing yet (the sink creates it). Any other error is a refusal that
+        # would come back every time (a `max-select-series` limit, a bug of ours): holding
+        # copies for it would fill the broker's in-flight window and stall intake, so it is
+        # logged and its device merges with the cache alone, as with a write-only account.
+        errors = [r.error for r in results if r.error and not r.error.startswith(NO_DATABASE)]
+        if any(unavailable_statement(e) for e in errors):
+            unavailable = next(e for e in errors if unavailable_statement(e))
+            return self._failed(InfluxUnavailable(f"InfluxDB: {unavailable}"))
+        if errors:
+            log.error(
+                "InfluxDB refused a lookup of stored copies: %r; merged with the cache alone",
+                errors[0],
+            )
         found: list[Row] = []
         for keys, result in zip(by_device.values(), results, strict=False):
             wanted: dict[int, list[Key]] = {}
@@ -141,11 +151,6 @@ class StoredLookup:
             PAUSE_AFTER_FAILURE,
         )
         return None
-
-
-def _no_database(error: str) -> bool:
-    """A statement's error that says the database does not exist: nothing is stored in it."""
-    return error.startswith("database not found")
 
 
 def _write_only_account(exc: ReaderError) -> TypeGuard[InfluxUnavailable]:

@@ -71,6 +71,21 @@ class Transmission:
         return ",".join(sorted(self.stations))
 
 
+def add_copies(state: Transmission, copies: list[Copy]) -> None:
+    """Union `copies` into `state`: a station's first copy stays, unless only a later one has
+    an RSSI; of the copies naming no station, the one with the highest RSSI."""
+    stations = state.stations
+    for c in copies:
+        if c.station == UNKNOWN_STATION:
+            old = state.unnamed
+            if old is None or (c.rssi is not None and (old.rssi is None or c.rssi > old.rssi)):
+                state.unnamed = c
+            continue
+        old = stations.get(c.station)
+        if old is None or (old.rssi is None and c.rssi is not None):
+            stations[c.station] = c
+
+
 class Merger:
     """Recent transmissions by key, at most `capacity` of them."""
 
@@ -131,17 +146,8 @@ class Merger:
         else:
             cache.move_to_end(key)
             before = len(state.stations) or 1
-        stations = state.stations
-        for c in copies:  # a station's first copy stays, unless only a later one has an RSSI
-            if c.station == UNKNOWN_STATION:
-                old = state.unnamed
-                if old is None or (c.rssi is not None and (old.rssi is None or c.rssi > old.rssi)):
-                    state.unnamed = c
-                continue
-            old = stations.get(c.station)
-            if old is None or (old.rssi is None and c.rssi is not None):
-                stations[c.station] = c
-        return state, (len(stations) or 1) - before
+        add_copies(state, copies)
+        return state, (len(state.stations) or 1) - before
 
     def seed(self, key: Key, station_ids: str, best: Copy) -> None:
         """Union in what is already stored for `key` (ids known; only the best one's values).

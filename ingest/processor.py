@@ -22,7 +22,7 @@ from influx.lineprotocol import LineProtocolError
 from ingest.eventbodies import rejected_event, up_parts
 from ingest.eventpackets import publish_parts
 from ingest.gaps import GapCounter
-from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger, Transmission
+from ingest.merge import UNKNOWN_STATION, Copy, Key, Merger, Transmission, add_copies
 from ingest.metrics import Metrics
 from ingest.points import PointKey, RejectStamper, accepted_points, copy_points, values_fields
 from ingest.ratelimit import RateLimiter
@@ -39,6 +39,10 @@ CopiesLookup = Callable[[Iterable[Key]], Awaitable[dict[Key, list[Copy]] | None]
 EventKey = tuple[str, int] | None
 DEFERRED_RETRY = 1.0  # s between retries of held messages when no new message comes
 VERIFY_WAIT = 0.1  # s a share group's check of what was stored waits for new messages at most
+# Transmissions written and not checked yet, at most (share groups): a long outage must not
+# keep every one in memory. Past it the oldest go unchecked (logged); the other members'
+# checks still see this member's copies.
+WRITTEN_MAX = 100_000
 
 
 class Held(enum.Enum):
@@ -73,7 +77,8 @@ class Written:
 
     acc: Accepted
     values_text: str
-    count: int
+    state: Transmission  # its merge (the cache's own, unless evicted since)
+    count: int  # `stations` and the best copy as last written
     best: Copy
     pending: int = 1  # writes of it not yet checked
 
@@ -134,9 +139,11 @@ class Processor:
         # rewrites the union. Whoever writes last checks last and sees every copy.
         self.copies = copies if settings.mqtt_share_group is not None else None
         self._written: dict[Key, Written] = {}
-        self._to_verify: list[Key] = []
+        self._to_verify: dict[Key, int] = {}  # stored writes of each, to check
         self._verify_out: list[Key] = []
         self._verify_due = asyncio.Event()
+        self._verify_after = 0.0  # monotonic: a failed read of the copies is retried then
+        self.unchecked = 0  # transmissions left unchecked past `WRITTEN_MAX`
 
     async def process(self, messages: list[Incoming]) -> Processed:
         # Messages held back because what is stored for them could not be read: retried first.
@@ -162,7 +169,7 @@ class Processor:
         events = self._events = []
         event_keys = self._event_keys = []
         verify = self._verify_out = []
-        if self._to_verify and self.copies is not None:
+        if self.copies is not None and self._verify_ready():
             await self._verify(self.copies, lines)
         for m, r in zip(messages, results, strict=True):
             if r is HELD:
@@ -182,22 +189,43 @@ class Processor:
 
     def stored(self, keys: list[Key]) -> None:
         """Told by the storer: the points of these transmissions are stored (or spooled)."""
-        self._to_verify += keys
+        to_verify = self._to_verify
+        for key in keys:
+            to_verify[key] = to_verify.get(key, 0) + 1
         self._verify_due.set()  # wakes `run` if it waits for messages
+
+    def _verify_ready(self) -> bool:
+        return bool(self._to_verify) and time.monotonic() >= self._verify_after
+
+    async def last_check(self) -> Processed | None:
+        """At shutdown, once the last batch is stored: check what is left to check once more
+        (a rewrite made now is not checked again); None when there is nothing to write."""
+        if self.copies is None or not self._to_verify:
+            return None
+        self._verify_after = 0.0
+        lines: list[tuple[PointKey, str]] = []
+        events = self._events = []
+        event_keys = self._event_keys = []
+        self._verify_out = []
+        await self._verify(self.copies, lines)
+        return Processed(lines, [], 0, events, event_keys) if lines else None
 
     async def _verify(self, copies: CopiesLookup, lines: list[tuple[PointKey, str]]) -> None:
         """Check stored transmissions against every member's copies; rewrite what differs."""
-        keys, self._to_verify = self._to_verify, []
-        found = await copies(set(keys))
-        if found is None:  # cannot be read now (or the spool holds batches): later
-            self._to_verify = keys + self._to_verify
+        to_verify, self._to_verify = self._to_verify, {}  # `stored` may add more meanwhile
+        found = await copies(to_verify)
+        if found is None:  # cannot be read now (or the spool holds batches): a while later
+            self._verify_after = time.monotonic() + DEFERRED_RETRY
+            for key, writes in to_verify.items():
+                self._to_verify[key] = self._to_verify.get(key, 0) + writes
             return
-        for key in keys:
+        for key, writes in to_verify.items():
             written = self._written.get(key)
-            if written is None:
+            if written is None:  # left unchecked past WRITTEN_MAX
                 continue
-            written.pending -= 1
-            state, _ = self.merger.merge(key, found.get(key, []))
+            written.pending -= writes
+            state = written.state
+            add_copies(state, found.get(key, []))
             best, count = state.best, state.count
             if (count, best) != (written.count, written.best):
                 written.count, written.best = count, best
@@ -316,9 +344,18 @@ class Processor:
         """Share groups: this transmission's points are in the lines; check them once stored."""
         written = self._written.get(key)
         if written is None:
-            self._written[key] = Written(acc, values_text, state.count, state.best)
+            self._written[key] = Written(acc, values_text, state, state.count, state.best)
+            if len(self._written) > WRITTEN_MAX:
+                del self._written[next(iter(self._written))]
+                if not self.unchecked:
+                    log.warning(
+                        "over %d transmissions written and not checked yet (InfluxDB slow or "
+                        "away?): the oldest go unchecked by this member",
+                        WRITTEN_MAX,
+                    )
+                self.unchecked += 1
         else:
-            written.count, written.best = state.count, state.best
+            written.state, written.count, written.best = state, state.count, state.best
             written.pending += 1
         self._verify_out.append(key)
 
@@ -357,7 +394,7 @@ class Processor:
     ) -> None:
         while True:
             if self._deferred or self._to_verify:  # retried even when nothing new arrives
-                wait = VERIFY_WAIT if self._to_verify else DEFERRED_RETRY
+                wait = VERIFY_WAIT if self._verify_ready() else DEFERRED_RETRY
                 try:
                     messages = await asyncio.wait_for(inbox.get(), wait)
                 except TimeoutError:

@@ -30,7 +30,7 @@ from ingest.mqtt import MqttSource
 from ingest.points import RejectStamper
 from ingest.processor import Processed, Processor
 from ingest.received import AckToken, Incoming
-from ingest.sink import Sink, Storer
+from ingest.sink import NotStored, Sink, Storer, stored_events
 from ingest.spool import Spool, SpoolBusy
 from ingest.watcher import Emit, StatusWatcher, log_emit
 from telemetry.errors import StartupError
@@ -225,6 +225,7 @@ async def _drain(settings: Settings, wired: _Wired, stages: list[asyncio.Task[No
         async with asyncio.timeout(0.85 * budget):
             await wired.inbox.put(None)
             await asyncio.gather(*stages)
+            await _last_check(wired)
     except TimeoutError:
         log.error(  # noqa: TRY400  # expected, no traceback
             "shutdown deadline passed; unacked messages stay with the broker"
@@ -235,6 +236,23 @@ async def _drain(settings: Settings, wired: _Wired, stages: list[asyncio.Task[No
         await wired.events.close(max(0.0, min(1.0, end - loop.time() - 0.1 * budget)))
     wired.source.barrier_timeout = max(0.05, end - loop.time())
     wired.source.close()
+
+
+async def _last_check(wired: _Wired) -> None:
+    """A share group: check the last batches' transmissions once more (the other members'
+    copies), or a point written last here might lack some of its stations."""
+    last = await wired.processor.last_check()
+    if last is None:
+        return
+    batch = Batch()
+    batch.add(last)
+    try:
+        refused = await wired.sink.store(list(batch.points.values()))
+    except NotStored as exc:  # the spool full at the deadline: the other members still check
+        log.error("last check of the share group not stored (%s)", exc)  # noqa: TRY400
+        return
+    if wired.events is not None and batch.events:
+        wired.events.emit_many(stored_events(batch, refused) if refused else batch.events)
 
 
 async def run(

@@ -273,3 +273,35 @@ async def test_a_share_group_member_rewrites_what_the_copies_of_all_members_chan
     last = await proc.process([])
     assert last.lines == []  # stored as we wrote it: done
     assert proc._written == {}
+
+
+@pytest.mark.asyncio
+async def test_a_share_group_check_waits_when_copies_cannot_be_read_and_survives_eviction() -> None:
+    reads: list[object] = []
+    answer: dict[Key, list[Copy]] | None = None
+
+    async def copies(keys: object) -> dict[Key, list[Copy]] | None:
+        reads.append(sorted(keys))  # type: ignore[call-overload]
+        return answer
+
+    proc = Processor(
+        Settings(mqtt_share_group="g"),
+        load_catalogue(None),
+        Metrics(),
+        clock=lambda: float(NOW),
+        copies=copies,
+    )
+    proc.merger.capacity = 1  # the next transmission evicts the first from the cache
+    first = await proc.process([msg(1, rssi=-120)])  # a copy naming no station
+    second = await proc.process([msg(2, seq=2, t=NOW - 4, station="05", rssi=-90)])
+    proc.stored(first.verify + second.verify)
+    await proc.process([])  # InfluxDB cannot be read: both wait ...
+    await proc.process([])  # ... and are not read again at once
+    assert len(reads) == 1
+    proc._verify_after = 0.0  # the retry time has come
+    answer = {}  # nothing new from the other members
+    again = await proc.process([])
+    assert len(reads) == 2
+    # the first kept its own copy's RSSI though evicted: nothing to write again
+    assert again.lines == []
+    assert proc._written == {}
