@@ -15,7 +15,7 @@ from ingest.batcher import Batch
 from ingest.merge import Copy, Key, Merger
 from ingest.metrics import Metrics
 from ingest.points import RejectStamper
-from ingest.processor import HELD, Processor
+from ingest.processor import HELD, CopiesLookup, Processor
 from ingest.received import Incoming
 from ingest.validate import Rejection
 from telemetry.settings import Settings
@@ -235,6 +235,14 @@ def test_merger_says_when_to_look_up_and_what_to_hold() -> None:
     assert shared.needs_lookup(("AB", 1, NOW - 10))
 
 
+def share_member(copies: CopiesLookup) -> Processor:
+    """A processor of a share group's member, reading every member's copies through `copies`."""
+    settings = Settings(mqtt_share_group="g")
+    return Processor(
+        settings, load_catalogue(None), Metrics(), clock=lambda: float(NOW), copies=copies
+    )
+
+
 @pytest.mark.asyncio
 async def test_a_share_group_member_rewrites_what_the_copies_of_all_members_change() -> None:
     """Copy 01 came here, copy 02 to another member: once our point is stored, the copies
@@ -245,13 +253,7 @@ async def test_a_share_group_member_rewrites_what_the_copies_of_all_members_chan
     async def copies(keys: object) -> dict[Key, list[Copy]]:
         return stored
 
-    proc = Processor(
-        Settings(mqtt_share_group="g"),
-        load_catalogue(None),
-        Metrics(),
-        clock=lambda: float(NOW),
-        copies=copies,
-    )
+    proc = share_member(copies)
     first = await proc.process([msg(1, station="01", rssi=-120), msg(2, seq=2, t=NOW - 4)])
     copy_lines = [line for _, line in first.lines if line.startswith("uplink_copy,")]
     assert copy_lines == [
@@ -284,13 +286,7 @@ async def test_a_share_group_check_waits_when_copies_cannot_be_read_and_survives
         reads.append(sorted(keys))  # type: ignore[call-overload]
         return answer
 
-    proc = Processor(
-        Settings(mqtt_share_group="g"),
-        load_catalogue(None),
-        Metrics(),
-        clock=lambda: float(NOW),
-        copies=copies,
-    )
+    proc = share_member(copies)
     proc.merger.capacity = 1  # the next transmission evicts the first from the cache
     first = await proc.process([msg(1, rssi=-120)])  # a copy naming no station
     second = await proc.process([msg(2, seq=2, t=NOW - 4, station="05", rssi=-90)])
