@@ -249,20 +249,26 @@ def start_ingest(
     client_id: str = "bench-ingest",
     metrics_port: int = 0,
     topic_prefix: str = "uplink",
+    share_group: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`telemetry ingest` as a subprocess; under cProfile (stats to `profile`) if given."""
-    env = os.environ | {
-        "TELEMETRY_INGEST_EVENTS": "true" if events else "false",
-        "TELEMETRY_MQTT_CLIENT_ID": client_id,
-        "TELEMETRY_MQTT_TOPIC_PREFIX": topic_prefix,
-        "TELEMETRY_MQTT_URL": mosq.url,
-        "TELEMETRY_INFLUX_URL": influx.url,
-        "TELEMETRY_INFLUX_DATABASE": "bench",
-        "TELEMETRY_INGEST_SPOOL_DIR": str(tmp / "spool"),
-        "TELEMETRY_INGEST_METRICS_PORT": str(metrics_port),
-        "TELEMETRY_INGEST_RATE_BURST": "100000",
-        "TELEMETRY_LOG_LEVEL": "WARNING",
-    }
+    """`telemetry ingest` as a subprocess; under cProfile (stats to `profile`) if given; the
+    one member of `share_group` if given."""
+    env = (
+        os.environ
+        | ({"TELEMETRY_MQTT_SHARE_GROUP": share_group} if share_group else {})
+        | {
+            "TELEMETRY_INGEST_EVENTS": "true" if events else "false",
+            "TELEMETRY_MQTT_CLIENT_ID": client_id,
+            "TELEMETRY_MQTT_TOPIC_PREFIX": topic_prefix,
+            "TELEMETRY_MQTT_URL": mosq.url,
+            "TELEMETRY_INFLUX_URL": influx.url,
+            "TELEMETRY_INFLUX_DATABASE": "bench",
+            "TELEMETRY_INGEST_SPOOL_DIR": str(tmp / "spool"),
+            "TELEMETRY_INGEST_METRICS_PORT": str(metrics_port),
+            "TELEMETRY_INGEST_RATE_BURST": "100000",
+            "TELEMETRY_LOG_LEVEL": "WARNING",
+        }
+    )
     argv = [TELEMETRY, "ingest"]
     if profile:
         argv = [sys.executable, "-m", "cProfile", "-o", profile, *argv]
@@ -347,7 +353,12 @@ def median(values: list[float]) -> float:
 
 
 def run(
-    n: int, devices: int, profile: str | None, *, events: bool = True
+    n: int,
+    devices: int,
+    profile: str | None,
+    *,
+    events: bool = True,
+    share_group: str | None = None,
 ) -> tuple[list[tuple[str, str, str]], str]:
     tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     mosq, influx = Mosquitto(tmp / "mosquitto"), Influxd(tmp / "influxd")
@@ -364,12 +375,12 @@ def run(
         raw = raw_writes(influx, backlog)
         bare_sub = BareSubscriber(mosq, tmp)
         # The ingester subscribes once, so the backlog is queued for its session.
-        proc = start_ingest(mosq, influx, tmp, events=events)
+        proc = start_ingest(mosq, influx, tmp, events=events, share_group=share_group)
         time.sleep(2)  # set-up: let it connect and subscribe (not a measured interval)
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         pub_rate = publish(mosq, backlog, "uplink", tmp)["rate"]
-        proc = start_ingest(mosq, influx, tmp, profile, events=events)
+        proc = start_ingest(mosq, influx, tmp, profile, events=events, share_group=share_group)
         cpu_start = cpu_seconds(proc.pid)
         first_at, first_count, done = wait_stored(influx, backlog, first=True)
         drain_cpu_us = (cpu_seconds(proc.pid) - cpu_start) / n * 1e6
@@ -497,7 +508,15 @@ def main() -> None:
         help="the ingester without events (TELEMETRY_INGEST_EVENTS=false): to compare with code "
         "from before they existed",
     )
+    parser.add_argument(
+        "--share-group",
+        metavar="NAME",
+        help="the ingester as the one member of a share group (TELEMETRY_MQTT_SHARE_GROUP): "
+        "what a member pays for looking up every miss and checking its copies; not --write",
+    )
     args = parser.parse_args()
+    if args.share_group and args.write:
+        parser.error("--share-group measures a variant: it does not --write BENCHMARKS.md")
     if args.events:
         from ingest_events import events_cost  # noqa: PLC0415  # it imports this module
 
@@ -511,7 +530,13 @@ def main() -> None:
         if args.write:
             write_section("Ingest events", f"## Ingest events\n\n{text}")
         return
-    rows, workload = run(args.count, args.devices, args.profile, events=not args.no_events)
+    rows, workload = run(
+        args.count,
+        args.devices,
+        args.profile,
+        events=not args.no_events,
+        share_group=args.share_group,
+    )
     text = table(rows, workload)
     print(text)
     if args.write:

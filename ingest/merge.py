@@ -95,7 +95,6 @@ class Merger:
         *,
         known_after: int = -1,
         measured: bool = False,
-        always_lookup: bool = False,
         hold_horizon: int | None = None,
     ) -> None:
         self.capacity = capacity
@@ -108,15 +107,13 @@ class Merger:
         # know one (what an earlier run on the same spool folder acked).
         self.known_after = known_after
         self.hold_horizon: int | None = known_after if measured else hold_horizon
-        # In a share group other ingesters write copies too: always look up on a miss.
-        self.always_lookup = always_lookup
 
     def needs_lookup(self, key: Key) -> bool:
         """Whether the stored point of `key` must be read before merging: a cache miss that
         may be stored already (at or before `known_after`, or evicted from the cache since)."""
         if key in self._cache:
             return False
-        return self.always_lookup or key[2] <= max(self.known_after, self.evicted_max_time)
+        return key[2] <= max(self.known_after, self.evicted_max_time)
 
     def must_hold(self, key: Key) -> bool:
         """Whether a copy of `key` waits, unacked, while InfluxDB cannot be read.

@@ -119,7 +119,6 @@ class Processor:
                 else int(clock()) + settings.ingest_future_tolerance
             ),
             measured=known_after is not None,
-            always_lookup=settings.mqtt_share_group is not None,
             hold_horizon=taken_before,
         )
         self.limiter = RateLimiter(settings.ingest_rate_burst, settings.ingest_rate_per_hour)
@@ -136,7 +135,9 @@ class Processor:
         # written wins. So each member also writes every copy as its own `uplink_copy` point
         # (they add up), and checks each transmission it wrote once its write is stored
         # (`stored`, then `_verify`): if the copies stored by all differ from what it wrote, it
-        # rewrites the union. Whoever writes last checks last and sees every copy.
+        # rewrites the union. Whoever writes last checks last and sees every copy. So a member
+        # looks up what is stored on a miss only as a lone ingester does (what was stored
+        # before it started, or evicted since): the check covers what other members write.
         self.copies = copies if settings.mqtt_share_group is not None else None
         self._written: dict[Key, Written] = {}
         self._to_verify: dict[Key, int] = {}  # stored writes of each, to check

@@ -231,8 +231,6 @@ def test_merger_says_when_to_look_up_and_what_to_hold() -> None:
     taken = Merger(known_after=NOW - 50, hold_horizon=NOW - 55)
     assert taken.must_hold(("AB", 1, NOW - 60))
     assert not taken.must_hold(("AB", 1, NOW - 54))
-    shared = Merger(known_after=NOW - 50, always_lookup=True)  # a share group
-    assert shared.needs_lookup(("AB", 1, NOW - 10))
 
 
 def share_member(copies: CopiesLookup) -> Processor:
