@@ -37,8 +37,11 @@ PAUSE_AFTER_FAILURE = 10.0
 class StoredLookup:
     """One `/query` request (one statement per device) for a whole chunk of cache misses."""
 
-    def __init__(self, influx: InfluxClient) -> None:
+    def __init__(self, influx: InfluxClient, *, readable: Callable[[], bool] = lambda: True):
         self.influx = influx
+        # False while InfluxDB is known to lack points (the service: while batches wait in
+        # the spool): "nothing stored" could then be wrong, so the lookup cannot say.
+        self.readable = readable
         self.failures = 0
         self.forbidden = False  # the user may not read: never ask again
         self._paused_until = 0.0
@@ -73,6 +76,8 @@ class StoredLookup:
         """The rows `statement` reads for `keys`, each with its key: one request per
         `DEVICES_PER_QUERY` devices; None when InfluxDB cannot be read (failed, or paused), []
         for a write-only account."""
+        if not self.readable():
+            return None
         if self.forbidden:
             return []
         if time.monotonic() < self._paused_until:
@@ -110,8 +115,8 @@ class StoredLookup:
         # copies for it would fill the broker's in-flight window and stall intake, so it is
         # logged and its device merges with the cache alone, as with a write-only account.
         errors = [r.error for r in results if r.error and not r.error.startswith(NO_DATABASE)]
-        if any(unavailable_statement(e) for e in errors):
-            unavailable = next(e for e in errors if unavailable_statement(e))
+        unavailable = next((e for e in errors if unavailable_statement(e)), None)
+        if unavailable is not None:
             return self._failed(InfluxUnavailable(f"InfluxDB: {unavailable}"))
         if errors:
             log.error(

@@ -377,9 +377,7 @@ class Processor:
     async def _next_or_verify(
         self, inbox: asyncio.Queue[list[Incoming] | None]
     ) -> list[Incoming] | None:
-        self._verify_due.clear()
-        if self._to_verify:
-            return []
+        self._verify_due.clear()  # `run` calls this only with nothing to check yet
         get = asyncio.ensure_future(inbox.get())
         due = asyncio.ensure_future(self._verify_due.wait())
         try:

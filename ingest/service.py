@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,13 +24,12 @@ from influx.connection import async_client
 from ingest.batcher import Batch, Batcher
 from ingest.events import EventPublisher
 from ingest.lookup import StoredLookup, newest_stored_time
-from ingest.merge import Copy, Key
 from ingest.metrics import Metrics
 from ingest.mqtt import MqttSource
 from ingest.points import RejectStamper
 from ingest.processor import Processed, Processor
 from ingest.received import AckToken, Incoming
-from ingest.sink import NotStored, Sink, Storer, stored_events
+from ingest.sink import Sink, Storer
 from ingest.spool import Spool, SpoolBusy
 from ingest.watcher import Emit, StatusWatcher, log_emit
 from telemetry.errors import StartupError
@@ -169,25 +168,18 @@ async def _wire(
     source = make_source(settings, inbox, metrics.received.inc)
     # What InfluxDB holds, and what earlier runs on this spool folder acked (stored, or still
     # spooled and so not in InfluxDB yet): transmissions up to either may have a point already.
-    lookup = StoredLookup(influx)
-
-    async def stored_or_spooled(keys: Iterable[Key]) -> dict[Key, tuple[str, Copy]] | None:
-        # While batches wait in the spool, InfluxDB lacks their points: "nothing stored" could
-        # be wrong, so the copies that must wait do (ingest/processor.py, `_look_up`).
-        return await lookup(keys) if spool.empty else None
-
-    async def copies_stored(keys: Iterable[Key]) -> dict[Key, list[Copy]] | None:
-        return await lookup.copies(keys) if spool.empty else None  # likewise
-
+    # While batches wait in the spool, InfluxDB lacks their points: lookups cannot say, so the
+    # copies that must wait do (ingest/processor.py, `_look_up`).
+    lookup = StoredLookup(influx, readable=lambda: spool.empty)
     processor = Processor(
         settings,
         catalogue,
         metrics,
-        stored_or_spooled,
+        lookup,
         known_after=await newest_stored_time(influx),
         taken_before=spool.newest_acked,
         stamper=stamper,
-        copies=copies_stored,
+        copies=lookup.copies,
     )
     # DESIGN section 9. Its `emit(topic, payload)` is what other event makers are handed.
     events = EventPublisher(settings, metrics) if settings.ingest_events else None
@@ -242,17 +234,10 @@ async def _last_check(wired: _Wired) -> None:
     """A share group: check the last batches' transmissions once more (the other members'
     copies), or a point written last here might lack some of its stations."""
     last = await wired.processor.last_check()
-    if last is None:
-        return
-    batch = Batch()
-    batch.add(last)
-    try:
-        refused = await wired.sink.store(list(batch.points.values()))
-    except NotStored as exc:  # the spool full at the deadline: the other members still check
-        log.error("last check of the share group not stored (%s)", exc)  # noqa: TRY400
-        return
-    if wired.events is not None and batch.events:
-        wired.events.emit_many(stored_events(batch, refused) if refused else batch.events)
+    if last is not None:
+        batch = Batch()
+        batch.add(last)
+        await wired.storer.store(batch)
 
 
 async def run(

@@ -237,28 +237,34 @@ class Storer:
 
     async def run(self, inbox: asyncio.Queue[Batch | None]) -> None:
         while (batch := await inbox.get()) is not None:
-            try:
-                refused = await self.sink.store(list(batch.points.values()))
-            except NotStored as exc:  # deadline with a full spool: the broker keeps them
-                log.error(  # noqa: TRY400  # an expected condition, no traceback
-                    "%d messages not stored before the deadline (%s); not acked",
-                    len(batch.acks),
-                    exc,
-                )
+            if not await self.store(batch):
                 return
-            if batch.newest >= 0:  # kept before the acks: the next run's hold horizon
-                await self._note_acked(batch.newest)
-            self.metrics.stored.inc(batch.accepted)
-            self.metrics.acks.inc(self.ack(batch.acks))
-            if self.on_stored is not None and batch.verify:
-                self.on_stored(batch.verify)
-            if self.publish is not None and batch.events:
-                self.publish(stored_events(batch, refused) if refused else batch.events)
+
+    async def store(self, batch: Batch) -> bool:
+        """Store `batch`, then ack its messages and publish its events; False when the
+        shutdown deadline came first (with a full spool: the broker keeps them)."""
+        try:
+            refused = await self.sink.store(list(batch.points.values()))
+        except NotStored as exc:
+            log.error(  # noqa: TRY400  # an expected condition, no traceback
+                "%d messages (%d points) not stored before the deadline (%s); not acked",
+                len(batch.acks),
+                len(batch.points),
+                exc,
+            )
+            return False
+        if batch.newest >= 0:  # kept before the acks: the next run's hold horizon
+            await self._note_acked(batch.newest)
+        self.metrics.stored.inc(batch.accepted)
+        self.metrics.acks.inc(self.ack(batch.acks))
+        if self.on_stored is not None and batch.verify:
+            self.on_stored(batch.verify)
+        if self.publish is not None and batch.events:
+            self.publish(stored_events(batch, refused) if refused else batch.events)
+        return True
 
     async def _note_acked(self, newest: int) -> None:
         spool = self.sink.spool
-        if spool.newest_acked is not None and newest <= spool.newest_acked:
-            return  # an older batch (or a backfill): no I/O; a live batch writes ~20 bytes
         try:
             if spool.empty:  # written to InfluxDB, which has it durably
                 spool.note_acked(newest, durable=False)

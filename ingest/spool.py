@@ -29,13 +29,27 @@ ACKED_NAME = "newest-acked"
 log = logging.getLogger(__name__)
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make the renames in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
+def _write_whole(path: Path, data: bytes, *, durable: bool) -> None:
+    """`path` holds `data` whole or is as it was: written to `<path>.tmp` (removed again on
+    failure, e.g. disk full; at start if a crash left it), then renamed over it. `durable`:
+    fsynced, file and folder, so that it outlives a machine crash too."""
+    tmp = path.with_suffix(".tmp")
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        with tmp.open("wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _read_acked(path: Path) -> int | None:
@@ -110,16 +124,7 @@ class Spool:
         fsyncs it too; otherwise a process crash is what it must survive."""
         if self.newest_acked is not None and newest <= self.newest_acked:
             return
-        path = self.directory / ACKED_NAME
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            f.write(f"{newest}\n")
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        tmp.replace(path)
-        if durable:
-            _fsync_dir(self.directory)
+        _write_whole(self.directory / ACKED_NAME, f"{newest}\n".encode(), durable=durable)
         self.newest_acked = newest
 
     def close(self) -> None:
@@ -147,18 +152,8 @@ class Spool:
         """Durably keep one batch (blocking I/O: run it in a thread)."""
         data = ("\n".join(lines) + "\n").encode()
         final = self.directory / f"{self._next:012d}{SUFFIX}"
-        tmp = final.with_suffix(".tmp")
         self._next += 1
-        try:
-            with tmp.open("wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            tmp.rename(final)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # e.g. disk full: leave nothing half written behind
-            raise
-        _fsync_dir(self.directory)
+        _write_whole(final, data, durable=True)
         self._files.append(final)
         self.bytes += len(data)
 
